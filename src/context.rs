@@ -1,0 +1,326 @@
+//! Contexts: what the user hands a run, and the host-side read-only view of it.
+//!
+//! A file context is memory-mapped read-only (never opened for writing) and never read whole
+//! into memory; in-memory text and documents are written once to a private per-run directory
+//! so the sandbox can bind them read-only.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+
+/// The context of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Context {
+    /// A file on disk (memory-mapped, never copied).
+    File(PathBuf),
+    /// Text held in memory.
+    Text(String),
+    /// A list of documents; the REPL sees them as a list.
+    Documents(Vec<String>),
+}
+
+impl Context {
+    /// A file context.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        Context::File(path.into())
+    }
+    /// An in-memory text context.
+    pub fn text(text: impl Into<String>) -> Self {
+        Context::Text(text.into())
+    }
+    /// A list of documents.
+    pub fn documents<I, S>(docs: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Context::Documents(docs.into_iter().map(Into::into).collect())
+    }
+}
+
+impl From<&Path> for Context {
+    fn from(p: &Path) -> Self {
+        Context::File(p.to_path_buf())
+    }
+}
+impl From<PathBuf> for Context {
+    fn from(p: PathBuf) -> Self {
+        Context::File(p)
+    }
+}
+impl From<String> for Context {
+    fn from(s: String) -> Self {
+        Context::Text(s)
+    }
+}
+impl From<&str> for Context {
+    fn from(s: &str) -> Self {
+        Context::Text(s.to_string())
+    }
+}
+impl From<Vec<String>> for Context {
+    fn from(v: Vec<String>) -> Self {
+        Context::Documents(v)
+    }
+}
+
+/// Bytes of one context document, mapped or owned.
+pub(crate) enum Bytes {
+    Mapped(memmap2::Mmap),
+    Empty,
+}
+
+impl Bytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Empty => &[],
+        }
+    }
+}
+
+/// One document as the run sees it: a read-only file plus its mapping.
+pub(crate) struct Document {
+    /// Where the file lives on the host (bound read-only into the sandbox).
+    pub(crate) path: PathBuf,
+    /// The name shown inside the sandbox (`/context/<name>`).
+    pub(crate) name: String,
+    pub(crate) bytes: Bytes,
+}
+
+impl std::fmt::Debug for Document {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Document").field("name", &self.name).field("size", &self.bytes.as_slice().len()).finish()
+    }
+}
+
+/// A loaded context: documents plus the private directory that holds copies of in-memory
+/// text (removed on drop).
+#[derive(Debug)]
+pub(crate) struct LoadedContext {
+    pub(crate) docs: Vec<Document>,
+    pub(crate) is_list: bool,
+    _dir: Option<PrivateDir>,
+}
+
+impl LoadedContext {
+    /// Validates and maps the context. Runs blocking file I/O: call it off the executor.
+    pub(crate) fn load(ctx: &Context) -> Result<Arc<LoadedContext>> {
+        match ctx {
+            Context::File(p) => {
+                let doc = map_file(p, None)?;
+                Ok(Arc::new(LoadedContext { docs: vec![doc], is_list: false, _dir: None }))
+            }
+            Context::Text(t) => {
+                let dir = PrivateDir::new()?;
+                let path = dir.write("context.txt", t.as_bytes())?;
+                let doc = map_file(&path, Some("context.txt".into()))?;
+                Ok(Arc::new(LoadedContext { docs: vec![doc], is_list: false, _dir: Some(dir) }))
+            }
+            Context::Documents(ds) => {
+                let dir = PrivateDir::new()?;
+                let mut docs = Vec::with_capacity(ds.len());
+                for (i, d) in ds.iter().enumerate() {
+                    let name = format!("doc_{i:04}.txt");
+                    let path = dir.write(&name, d.as_bytes())?;
+                    docs.push(map_file(&path, Some(name))?);
+                }
+                Ok(Arc::new(LoadedContext { docs, is_list: true, _dir: Some(dir) }))
+            }
+        }
+    }
+
+    /// Total size in bytes.
+    pub(crate) fn total_bytes(&self) -> u64 {
+        self.docs.iter().map(|d| d.bytes.as_slice().len() as u64).sum()
+    }
+
+    /// A short description for the system prompt: kind, size, line estimate, preview.
+    pub(crate) fn describe(&self, preview_bytes: usize) -> String {
+        let mut out = String::new();
+        if self.is_list {
+            out.push_str(&format!(
+                "The context is a list of {} documents, {} bytes in total.\n",
+                self.docs.len(),
+                self.total_bytes()
+            ));
+        }
+        for d in self.docs.iter().take(5) {
+            let b = d.bytes.as_slice();
+            let sample = &b[..b.len().min(1 << 20)];
+            let nl = memchr::memchr_iter(b'\n', sample).count() as u64;
+            let lines = if b.len() <= sample.len() {
+                nl + u64::from(!b.is_empty() && !b.ends_with(b"\n"))
+            } else {
+                nl * b.len() as u64 / sample.len() as u64
+            };
+            let est = if b.len() > sample.len() { "about " } else { "" };
+            out.push_str(&format!(
+                "- `{}`: {} bytes, {}{} lines. It starts with:\n```text\n{}\n```\n",
+                d.name,
+                b.len(),
+                est,
+                lines,
+                preview(b, preview_bytes)
+            ));
+        }
+        if self.docs.len() > 5 {
+            out.push_str(&format!("- ... and {} more documents\n", self.docs.len() - 5));
+        }
+        out
+    }
+}
+
+/// The first `n` bytes as text, cut at a character boundary.
+fn preview(b: &[u8], n: usize) -> String {
+    let head = &b[..b.len().min(n)];
+    let s = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or(""),
+    };
+    let mut s = s.to_string();
+    if b.len() > n {
+        s.push_str(" [...]");
+    }
+    s
+}
+
+fn map_file(p: &Path, name: Option<String>) -> Result<Document> {
+    let path = std::fs::canonicalize(p)
+        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
+    if !meta.is_file() {
+        return Err(Error::context(format!("context {} is not a regular file", p.display())));
+    }
+    let file = File::open(&path) // read-only
+        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
+    let bytes = if meta.len() == 0 {
+        Bytes::Empty
+    } else {
+        // SAFETY: the map is read-only and private to this process. If another process
+        // truncates the file while it is mapped, reads past the new end fault (SIGBUS); this
+        // is documented as a caller obligation (do not modify a context file during a run).
+        #[allow(unsafe_code)]
+        let m = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| Error::context(format!("cannot map context file {}: {e}", p.display())))?;
+        Bytes::Mapped(m)
+    };
+    let head = &bytes.as_slice()[..bytes.as_slice().len().min(64 << 10)];
+    if memchr::memchr(0, head).is_some() {
+        return Err(Error::context(format!(
+            "context {} looks binary (NUL bytes in its first 64 KiB); pass a text file",
+            p.display()
+        )));
+    }
+    let name = name.unwrap_or_else(|| {
+        let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        sanitize_name(&base)
+    });
+    Ok(Document { path, name, bytes })
+}
+
+/// File names inside the sandbox: keep `[A-Za-z0-9._-]`, replace the rest.
+fn sanitize_name(n: &str) -> String {
+    let s: String = n
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .collect();
+    let s = s.trim_start_matches('.').to_string();
+    if s.is_empty() { "context.txt".into() } else { s }
+}
+
+/// A private (0700) temporary directory removed on drop.
+#[derive(Debug)]
+pub(crate) struct PrivateDir {
+    path: PathBuf,
+}
+
+impl PrivateDir {
+    pub(crate) fn new() -> Result<Self> {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        for _ in 0..16 {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or(0);
+            let path = base.join(format!(
+                "rlm-{}-{}-{:08x}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed),
+                nanos
+            ));
+            use std::os::unix::fs::DirBuilderExt;
+            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
+                Ok(()) => return Ok(PrivateDir { path }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::context(format!(
+                        "cannot create a temporary directory in {}: {e}",
+                        base.display()
+                    )));
+                }
+            }
+        }
+        Err(Error::context("cannot create a unique temporary directory"))
+    }
+
+    pub(crate) fn write(&self, name: &str, data: &[u8]) -> Result<PathBuf> {
+        let path = self.path.join(name);
+        let mut f = File::create(&path)
+            .map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
+        f.write_all(data).map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
+        Ok(path)
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_context_is_mapped_and_cleaned_up() {
+        let lc = LoadedContext::load(&Context::text("line one\nline two\n")).unwrap();
+        let path = lc.docs[0].path.clone();
+        assert!(path.exists());
+        assert_eq!(lc.total_bytes(), 18);
+        let d = lc.describe(100);
+        assert!(d.contains("18 bytes, 2 lines"), "{d}");
+        drop(lc);
+        assert!(!path.exists(), "temporary copy must be removed");
+        assert!(!path.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn empty_binary_missing_and_directory() {
+        let lc = LoadedContext::load(&Context::text("")).unwrap();
+        assert_eq!(lc.total_bytes(), 0);
+        let err = LoadedContext::load(&Context::text("a\0b")).unwrap_err();
+        assert!(err.to_string().contains("binary"), "{err}");
+        let err = LoadedContext::load(&Context::file("/nonexistent/x.txt")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/x.txt"), "{err}");
+        let err = LoadedContext::load(&Context::file("/tmp")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn documents_and_utf8_preview() {
+        let lc = LoadedContext::load(&Context::documents(["héllo wörld", "b"])).unwrap();
+        assert!(lc.is_list);
+        assert_eq!(lc.docs[1].name, "doc_0001.txt");
+        assert_eq!(preview("héllo".as_bytes(), 2), "h [...]");
+        assert_eq!(sanitize_name("../my file.txt"), "_my_file.txt");
+    }
+}

@@ -1,0 +1,200 @@
+//! What a run returns: the answer, every step taken, and what it cost.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// What kind of action a [`Step`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum StepKind {
+    /// A call to the root LLM.
+    LlmCall,
+    /// One code block executed in the sandbox.
+    CodeExecution,
+    /// A sub-LLM call requested by code in the REPL.
+    SubQuery,
+    /// The run's final answer.
+    FinalAnswer,
+}
+
+/// A redaction made by the egress filter: which rule fired and where (byte offsets into the
+/// unfiltered text). The secret itself is never recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Rule name, e.g. `aws_access_key_id`, `high_entropy`, `context_echo`.
+    pub rule: String,
+    /// Start byte offset in the unfiltered text.
+    pub start: usize,
+    /// End byte offset (exclusive).
+    pub end: usize,
+}
+
+/// One action of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// 1-based LLM turn this step belongs to.
+    pub iteration: u32,
+    /// What happened.
+    pub kind: StepKind,
+    /// The input: the prompt's last message, the code, or the sub-query.
+    pub input: String,
+    /// The output: the reply, or the filtered observation.
+    pub output: String,
+    /// Whether the action succeeded (code: ran without exception, timeout or limit).
+    pub success: bool,
+    /// Error text when it did not.
+    pub error: Option<String>,
+    /// When it started, relative to the start of the run.
+    #[serde(with = "duration_ms")]
+    pub started: Duration,
+    /// How long it took.
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+    /// Egress findings in this step's output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+}
+
+/// Token and cost accounting of one model.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelUsage {
+    /// Calls made.
+    pub calls: u64,
+    /// Prompt tokens reported by the provider.
+    pub prompt_tokens: u64,
+    /// Completion tokens reported by the provider.
+    pub completion_tokens: u64,
+    /// Cost in USD; `None` when the model's price is unknown.
+    pub cost_usd: Option<f64>,
+}
+
+/// Accounting of a whole run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    /// LLM calls made.
+    pub calls: u64,
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+    /// Total cost in USD; `None` when any model's price is unknown.
+    pub cost_usd: Option<f64>,
+    /// The same, per model name.
+    pub per_model: BTreeMap<String, ModelUsage>,
+}
+
+impl Usage {
+    /// Prompt plus completion tokens.
+    pub fn total_tokens(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+
+    pub(crate) fn record(&mut self, model: &str, prompt: u64, completion: u64, cost: Option<f64>) {
+        let first_call = self.calls == 0;
+        self.calls += 1;
+        self.prompt_tokens += prompt;
+        self.completion_tokens += completion;
+        self.cost_usd = match (first_call, self.cost_usd, cost) {
+            (true, _, c) => c,
+            (false, Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+        let m = self.per_model.entry(model.to_string()).or_default();
+        let first = m.calls == 0;
+        m.calls += 1;
+        m.prompt_tokens += prompt;
+        m.completion_tokens += completion;
+        m.cost_usd = match (first, m.cost_usd, cost) {
+            (true, _, c) => c,
+            (false, Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+}
+
+/// The outcome of a run. Serializes to JSON with `duration` in milliseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The answer, when the run produced one.
+    pub final_answer: Option<String>,
+    /// True when a final answer was produced.
+    pub success: bool,
+    /// LLM turns taken.
+    pub iterations: u32,
+    /// Every action, in order (kept when the run fails).
+    pub steps: Vec<Step>,
+    /// Tokens and cost.
+    pub usage: Usage,
+    /// Why the run ended without an answer.
+    pub error: Option<String>,
+    /// The typed error behind `error`, for matching (`None` on success).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Error>,
+    /// Wall-clock time of the run.
+    #[serde(with = "duration_ms")]
+    pub duration: Duration,
+}
+
+impl RunResult {
+    /// The final answer, or the typed error that ended the run.
+    pub fn into_answer(self) -> Result<String, Error> {
+        match (self.final_answer, self.failure) {
+            (Some(a), _) => Ok(a),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(Error::BudgetExceeded { message: "the run ended without an answer".into() }),
+        }
+    }
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64() * 1000.0)
+    }
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let ms = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_unknown_cost_stays_unknown() {
+        let mut u = Usage::default();
+        u.record("a", 10, 5, Some(0.5));
+        u.record("a", 10, 5, Some(0.25));
+        assert_eq!(u.cost_usd, Some(0.75));
+        u.record("b", 1, 1, None);
+        assert_eq!(u.cost_usd, None);
+        assert_eq!(u.per_model["a"].cost_usd, Some(0.75));
+        assert_eq!(u.total_tokens(), 32);
+    }
+
+    #[test]
+    fn result_round_trips_through_json() {
+        let r = RunResult {
+            final_answer: Some("4".into()),
+            success: true,
+            iterations: 1,
+            steps: vec![],
+            usage: Usage::default(),
+            error: None,
+            failure: None,
+            duration: Duration::from_millis(1500),
+        };
+        let j = serde_json::to_value(&r).unwrap();
+        assert_eq!(j["duration"], 1500.0);
+        let back: RunResult = serde_json::from_value(j).unwrap();
+        assert_eq!(back, r);
+    }
+}

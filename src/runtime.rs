@@ -1,0 +1,211 @@
+//! Executor-neutral glue: the only module that knows about the `blocking` pool and timers.
+//!
+//! * [`unblock`] runs blocking work (HTTP, process I/O, large filtering) on the process-wide
+//!   `blocking` pool and returns a future any executor can await.
+//! * [`sleep`] is served by one lazily started timer thread (`rlm-timer`) holding a heap of
+//!   deadlines; no executor reactor is needed.
+//! * [`Limiter`] is an async semaphore made of a bounded `async_channel` pre-filled with
+//!   tokens.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Runs `f` on the blocking pool. Dropping the returned future before `f` starts means it
+/// never runs; once started, `f` runs to completion and its result is discarded.
+pub(crate) fn unblock<T, F>(f: F) -> blocking::Task<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    blocking::unblock(f)
+}
+
+/// Blocks the current thread on `fut`; the single sync entry point of the crate.
+pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
+    futures_lite::future::block_on(fut)
+}
+
+struct TimerState {
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    wakers: std::collections::HashMap<u64, Waker>,
+    next_id: u64,
+}
+
+struct Timer {
+    state: Mutex<TimerState>,
+    cond: Condvar,
+}
+
+fn timer() -> &'static Timer {
+    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
+    TIMER.get_or_init(|| {
+        let t: &'static Timer = Box::leak(Box::new(Timer {
+            state: Mutex::new(TimerState {
+                heap: BinaryHeap::new(),
+                wakers: Default::default(),
+                next_id: 0,
+            }),
+            cond: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("rlm-timer".into())
+            .spawn(move || timer_loop(t))
+            .expect("spawn rlm-timer thread");
+        t
+    })
+}
+
+fn timer_loop(t: &'static Timer) {
+    let mut st = t.state.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let now = Instant::now();
+        while let Some(Reverse((deadline, id))) = st.heap.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            st.heap.pop();
+            if let Some(w) = st.wakers.remove(&id) {
+                w.wake();
+            }
+        }
+        st = match st.heap.peek() {
+            Some(Reverse((deadline, _))) => {
+                let wait = deadline.saturating_duration_since(Instant::now());
+                t.cond.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0
+            }
+            None => t.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
+        };
+    }
+}
+
+/// A future that completes at a deadline.
+#[derive(Debug)]
+pub(crate) struct Sleep {
+    deadline: Instant,
+    id: Option<u64>,
+}
+
+/// Completes after `d`.
+pub(crate) fn sleep(d: Duration) -> Sleep {
+    Sleep { deadline: Instant::now() + d, id: None }
+}
+
+impl Future for Sleep {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if Instant::now() >= self.deadline {
+            if let Some(id) = self.id.take() {
+                timer().state.lock().unwrap_or_else(|e| e.into_inner()).wakers.remove(&id);
+            }
+            return Poll::Ready(());
+        }
+        let t = timer();
+        let mut st = t.state.lock().unwrap_or_else(|e| e.into_inner());
+        match self.id {
+            Some(id) => {
+                st.wakers.insert(id, cx.waker().clone());
+            }
+            None => {
+                let id = st.next_id;
+                st.next_id += 1;
+                st.wakers.insert(id, cx.waker().clone());
+                st.heap.push(Reverse((self.deadline, id)));
+                self.id = Some(id);
+                t.cond.notify_one();
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            // The heap entry stays until its deadline; only the waker is released now.
+            timer().state.lock().unwrap_or_else(|e| e.into_inner()).wakers.remove(&id);
+        }
+    }
+}
+
+/// Runs `fut`, or returns `None` when `limit` elapses first (dropping `fut`).
+pub(crate) async fn timeout<F: Future>(limit: Option<Duration>, fut: F) -> Option<F::Output> {
+    match limit {
+        None => Some(fut.await),
+        Some(d) => {
+            futures_lite::future::or(async { Some(fut.await) }, async {
+                sleep(d).await;
+                None
+            })
+            .await
+        }
+    }
+}
+
+/// An async counting semaphore.
+#[derive(Debug, Clone)]
+pub(crate) struct Limiter {
+    tx: async_channel::Sender<()>,
+    rx: async_channel::Receiver<()>,
+}
+
+/// Held while a permit is in use; returns it on drop.
+#[derive(Debug)]
+pub(crate) struct Permit {
+    tx: async_channel::Sender<()>,
+}
+
+impl Limiter {
+    pub(crate) fn new(permits: usize) -> Self {
+        let (tx, rx) = async_channel::bounded(permits.max(1));
+        for _ in 0..permits.max(1) {
+            tx.try_send(()).expect("fresh channel has room");
+        }
+        Limiter { tx, rx }
+    }
+
+    pub(crate) async fn acquire(&self) -> Permit {
+        // The sender half lives in `self`, so the channel never closes while we wait.
+        let _ = self.rx.recv().await;
+        Permit { tx: self.tx.clone() }
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let _ = self.tx.try_send(());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sleep_and_timeout() {
+        let start = Instant::now();
+        block_on(sleep(Duration::from_millis(30)));
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        let r = block_on(timeout(Some(Duration::from_millis(20)), sleep(Duration::from_secs(5))));
+        assert!(r.is_none());
+        assert!(start.elapsed() < Duration::from_secs(2));
+        let r = block_on(timeout(Some(Duration::from_secs(5)), async { 7 }));
+        assert_eq!(r, Some(7));
+    }
+
+    #[test]
+    fn limiter_bounds_concurrency() {
+        let lim = Limiter::new(2);
+        block_on(async {
+            let a = lim.acquire().await;
+            let _b = lim.acquire().await;
+            assert!(lim.rx.is_empty());
+            drop(a);
+            let _c = lim.acquire().await;
+        });
+    }
+}

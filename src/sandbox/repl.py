@@ -1,0 +1,320 @@
+# rlm REPL driver: runs inside the sandbox, standard library only.
+# Protocol: fd 3 carries host -> REPL frames, fd 4 REPL -> host frames; each frame is a
+# 4-byte big-endian length followed by one JSON object. User output goes to fds 1 and 2.
+import ast
+import json
+import linecache
+import mmap
+import os
+import re
+import struct
+import sys
+import traceback
+
+_CMD = os.fdopen(3, "rb", buffering=0)
+_MSG = os.fdopen(4, "wb", buffering=0)
+os.set_inheritable(3, False)
+os.set_inheritable(4, False)
+_CALL_SEQ = [0]
+_CELL = [0]
+_STATE = {"final": None}
+
+
+def _send(obj):
+    data = json.dumps(obj).encode()
+    _MSG.write(struct.pack(">I", len(data)) + data)
+
+
+def _read_exact(n):
+    buf = b""
+    while len(buf) < n:
+        chunk = _CMD.read(n - len(buf))
+        if not chunk:
+            raise EOFError
+        buf += chunk
+    return buf
+
+
+def _recv():
+    (n,) = struct.unpack(">I", _read_exact(4))
+    return json.loads(_read_exact(n))
+
+
+def _host_call(name, args):
+    """Sends a request to the host and waits for its reply."""
+    _CALL_SEQ[0] += 1
+    call_id = _CALL_SEQ[0]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    _send({"type": "call", "id": _CELL[0], "call_id": call_id, "name": name, "args": args})
+    while True:
+        msg = _recv()
+        if msg.get("type") == "reply" and msg.get("call_id") == call_id:
+            if msg.get("error") is not None:
+                raise RuntimeError(msg["error"])
+            return msg.get("value")
+
+
+class ContextHandle:
+    """Read-only, memory-mapped view of one context file. Offsets are bytes."""
+
+    def __init__(self, name, fd=None):
+        self.name = name
+        self.path = "/context/" + name
+        if fd is None:
+            fd = os.open(self.path, os.O_RDONLY)
+        try:
+            self.size = os.fstat(fd).st_size
+            self._mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if self.size else b""
+        finally:
+            os.close(fd)
+        self._line_starts = None
+
+    def __len__(self):
+        return self.size
+
+    def __repr__(self):
+        return "ContextHandle(name=%r, size=%d bytes)" % (self.name, self.size)
+
+    def _snap_start(self, i):
+        while 0 < i < self.size and (self._mm[i] & 0xC0) == 0x80:
+            i -= 1
+        return i
+
+    def _snap_end(self, i):
+        while 0 < i < self.size and (self._mm[i] & 0xC0) == 0x80:
+            i += 1
+        return i
+
+    def read(self, start, length):
+        """Text of bytes [start, start+length), widened to whole UTF-8 characters."""
+        if not isinstance(start, int) or not isinstance(length, int):
+            raise TypeError("ctx.read(start, length) takes two integers (byte offsets)")
+        if start < 0 or length < 0:
+            raise ValueError("ctx.read: start and length must be >= 0 (got %d, %d)" % (start, length))
+        if start > self.size:
+            raise ValueError("ctx.read: start %d is past the end of the context (%d bytes)" % (start, self.size))
+        end = min(self.size, start + length)
+        s, e = self._snap_start(start), self._snap_end(end)
+        return bytes(self._mm[s:e]).decode("utf-8", "replace")
+
+    def head(self, n=2000):
+        """The first n bytes as text."""
+        return self.read(0, min(n, self.size))
+
+    def tail(self, n=2000):
+        """The last n bytes as text."""
+        n = min(n, self.size)
+        return self.read(self.size - n, n)
+
+    def _index_lines(self):
+        if self._line_starts is None:
+            starts = [0]
+            mm = self._mm
+            find = mm.find if self.size else (lambda *a: -1)
+            i = find(b"\n")
+            while i != -1:
+                starts.append(i + 1)
+                i = find(b"\n", i + 1)
+            if starts[-1] == self.size and len(starts) > 1:
+                starts.pop()
+            self._line_starts = starts
+        return self._line_starts
+
+    def line_count(self):
+        """Number of lines."""
+        return len(self._index_lines()) if self.size else 0
+
+    def lines(self, first, last=None):
+        """Lines first..last (1-based, inclusive) as one string."""
+        if last is None:
+            last = first
+        if first < 1 or last < first:
+            raise ValueError("ctx.lines(first, last): need 1 <= first <= last (got %r, %r)" % (first, last))
+        starts = self._index_lines()
+        if first > len(starts) or not self.size:
+            return ""
+        s = starts[first - 1]
+        e = starts[last] if last < len(starts) else self.size
+        return bytes(self._mm[s:e]).decode("utf-8", "replace")
+
+    def search(self, pattern, max_results=20, ignore_case=False):
+        """Regex search over the whole context. Returns a list of dicts with keys
+        offset (byte), line (1-based) and match (text)."""
+        if not isinstance(pattern, str):
+            raise TypeError("ctx.search: pattern must be a str")
+        flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
+        try:
+            rx = re.compile(pattern.encode("utf-8"), flags)
+        except re.error as e:
+            raise ValueError("ctx.search: invalid regular expression %r: %s" % (pattern, e)) from None
+        if ignore_case and not pattern.isascii():
+            return self._search_unicode(pattern, flags, max_results)
+        out = []
+        line, pos = 1, 0
+        if not self.size:
+            return out
+        for m in rx.finditer(self._mm):
+            off = m.start()
+            line += self._mm[pos:off].count(b"\n") if off > pos else 0
+            pos = off
+            out.append({"offset": off, "line": line, "match": m.group(0).decode("utf-8", "replace")})
+            if len(out) >= max_results:
+                break
+        return out
+
+    def _search_unicode(self, pattern, flags, max_results):
+        rx = re.compile(pattern, flags)
+        out = []
+        step = 8 << 20
+        start, line = 0, 1
+        while start < self.size and len(out) < max_results:
+            end = self._snap_end(min(self.size, start + step))
+            text = bytes(self._mm[start:end]).decode("utf-8", "replace")
+            for m in rx.finditer(text):
+                off = start + len(text[: m.start()].encode())
+                out.append({"offset": off, "line": line + text.count("\n", 0, m.start()), "match": m.group(0)})
+                if len(out) >= max_results:
+                    break
+            line += text.count("\n")
+            start = end
+        return out
+
+    def chunks(self, size=100000, overlap=0):
+        """Yields the context as text chunks of about `size` bytes, consecutive chunks
+        sharing `overlap` bytes."""
+        if size <= 0 or overlap < 0 or overlap >= size:
+            raise ValueError("ctx.chunks(size, overlap): need size > 0 and 0 <= overlap < size")
+        start = 0
+        while start < self.size:
+            end = min(self.size, start + size)
+            yield self.read(start, end - start)
+            if end >= self.size:
+                break
+            start = end - overlap
+
+
+def FINAL(value):
+    """Ends the run with `value` (converted with str) as the answer."""
+    _STATE["final"] = value if isinstance(value, str) else str(value)
+    print("[final answer recorded]")
+
+
+def FINAL_VAR(name):
+    """Ends the run with the value of the REPL variable called `name`."""
+    if not isinstance(name, str):
+        raise TypeError("FINAL_VAR takes the variable's name as a string, e.g. FINAL_VAR('answer')")
+    if name not in _G:
+        raise NameError("FINAL_VAR: no variable named %r; assign it first or call FINAL(value)" % name)
+    FINAL(_G[name])
+
+
+def SHOW_VARS():
+    """Lists the user variables of the REPL with their types and sizes."""
+    rows = []
+    for k, v in sorted(_G.items()):
+        if k.startswith("_") or k in _RESERVED or type(v).__name__ in ("module", "function", "type"):
+            continue
+        try:
+            size = len(v)
+        except Exception:
+            size = None
+        rows.append("%s: %s%s" % (k, type(v).__name__, "" if size is None else " (len %d)" % size))
+    print("\n".join(rows) if rows else "(no user variables)")
+
+
+def llm_query(prompt, model=None):
+    """Asks a sub-LLM one question and returns its answer as a string."""
+    if not isinstance(prompt, str):
+        prompt = str(prompt)
+    return _host_call("llm_query", {"prompt": prompt, "model": model})
+
+
+def llm_query_batched(prompts, model=None):
+    """Asks a sub-LLM several questions concurrently; answers come back in prompt order.
+    A failed item yields a string starting with 'Error:' in its slot."""
+    prompts = [p if isinstance(p, str) else str(p) for p in prompts]
+    return _host_call("llm_query_batched", {"prompts": prompts, "model": model})
+
+
+_G = {"__name__": "__main__", "__builtins__": __builtins__}
+_RESERVED = {}
+
+
+def _setup():
+    spec = json.loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
+    names, fds = spec.get("names", []), spec.get("fds", [])
+    handles = [ContextHandle(n, fds[i] if fds else None) for i, n in enumerate(names)]
+    # Nothing of the host stays reachable through inherited descriptors (mappings survive).
+    os.closerange(5, 65536)
+    _RESERVED.update(
+        FINAL=FINAL, FINAL_VAR=FINAL_VAR, SHOW_VARS=SHOW_VARS,
+        llm_query=llm_query, llm_query_batched=llm_query_batched,
+    )
+    if handles:
+        inline = spec.get("inline", False)
+        if spec.get("list"):
+            _RESERVED["ctx"] = handles
+            if inline:
+                _RESERVED["context"] = [h.read(0, h.size) for h in handles]
+        else:
+            _RESERVED["ctx"] = handles[0]
+            if inline:
+                _RESERVED["context"] = handles[0].read(0, handles[0].size)
+    _G.update(_RESERVED)
+
+
+def _run_cell(code, cell_id):
+    name = "<cell %d>" % cell_id
+    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
+    tree = ast.parse(code, name, "exec")
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, name, "exec"), _G)
+    if last is not None:
+        value = eval(compile(last, name, "eval"), _G)
+        if value is not None:
+            print(repr(value))
+
+
+def _main():
+    _setup()
+    _send({"type": "ready", "python": sys.version.split()[0]})
+    while True:
+        try:
+            msg = _recv()
+        except EOFError:
+            return
+        if msg.get("type") != "exec":
+            continue
+        _CELL[0] = msg["id"]
+        _STATE["final"] = None
+        ok, memory_error = True, False
+        try:
+            _run_cell(msg["code"], msg["id"])
+        except SystemExit as e:
+            print("SystemExit(%r) ignored: the REPL keeps running" % (e.code,), file=sys.stderr)
+        except MemoryError:
+            ok, memory_error = False, True
+            print("MemoryError: the memory limit of the sandbox was reached", file=sys.stderr)
+        except BaseException as e:  # noqa: B902 - everything becomes an observation
+            ok = False
+            tb = traceback.extract_tb(e.__traceback__)
+            tb = [f for f in tb if not f.filename.endswith("repl.py")]
+            sys.stderr.write("Traceback (most recent call last):\n")
+            sys.stderr.write("".join(traceback.format_list(tb)))
+            sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
+        for k, v in _RESERVED.items():
+            if _G.get(k) is not v:
+                _G[k] = v
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:
+            pass
+        _send({"type": "done", "id": msg["id"], "ok": ok, "final_answer": _STATE["final"], "memory_error": memory_error})
+
+
+if __name__ == "__main__":
+    _main()
