@@ -210,6 +210,8 @@ pub struct Limits {
     pub run_timeout: Option<Duration>,
     /// Consecutive replies without code before the run gives up.
     pub max_no_code_replies: u32,
+    /// Sub-LLM calls of one run in flight at once (`llm_query_batched`).
+    pub max_concurrent_subcalls: usize,
 }
 
 impl Default for Limits {
@@ -222,6 +224,7 @@ impl Default for Limits {
             max_llm_calls: None,
             run_timeout: Some(Duration::from_secs(1800)),
             max_no_code_replies: 3,
+            max_concurrent_subcalls: 16,
         }
     }
 }

@@ -1,0 +1,184 @@
+//! Language models: the trait the orchestrator talks to, and its implementations.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::sandbox::BoxFuture;
+
+mod http;
+pub(crate) mod openai;
+mod pricing;
+
+pub use http::OpenAiClient;
+pub use pricing::{PRICES_TAKEN, Price, PriceTable};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions.
+    System,
+    /// The user (and observations fed back by the orchestrator).
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Author.
+    pub role: Role,
+    /// Text.
+    pub content: String,
+}
+
+impl Message {
+    /// A system message.
+    pub fn system(c: impl Into<String>) -> Self {
+        Message { role: Role::System, content: c.into() }
+    }
+    /// A user message.
+    pub fn user(c: impl Into<String>) -> Self {
+        Message { role: Role::User, content: c.into() }
+    }
+    /// An assistant message.
+    pub fn assistant(c: impl Into<String>) -> Self {
+        Message { role: Role::Assistant, content: c.into() }
+    }
+}
+
+/// A completion request.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CompletionRequest {
+    /// The conversation, starting with the system message.
+    pub messages: Vec<Message>,
+    /// Model override (`None` = the client's model).
+    pub model: Option<String>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Upper bound on generated tokens.
+    pub max_tokens: Option<u32>,
+    /// Stop sequences.
+    pub stop: Vec<String>,
+}
+
+impl CompletionRequest {
+    /// A request with these messages and default settings.
+    pub fn new(messages: Vec<Message>) -> Self {
+        CompletionRequest { messages, model: None, temperature: None, max_tokens: None, stop: Vec::new() }
+    }
+}
+
+/// Token counts reported by the provider.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenUsage {
+    /// Prompt tokens.
+    pub prompt_tokens: u64,
+    /// Completion tokens.
+    pub completion_tokens: u64,
+}
+
+/// A model's reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Completion {
+    /// The text.
+    pub text: String,
+    /// The model that actually answered.
+    pub model: String,
+    /// Tokens used.
+    pub usage: TokenUsage,
+    /// Why generation stopped (`stop`, `length`, ...), when reported.
+    pub finish_reason: Option<String>,
+}
+
+impl Completion {
+    /// A completion with this text, model and usage.
+    pub fn new(text: impl Into<String>, model: impl Into<String>, usage: TokenUsage) -> Self {
+        Completion { text: text.into(), model: model.into(), usage, finish_reason: None }
+    }
+}
+
+/// A chat model. Object-safe: the orchestrator holds an `Arc<dyn LanguageModel>`, so any
+/// implementation can be plugged in.
+pub trait LanguageModel: Send + Sync + fmt::Debug {
+    /// Requests one completion.
+    fn complete(&self, request: CompletionRequest) -> BoxFuture<'static, Result<Completion>>;
+    /// The default model name.
+    fn model(&self) -> &str;
+}
+
+type Script = dyn Fn(&CompletionRequest) -> Result<String> + Send + Sync;
+
+/// A language model answered by a function of the request, for tests, examples and
+/// offline demos. It still goes through the whole loop: its replies are parsed, their code
+/// runs in the real sandbox, and its "usage" is counted (one token per 4 bytes).
+///
+/// ```
+/// use rlm::llm::{LanguageModel, ScriptedLlm, CompletionRequest, Message};
+/// let llm = ScriptedLlm::replies(["```python\nFINAL(6 * 7)\n```"]);
+/// let c = futures_lite::future::block_on(llm.complete(CompletionRequest::new(vec![Message::user("hi")]))).unwrap();
+/// assert!(c.text.contains("FINAL"));
+/// ```
+#[derive(Clone)]
+pub struct ScriptedLlm {
+    script: Arc<Script>,
+    model: String,
+}
+
+impl fmt::Debug for ScriptedLlm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScriptedLlm").field("model", &self.model).finish_non_exhaustive()
+    }
+}
+
+impl ScriptedLlm {
+    /// Answers each request with `f(request)`.
+    pub fn new(f: impl Fn(&CompletionRequest) -> Result<String> + Send + Sync + 'static) -> Self {
+        ScriptedLlm { script: Arc::new(f), model: "scripted".into() }
+    }
+
+    /// Answers with `replies` in order, then with an error.
+    pub fn replies<I, S>(replies: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let q: Mutex<std::collections::VecDeque<String>> = Mutex::new(replies.into_iter().map(Into::into).collect());
+        ScriptedLlm::new(move |_| {
+            q.lock().unwrap_or_else(|e| e.into_inner()).pop_front().ok_or_else(|| Error::Llm {
+                provider: "scripted".into(),
+                status: None,
+                retryable: false,
+                message: "script exhausted".into(),
+            })
+        })
+    }
+
+    /// Sets the model name reported in completions.
+    pub fn with_model(mut self, model: impl Into<String>) -> Self {
+        self.model = model.into();
+        self
+    }
+}
+
+impl LanguageModel for ScriptedLlm {
+    fn complete(&self, request: CompletionRequest) -> BoxFuture<'static, Result<Completion>> {
+        let r = (self.script)(&request);
+        let model = request.model.clone().unwrap_or_else(|| self.model.clone());
+        let prompt: usize = request.messages.iter().map(|m| m.content.len()).sum();
+        Box::pin(async move {
+            let text = r?;
+            let usage = TokenUsage { prompt_tokens: prompt.div_ceil(4) as u64, completion_tokens: text.len().div_ceil(4) as u64 };
+            Ok(Completion { text, model, usage, finish_reason: Some("stop".into()) })
+        })
+    }
+    fn model(&self) -> &str {
+        &self.model
+    }
+}

@@ -1,0 +1,137 @@
+//! The system prompt (pure): built from what the REPL really provides.
+
+use crate::config::PromptMode;
+
+/// Inputs of the system prompt.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PromptInput<'a> {
+    pub(crate) mode: PromptMode,
+    /// Description of the context (size, preview), or `None` without context.
+    pub(crate) context: Option<&'a str>,
+    /// The whole context is also available as the string/list `context`.
+    pub(crate) inline: bool,
+    /// The context is a list of documents.
+    pub(crate) is_list: bool,
+    pub(crate) max_iterations: u32,
+    pub(crate) custom: Option<&'a str>,
+}
+
+/// The system prompt. Every function it names is in [`crate::sandbox::REPL_FUNCTIONS`] (a
+/// test checks this against the real REPL).
+pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
+    let mut s = String::new();
+    s.push_str(
+        "You answer the user's question by writing Python code that runs in a persistent, sandboxed Python REPL. \
+         Variables, imports and functions persist between your code blocks. You see only what your code prints.\n\n",
+    );
+    match (p.context, p.mode) {
+        (Some(desc), _) => {
+            let handle = if p.is_list { "`ctx` is a list of handles, one per document" } else { "`ctx` is a read-only handle to it" };
+            s.push_str(&format!(
+                "## The context\nThe data to work on is NOT in this conversation; it is in the REPL. {handle}:\n{desc}\n"
+            ));
+            s.push_str(
+                "Handle methods (byte offsets):\n\
+                 - `ctx.size` (bytes), `ctx.line_count()`\n\
+                 - `ctx.head(n)`, `ctx.tail(n)`, `ctx.read(start, length)` -> str\n\
+                 - `ctx.lines(first, last)` -> str (1-based, inclusive)\n\
+                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> list of dicts with `offset`, `line`, `match` (Python regex)\n\
+                 - `ctx.chunks(size=100000, overlap=0)` -> iterator of str chunks\n",
+            );
+            if p.inline {
+                s.push_str(if p.is_list {
+                    "The documents are also available as `context`, a list of str.\n"
+                } else {
+                    "The whole text is also available as the string `context`.\n"
+                });
+            } else {
+                s.push_str("The context is too large to load whole: use `ctx` methods.\n");
+            }
+            s.push('\n');
+        }
+        (None, _) => s.push_str("## The context\nNo context was given; answer from computation.\n\n"),
+    }
+    s.push_str(
+        "## Functions\n\
+         - `FINAL(value)`: give your final answer (converted with str). Call it only after you have seen the result printed.\n\
+         - `FINAL_VAR(name)`: give the value of the variable called `name` as the final answer.\n\
+         - `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters).\n\
+         - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n\
+         - `SHOW_VARS()`: list your variables.\n\n",
+    );
+    if p.mode == PromptMode::Full {
+        s.push_str(
+            "## How to work\n\
+             1. Always reply with exactly one ```python code block. Start by looking at the data with code.\n\
+             2. Print what you need to see; output is shortened when long, so print summaries, counts and short excerpts, never the whole context.\n\
+             3. Use `ctx.search` to find relevant places, then `ctx.read` or `ctx.lines` around them. For questions that need reading everything, loop over `ctx.chunks(...)`, call `llm_query_batched` on the chunks, and combine the answers in code.\n\
+             4. When the printed output shows the answer, call `FINAL(answer)` in a code block. Never guess: do not call FINAL with a value you have not computed.\n\
+             5. If code fails, read the error and fix it in the next block.\n",
+        );
+        s.push_str(&format!("You have at most {} turns.\n", p.max_iterations));
+        s.push_str(
+            "\nExample:\n```python\nhits = ctx.search(r\"total revenue\", max_results=5, ignore_case=True)\nfor h in hits:\n    print(h[\"line\"], ctx.lines(h[\"line\"], h[\"line\"] + 1))\n```\n",
+        );
+    } else {
+        s.push_str("Reply with one ```python block per turn; finish with FINAL(answer) once you have printed and checked it.\n");
+    }
+    if let Some(c) = p.custom.filter(|c| !c.trim().is_empty()) {
+        s.push_str("\n## Additional instructions\n");
+        s.push_str(c.trim());
+        s.push('\n');
+    }
+    s
+}
+
+/// The first user message.
+pub(crate) fn first_user_message(query: &str) -> String {
+    format!("Question: {query}\n\nWrite your first ```python block now: inspect the data before answering.")
+}
+
+/// The nudge after a reply without code.
+pub(crate) fn no_code_nudge() -> String {
+    "Your reply had no ```python block, so nothing ran. Reply with a ```python block: compute the answer and call FINAL(answer) when it is printed.".into()
+}
+
+/// All `name(` identifiers used as calls in `text` that are not methods (`.name(`).
+#[cfg(test)]
+pub(crate) fn called_names(text: &str) -> std::collections::BTreeSet<String> {
+    let b = text.as_bytes();
+    let mut out = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_alphabetic() || b[i] == b'_' {
+            let s = i;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                i += 1;
+            }
+            let preceded_by_dot = s > 0 && b[s - 1] == b'.';
+            if i < b.len() && b[i] == b'(' && !preceded_by_dot {
+                out.insert(text[s..i].to_string());
+            }
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_modes_and_context() {
+        let full = system_prompt(&PromptInput { context: Some("- `a.txt`: 10 bytes"), inline: true, max_iterations: 5, ..Default::default() });
+        assert!(full.contains("a.txt") && full.contains("`context`") && full.contains("at most 5 turns"));
+        let simple = system_prompt(&PromptInput { mode: PromptMode::Simple, custom: Some("Be terse."), ..Default::default() });
+        assert!(simple.contains("No context was given") && simple.contains("Be terse.") && simple.contains("FINAL("));
+        assert!(!simple.contains("ctx.search"));
+    }
+
+    #[test]
+    fn called_names_are_found() {
+        let n = called_names("use `FINAL(x)` and ctx.read(1) and print(2)");
+        assert!(n.contains("FINAL") && n.contains("print") && !n.contains("read"));
+    }
+}
