@@ -739,16 +739,24 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
     let (cmd_r, cmd_w) = pipe()?;
     let (msg_r, msg_w) = pipe()?;
     let mut owned: Vec<(OwnedFd, RawFd)> = vec![(cmd_r, 3), (msg_w, 4)];
+    // How the REPL reaches the context files:
+    // - bwrap as the calling (non-root) user: read-only bind mounts at /context/<name>,
+    //   made from descriptors we opened (bwrap consumes them);
+    // - bwrap under a dropped uid (root host): that uid may not traverse the directories
+    //   holding the files, so the REPL keeps read-only descriptors opened by the host instead
+    //   (the dropped uid cannot reopen them for writing through /proc);
+    // - unsafe runtime: descriptors as well.
+    let use_fds = mode == Mode::Unsafe || uid.is_some();
     let mut ctx_files = Vec::with_capacity(spec.files.len());
     for (i, f) in spec.files.iter().enumerate() {
         let file = File::open(&f.path)
             .map_err(|e| Error::context(format!("cannot open context {}: {e}", f.path.display())))?;
-        ctx_files.push(CTX_FD_BASE + i as RawFd);
-        owned.push((OwnedFd::from(file), CTX_FD_BASE + i as RawFd));
+        let target = CTX_FD_BASE + i as RawFd;
+        if use_fds {
+            ctx_files.push(target);
+        }
+        owned.push((OwnedFd::from(file), target));
     }
-    // Context fds stay open in the REPL when the sandbox uid may not be able to open the
-    // bound files (root host dropping to another uid) or when there are no binds (unsafe).
-    let use_fds = mode == Mode::Unsafe || uid.is_some();
     let ctx_spec = serde_json::json!({
         "list": spec.is_list,
         "inline": spec.inline,
@@ -823,7 +831,7 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
                 arg(b"--dir");
                 arg(b"/context");
             }
-            for (i, f) in spec.files.iter().enumerate() {
+            for (i, f) in spec.files.iter().enumerate().filter(|_| !use_fds) {
                 arg(b"--ro-bind-fd");
                 arg((CTX_FD_BASE + i as RawFd).to_string().as_bytes());
                 arg(format!("/context/{}", f.name).as_bytes());

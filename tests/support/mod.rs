@@ -1,0 +1,216 @@
+//! Test support: a loopback HTTP server speaking OpenAI's chat-completions wire format
+//! (std only, no async runtime), scripted per request, with fault injection.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// What the server answers to one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 200 with this assistant text.
+    Text(String),
+    /// 200 with this text and no `usage` field.
+    TextNoUsage(String),
+    /// An error status with an OpenAI error body and optional `Retry-After`.
+    Status(u16, String, Option<String>),
+    /// Wait this long, then answer with the text.
+    Delay(Duration, String),
+    /// Send a 200 with a body that is not JSON.
+    Malformed,
+    /// Close the connection without answering.
+    Reset,
+}
+
+type Script = dyn Fn(&Value, usize) -> Reply + Send + Sync;
+
+/// A running server; stops when dropped.
+pub struct LlmServer {
+    pub addr: std::net::SocketAddr,
+    stop: Arc<AtomicBool>,
+    pub requests: Arc<Mutex<Vec<Value>>>,
+    pub in_flight_peak: Arc<AtomicUsize>,
+    handle: Option<thread::JoinHandle<()>>,
+}
+
+impl LlmServer {
+    /// Starts a server whose replies come from `script(request_body, request_index)`.
+    pub fn start(script: impl Fn(&Value, usize) -> Reply + Send + Sync + 'static) -> LlmServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let script: Arc<Script> = Arc::new(script);
+        let (s2, r2, p2) = (stop.clone(), requests.clone(), peak.clone());
+        let handle = thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (script, reqs, inf, peak) = (script.clone(), r2.clone(), in_flight.clone(), p2.clone());
+                thread::spawn(move || serve(conn, &*script, &reqs, &inf, &peak));
+            }
+        });
+        LlmServer { addr, stop, requests, in_flight_peak: peak, handle: Some(handle) }
+    }
+
+    /// `http://127.0.0.1:PORT/v1`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Number of requests received.
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+}
+
+impl Drop for LlmServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.addr);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn serve(mut conn: TcpStream, script: &Script, reqs: &Mutex<Vec<Value>>, inf: &AtomicUsize, peak: &AtomicUsize) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut reader = BufReader::new(conn.try_clone().unwrap());
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut len = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let idx = {
+            let mut r = reqs.lock().unwrap();
+            r.push(v.clone());
+            r.len() - 1
+        };
+        let now = inf.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        let reply = script(&v, idx);
+        let model = v["model"].as_str().unwrap_or("test-model").to_string();
+        let resp = match reply {
+            Reply::Text(t) => ok(&model, &t, true),
+            Reply::TextNoUsage(t) => ok(&model, &t, false),
+            Reply::Delay(d, t) => {
+                thread::sleep(d);
+                ok(&model, &t, true)
+            }
+            Reply::Status(code, msg, retry) => {
+                let body = json!({"error": {"message": msg, "type": "test", "code": null}}).to_string();
+                let extra = retry.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
+                format!(
+                    "HTTP/1.1 {code} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+                    body.len()
+                )
+            }
+            Reply::Malformed => "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{not json".into(),
+            Reply::Reset => {
+                inf.fetch_sub(1, Ordering::SeqCst);
+                let _ = conn.shutdown(Shutdown::Both);
+                return;
+            }
+        };
+        inf.fetch_sub(1, Ordering::SeqCst);
+        if conn.write_all(resp.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+fn ok(model: &str, text: &str, usage: bool) -> String {
+    let mut body = json!({
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+    });
+    if usage {
+        body["usage"] = json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120});
+    }
+    let body = body.to_string();
+    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+}
+
+/// The content of the last message of a chat request.
+pub fn last_message(req: &Value) -> String {
+    req["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("").to_string()
+}
+
+/// The content of the first user message.
+pub fn first_user(req: &Value) -> String {
+    req["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Number of assistant messages so far (= the turn number minus one).
+pub fn turns(req: &Value) -> usize {
+    req["messages"].as_array().map(|m| m.iter().filter(|m| m["role"] == "assistant").count()).unwrap_or(0)
+}
+
+/// Python processes whose command line mentions the REPL driver.
+pub fn repl_processes() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| {
+                    let s = String::from_utf8_lossy(&c);
+                    s.contains("/opt/rlm/repl.py") || s.contains("rlm REPL driver")
+                })
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// Waits up to `secs` for no REPL process of ours to remain.
+pub fn wait_no_repl(secs: u64) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let n = repl_processes();
+        if n == 0 || std::time::Instant::now() > deadline {
+            return n;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
