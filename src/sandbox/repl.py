@@ -187,11 +187,12 @@ class ContextHandle:
             raise ValueError("ctx.chunks(size, overlap): need size > 0 and 0 <= overlap < size")
         start = 0
         while start < self.size:
-            end = min(self.size, start + size)
-            yield self.read(start, end - start)
+            end = self._snap_end(min(self.size, start + size))
+            yield bytes(self._mm[start:end]).decode("utf-8", "replace")
             if end >= self.size:
                 break
-            start = end - overlap
+            nxt = self._snap_start(end - overlap)
+            start = nxt if nxt > start else end
 
 
 def FINAL(value):

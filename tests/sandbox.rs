@@ -1,0 +1,340 @@
+//! Hostile code against the real bubblewrap sandbox. Tests in this file are serialized so that
+//! process counts are exact.
+
+mod support;
+
+use std::io::Read;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rlm::sandbox::{BwrapSandbox, ExecutionResult, NoHostCalls, Sandbox, SandboxSession, SessionSpec, UnsafeSandbox};
+use rlm::{Error, SandboxConfig};
+use support::wait_no_repl;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn cfg() -> SandboxConfig {
+    let mut c = SandboxConfig::default();
+    c.execution_timeout = Duration::from_secs(10);
+    c
+}
+
+fn start(c: SandboxConfig) -> Box<dyn SandboxSession> {
+    futures_lite::future::block_on(BwrapSandbox::new(c).start(SessionSpec::empty())).expect("bwrap sandbox starts")
+}
+
+fn exec(s: &mut Box<dyn SandboxSession>, code: &str) -> ExecutionResult {
+    futures_lite::future::block_on(s.execute(code, &NoHostCalls)).expect("sandbox runs")
+}
+
+#[test]
+fn persistent_state_exceptions_and_fd_level_capture() {
+    let _g = serial();
+    let mut s = start(cfg());
+    let r = exec(&mut s, "import json\ndef f(x):\n    return x * 2\nstate = {'n': f(21)}");
+    assert!(r.success(), "{r:?}");
+    let r = exec(&mut s, "raise ValueError('boom')");
+    assert_eq!(r.exit_code, 1);
+    assert!(r.stderr.contains("ValueError: boom"), "{}", r.stderr);
+    let r = exec(&mut s, "import os, subprocess, sys\nprint(json.dumps(state))\nos.write(1, b'raw-fd\\n')\nsubprocess.run(['echo', 'from-child'])\nprint('err', file=sys.stderr)");
+    assert!(r.success(), "{r:?}");
+    assert!(r.stdout.contains(r#"{"n": 42}"#) && r.stdout.contains("raw-fd") && r.stdout.contains("from-child"), "{}", r.stdout);
+    assert_eq!(r.stderr, "err\n");
+    let r = exec(&mut s, "import sys\nsys.exit(3)");
+    assert!(r.stderr.contains("SystemExit"), "the REPL survives sys.exit");
+    let r = exec(&mut s, "state['n']");
+    assert_eq!(r.stdout, "42\n", "a bare last expression is shown");
+    drop(s);
+    assert_eq!(wait_no_repl(2), 0);
+}
+
+#[test]
+fn host_files_environment_and_cmdline_are_invisible() {
+    let _g = serial();
+    // SAFETY: tests in this binary are serialized by SERIAL; no other thread reads the env now.
+    unsafe { std::env::set_var("RLM_TEST_HOST_SECRET", "hunter2-host-secret") };
+    let cwd = std::env::current_dir().unwrap();
+    let mut s = start(cfg());
+    let probe = format!(
+        r#"import os
+print(sorted(os.listdir('/')))
+for p in ['/etc/shadow', '/root', '/home', {cwd:?}, '/proc/1/root/etc/hostname']:
+    try:
+        os.stat(p); print('VISIBLE', p)
+    except OSError as e:
+        print('hidden', p, type(e).__name__)
+print('environ', open('/proc/1/environ','rb').read(), dict(os.environ))
+print('cmdline', open('/proc/1/cmdline','rb').read())
+print('uid', os.getuid(), os.getgid())
+print('caps', [l for l in open('/proc/self/status') if l.startswith(('CapEff','NoNewPrivs','Seccomp'))])
+print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
+"#,
+        cwd = cwd.display().to_string()
+    );
+    let r = exec(&mut s, &probe);
+    unsafe { std::env::remove_var("RLM_TEST_HOST_SECRET") };
+    assert!(r.success(), "{r:?}");
+    let out = r.stdout;
+    assert!(!out.contains("VISIBLE"), "{out}");
+    assert!(!out.contains("hunter2"), "host environment leaked: {out}");
+    assert!(!out.contains(&cwd.display().to_string()) || out.matches(&cwd.display().to_string()).count() == 1, "{out}");
+    assert!(out.contains("uid 65534 65534"), "{out}");
+    assert!(out.contains("CapEff:\\t0000000000000000") && out.contains("NoNewPrivs:\\t1") && out.contains("Seccomp:\\t2"), "{out}");
+    assert!(out.contains("['bin', 'dev', 'etc', 'lib', 'lib64', 'opt', 'proc', 'sbin', 'tmp', 'usr']"), "{out}");
+    let cmdline = out.lines().find(|l| l.starts_with("cmdline")).unwrap();
+    assert!(!cmdline.contains("/tmp/") && !cmdline.contains("--ro-bind"), "host paths in /proc/1/cmdline: {cmdline}");
+}
+
+#[test]
+fn no_network_not_even_host_loopback() {
+    let _g = serial();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let mut s = start(cfg());
+    let r = exec(
+        &mut s,
+        &format!(
+            r#"import socket
+for fam in (socket.AF_INET, socket.AF_INET6):
+    try:
+        c = socket.socket(fam); print('socket created', fam)
+    except OSError as e:
+        print('socket refused', e.errno)
+try:
+    socket.create_connection(('127.0.0.1', {port}), timeout=2); print('CONNECTED')
+except OSError as e:
+    print('connect failed', e)
+a, b = socket.socketpair(); a.send(b'x'); print('unix ok', b.recv(1))
+"#
+        ),
+    );
+    assert!(!r.stdout.contains("CONNECTED") && !r.stdout.contains("socket created"), "{}", r.stdout);
+    assert!(r.stdout.contains("socket refused 1"), "seccomp returns EPERM: {}", r.stdout);
+    assert!(r.stdout.contains("unix ok"), "{}", r.stdout);
+    assert!(listener.accept().is_err(), "nothing reached the host listener");
+}
+
+#[test]
+fn fork_bomb_is_bounded_and_host_survives() {
+    let _g = serial();
+    let mut c = cfg();
+    c.pids = 32;
+    let mut s = start(c);
+    let r = exec(
+        &mut s,
+        r#"import os, time
+kids, refused = [], 0
+for i in range(300):
+    try:
+        pid = os.fork()
+    except OSError:
+        refused += 1
+        continue
+    if pid == 0:
+        time.sleep(30); os._exit(0)
+    kids.append(pid)
+print('forked', len(kids), 'refused', refused)
+for k in kids:
+    os.kill(k, 9); os.waitpid(k, 0)
+"#,
+    );
+    let line = r.stdout.lines().find(|l| l.starts_with("forked")).unwrap_or_else(|| panic!("{r:?}"));
+    let forked: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(forked < 40, "process limit not enforced: {line}");
+    let r = exec(&mut s, "print('still alive')");
+    assert_eq!(r.stdout, "still alive\n");
+}
+
+#[test]
+fn memory_bomb_hits_the_limit() {
+    let _g = serial();
+    let mut c = cfg();
+    c.memory_bytes = 256 << 20;
+    let mut s = start(c);
+    let r = exec(&mut s, "blob = bytearray(2 << 30)");
+    assert!(r.memory_exceeded, "{r:?}");
+    let r = exec(&mut s, "print('ok after oom')");
+    assert_eq!(r.stdout, "ok after oom\n");
+}
+
+#[test]
+fn cpu_spin_and_sleep_are_killed_at_the_wall_clock_limit() {
+    let _g = serial();
+    let mut c = cfg();
+    c.execution_timeout = Duration::from_millis(1500);
+    let mut s = start(c);
+    exec(&mut s, "kept = 1");
+    for code in ["while True: pass", "import time\ntime.sleep(120)"] {
+        let t = Instant::now();
+        let r = exec(&mut s, code);
+        assert!(r.timed_out && r.state_lost, "{r:?}");
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(wait_no_repl(2), 0, "the killed sandbox left processes");
+        let r = exec(&mut s, "print('kept' in globals())");
+        assert!(r.restarted, "the next block reports the restart");
+        assert_eq!(r.stdout, "False\n");
+        exec(&mut s, "kept = 1");
+    }
+}
+
+#[test]
+fn disk_fill_writes_outside_tmp_and_ptrace_fail() {
+    let _g = serial();
+    let mut c = cfg();
+    c.tmpfs_bytes = 16 << 20;
+    c.file_size_bytes = 8 << 20;
+    let mut s = start(c);
+    let r = exec(
+        &mut s,
+        r#"import os, ctypes, errno
+def attempt(label, fn):
+    try:
+        fn(); print(label, 'OK')
+    except OSError as e:
+        print(label, 'denied', errno.errorcode.get(e.errno, e.errno))
+attempt('bigfile', lambda: open('/tmp/big', 'wb').write(b'x' * (9 << 20)))
+def fill():
+    for i in range(10):
+        with open(f'/tmp/f{i}', 'wb') as f:
+            f.write(b'y' * (7 << 20))
+attempt('fill', fill)
+for p in ['/usr/evil', '/etc/evil', '/evil', '/opt/rlm/repl.py']:
+    attempt('write ' + p, lambda p=p: open(p, 'w').write('x'))
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.ptrace(16, 1, None, None)  # PTRACE_ATTACH to PID 1
+print('ptrace', rc, errno.errorcode.get(ctypes.get_errno()))
+"#,
+    );
+    let out = &r.stdout;
+    assert!(out.contains("bigfile denied EFBIG"), "{out}");
+    assert!(out.contains("fill denied ENOSPC"), "{out}");
+    for p in ["/usr/evil", "/etc/evil", "/evil", "/opt/rlm/repl.py"] {
+        assert!(out.contains(&format!("write {p} denied")), "{p}: {out}");
+    }
+    assert!(out.contains("ptrace -1 EPERM"), "{out}");
+}
+
+#[test]
+fn signals_cannot_reach_the_host() {
+    let _g = serial();
+    let mut host_child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut s = start(cfg());
+    let r = exec(&mut s, &format!("import os\ntry:\n    os.kill({}, 9); print('KILLED')\nexcept OSError as e:\n    print('no', e.errno)\nos.kill(-1, 9)", host_child.id()));
+    assert!(!r.stdout.contains("KILLED"), "{r:?}");
+    assert!(host_child.try_wait().unwrap().is_none(), "a host process was killed from the sandbox");
+    host_child.kill().unwrap();
+    host_child.wait().unwrap();
+    let r = exec(&mut s, "print('recovered')");
+    assert_eq!(r.stdout, "recovered\n");
+}
+
+#[test]
+fn output_flood_is_capped_without_host_memory_growth() {
+    let _g = serial();
+    let mut c = cfg();
+    c.max_output_bytes = 4000;
+    let mut s = start(c);
+    let t = Instant::now();
+    let r = exec(&mut s, "import sys\nchunk = 'z' * 65536 + '\\n'\nfor i in range(3000):\n    sys.stdout.write(chunk)\nprint('THE END')");
+    assert!(r.success());
+    assert!(r.stdout.len() < 4200, "{}", r.stdout.len());
+    assert!(r.stdout.contains("bytes of output cut"));
+    assert!(r.stdout.ends_with("THE END\n"));
+    assert!(t.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn dropping_a_running_execution_kills_the_sandbox_within_a_second() {
+    let _g = serial();
+    let mut s = start(cfg());
+    let fut = s.execute("import time\ntime.sleep(60)", &NoHostCalls);
+    let r = futures_lite::future::block_on(futures_lite::future::or(async { Some(fut.await) }, async {
+        blocking::unblock(|| std::thread::sleep(Duration::from_millis(300))).await;
+        None
+    }));
+    assert!(r.is_none());
+    let t = Instant::now();
+    drop(s);
+    assert_eq!(wait_no_repl(1), 0, "sandbox survived cancellation");
+    assert!(t.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn context_is_read_only_and_handle_methods_work() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("data.txt");
+    let mut text = String::from("héllo wörld\n");
+    for i in 2..=1000 {
+        text.push_str(&format!("row {i} ÄÖÜ value={}\n", i * i));
+    }
+    std::fs::write(&p, &text).unwrap();
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    let spec_for = |path: &std::path::Path, code: &str| {
+        let lc = rlm::Context::file(path);
+        let r = rlm::Orchestrator::builder()
+            .llm(rlm::llm::ScriptedLlm::replies([code]))
+            .build()
+            .unwrap()
+            .run_with_context("q", lc);
+        r
+    };
+    let r = spec_for(
+        &p,
+        "```python\nimport os\ntry:\n    open(ctx.path, 'r+'); print('WRITABLE')\nexcept OSError as e:\n    print('ro', e.errno)\nprint(ctx.size, ctx.line_count())\nprint(repr(ctx.read(1, 2)))\nprint(repr(ctx.head(6)), repr(ctx.tail(8)))\nprint(repr(ctx.lines(2, 3)))\nprint(ctx.search(r'value=9801', max_results=5))\nprint(len(ctx.search('äöü', max_results=3, ignore_case=True)))\nprint(sum(len(c.encode()) for c in ctx.chunks(1000)) == ctx.size)\ntry:\n    ctx.search('(')\nexcept ValueError as e:\n    print('bad regex:', str(e)[:40])\nFINAL('done')\n```",
+    );
+    assert!(r.success, "{:?}", r.error);
+    let out = &r.steps[1].output;
+    assert!(!out.contains("WRITABLE"), "{out}");
+    assert!(out.contains(&format!("{} 1000", text.len())), "{out}");
+    assert!(out.contains("'é'"), "read snaps to whole characters: {out}");
+    assert!(out.contains("'héllo'") && out.contains("'1000000\\n'"), "{out}");
+    assert!(out.contains("'row 2 ÄÖÜ value=4\\nrow 3 ÄÖÜ value=9\\n'"), "{out}");
+    assert!(out.contains("'line': 99, 'match': 'value=9801'"), "{out}");
+    assert!(out.contains("\n3\n"), "unicode case folding: {out}");
+    assert!(out.contains("True"), "{out}");
+    assert!(out.contains("bad regex: ctx.search: invalid regular expression"), "{out}");
+    let r = spec_for(
+        &empty,
+        "```python\nprint(ctx.size, ctx.line_count(), repr(ctx.head()), ctx.search('x'), list(ctx.chunks(10)), repr(ctx.lines(1)))\nFINAL('ok')\n```",
+    );
+    assert!(r.success);
+    assert!(r.steps[1].output.contains("0 0 '' [] [] ''"), "{}", r.steps[1].output);
+    // The context file is untouched.
+    let mut now = String::new();
+    std::fs::File::open(&p).unwrap().read_to_string(&mut now).unwrap();
+    assert_eq!(now, text);
+}
+
+#[test]
+fn fails_closed_without_bwrap_and_unsafe_is_explicit() {
+    let _g = serial();
+    let mut c = cfg();
+    c.bwrap = "/nonexistent/bwrap".into();
+    let err = futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty())).err().unwrap();
+    assert!(matches!(err, Error::Sandbox { .. }));
+    assert!(err.to_string().contains("apt-get install bubblewrap"), "{err}");
+    assert!(err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME=1"), "{err}");
+    assert!(rlm::sandbox::from_config(&{
+        let mut u = cfg();
+        u.kind = rlm::SandboxKind::Unsafe;
+        u
+    })
+    .is_err());
+    // With the opt-in, a missing bwrap falls back to the marked unsafe runtime.
+    c.allow_unsafe_runtime = true;
+    let mut s = futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty())).unwrap();
+    let r = exec(&mut s, "x = 5\nprint(x)");
+    assert!(r.unsafe_runtime && r.stdout == "5\n", "{r:?}");
+    drop(s);
+    let mut s = futures_lite::future::block_on(UnsafeSandbox::new(c).start(SessionSpec::empty())).unwrap();
+    assert!(exec(&mut s, "print(1)").unsafe_runtime);
+    drop(s);
+    assert_eq!(wait_no_repl(2), 0);
+}
