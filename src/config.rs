@@ -254,14 +254,20 @@ impl Config {
     /// defaults; an invalid value is an [`Error::Config`] naming the variable.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let mut c = Config::default();
-        let var = |k: &str| get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let var = |k: &str| {
+            get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         if let Some(p) = var("RLM_LLM_PROVIDER") {
             c.llm.provider = match p.to_ascii_lowercase().as_str() {
                 "openai" | "openai-compatible" | "openai_compatible" => Provider::OpenAi,
                 other => {
                     return Err(Error::config(
                         "RLM_LLM_PROVIDER",
-                        format!("unknown provider {other:?}; use \"openai\" (any OpenAI-compatible server)"),
+                        format!(
+                            "unknown provider {other:?}; use \"openai\" (any OpenAI-compatible server)"
+                        ),
                     ));
                 }
             };
@@ -271,7 +277,10 @@ impl Config {
         }
         if let Some(u) = var("RLM_LLM_BASE_URL") {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(Error::config("RLM_LLM_BASE_URL", format!("expected an http:// or https:// URL, got {u:?}")));
+                return Err(Error::config(
+                    "RLM_LLM_BASE_URL",
+                    format!("expected an http:// or https:// URL, got {u:?}"),
+                ));
             }
             c.llm.base_url = u.trim_end_matches('/').to_string();
         }
@@ -287,7 +296,10 @@ impl Config {
         if let Some(v) = var("RLM_COST_LIMIT_USD") {
             let x = parse_f64("RLM_COST_LIMIT_USD", &v)?;
             if x < 0.0 {
-                return Err(Error::config("RLM_COST_LIMIT_USD", format!("must be >= 0, got {v:?}")));
+                return Err(Error::config(
+                    "RLM_COST_LIMIT_USD",
+                    format!("must be >= 0, got {v:?}"),
+                ));
             }
             c.limits.max_cost_usd = Some(x);
         }
@@ -301,7 +313,9 @@ impl Config {
                 other => {
                     return Err(Error::config(
                         "RLM_SANDBOX",
-                        format!("unknown sandbox {other:?}; use \"bwrap\" or \"unsafe\" (the latter also needs RLM_ALLOW_UNSAFE_RUNTIME=1)"),
+                        format!(
+                            "unknown sandbox {other:?}; use \"bwrap\" or \"unsafe\" (the latter also needs RLM_ALLOW_UNSAFE_RUNTIME=1)"
+                        ),
                     ));
                 }
             };
@@ -324,14 +338,20 @@ impl Config {
         if let Some(v) = var("RLM_ENTROPY_THRESHOLD") {
             let x = parse_f64("RLM_ENTROPY_THRESHOLD", &v)?;
             if !(0.0..=8.0).contains(&x) {
-                return Err(Error::config("RLM_ENTROPY_THRESHOLD", format!("bits per character must be within 0..=8, got {v:?}")));
+                return Err(Error::config(
+                    "RLM_ENTROPY_THRESHOLD",
+                    format!("bits per character must be within 0..=8, got {v:?}"),
+                ));
             }
             c.egress.entropy_threshold = x;
         }
         if let Some(v) = var("RLM_MAX_STDOUT_BYTES") {
             let n = parse_size("RLM_MAX_STDOUT_BYTES", &v)?;
             if n < 256 {
-                return Err(Error::config("RLM_MAX_STDOUT_BYTES", format!("must be at least 256 bytes, got {v:?}")));
+                return Err(Error::config(
+                    "RLM_MAX_STDOUT_BYTES",
+                    format!("must be at least 256 bytes, got {v:?}"),
+                ));
             }
             c.sandbox.max_output_bytes = n as usize;
             c.egress.max_output_bytes = n as usize;
@@ -352,10 +372,16 @@ impl Config {
             ));
         }
         if self.sandbox.execution_timeout.is_zero() {
-            return Err(Error::config("execution_timeout", "must be greater than zero"));
+            return Err(Error::config(
+                "execution_timeout",
+                "must be greater than zero",
+            ));
         }
         if self.sandbox.max_output_bytes < 256 || self.egress.max_output_bytes < 256 {
-            return Err(Error::config("max_output_bytes", "must be at least 256 bytes"));
+            return Err(Error::config(
+                "max_output_bytes",
+                "must be at least 256 bytes",
+            ));
         }
         if self.llm.max_in_flight == 0 {
             return Err(Error::config("max_in_flight", "must be at least 1"));
@@ -365,12 +391,16 @@ impl Config {
 }
 
 fn parse_u64(name: &str, v: &str) -> Result<u64> {
-    v.parse::<u64>().map_err(|_| Error::config(name, format!("expected a non-negative integer, got {v:?}")))
+    v.parse::<u64>()
+        .map_err(|_| Error::config(name, format!("expected a non-negative integer, got {v:?}")))
 }
 
 fn parse_positive(name: &str, v: &str) -> Result<u64> {
     match parse_u64(name, v)? {
-        0 => Err(Error::config(name, format!("expected a positive integer, got {v:?}"))),
+        0 => Err(Error::config(
+            name,
+            format!("expected a positive integer, got {v:?}"),
+        )),
         n => Ok(n),
     }
 }
@@ -386,7 +416,10 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::config(name, format!("expected 1/0, true/false, yes/no or on/off, got {v:?}"))),
+        _ => Err(Error::config(
+            name,
+            format!("expected 1/0, true/false, yes/no or on/off, got {v:?}"),
+        )),
     }
 }
 
@@ -405,10 +438,16 @@ pub(crate) fn parse_duration(name: &str, v: &str) -> Result<Duration> {
         (v, 1.0)
     };
     let x: f64 = num.trim().parse().map_err(|_| {
-        Error::config(name, format!("expected seconds (e.g. 30, 2.5, 500ms, 5m), got {v:?}"))
+        Error::config(
+            name,
+            format!("expected seconds (e.g. 30, 2.5, 500ms, 5m), got {v:?}"),
+        )
     })?;
     if !x.is_finite() || x <= 0.0 {
-        return Err(Error::config(name, format!("must be a positive duration, got {v:?}")));
+        return Err(Error::config(
+            name,
+            format!("must be a positive duration, got {v:?}"),
+        ));
     }
     Ok(Duration::from_secs_f64(x * mult))
 }
@@ -425,10 +464,16 @@ pub(crate) fn parse_size(name: &str, v: &str) -> Result<u64> {
         _ => (s, 1),
     };
     let x: f64 = num.trim().parse().map_err(|_| {
-        Error::config(name, format!("expected a size such as 536870912, 512m, 512MB or 1.5g, got {v:?}"))
+        Error::config(
+            name,
+            format!("expected a size such as 536870912, 512m, 512MB or 1.5g, got {v:?}"),
+        )
     })?;
     if !x.is_finite() || x <= 0.0 {
-        return Err(Error::config(name, format!("must be a positive size, got {v:?}")));
+        return Err(Error::config(
+            name,
+            format!("must be a positive size, got {v:?}"),
+        ));
     }
     Ok((x * mult as f64) as u64)
 }
@@ -439,7 +484,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<Config> {
-        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| m.get(k).cloned())
     }
 
@@ -469,9 +517,15 @@ mod tests {
         assert_eq!(c.limits.run_timeout, Some(Duration::from_secs(90)));
         assert_eq!(c.sandbox.execution_timeout, Duration::from_millis(2500));
         assert_eq!(c.sandbox.memory_bytes, 1610612736);
-        assert_eq!(c.egress.entropy_threshold, 0.0, "an explicit 0 is kept, not replaced by the default");
+        assert_eq!(
+            c.egress.entropy_threshold, 0.0,
+            "an explicit 0 is kept, not replaced by the default"
+        );
         assert_eq!(c.egress.max_output_bytes, 4000);
-        assert!(!format!("{:?}", c.llm).contains("sk-test"), "Debug must mask the key");
+        assert!(
+            !format!("{:?}", c.llm).contains("sk-test"),
+            "Debug must mask the key"
+        );
     }
 
     #[test]
@@ -493,7 +547,10 @@ mod tests {
             assert!(err.to_string().contains(k), "{k}={v}: {err}");
         }
         let err = env(&[("RLM_SANDBOX", "unsafe")]).unwrap_err();
-        assert!(err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME"), "{err}");
+        assert!(
+            err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME"),
+            "{err}"
+        );
         assert!(env(&[("RLM_SANDBOX", "unsafe"), ("RLM_ALLOW_UNSAFE_RUNTIME", "1")]).is_ok());
     }
 

@@ -22,6 +22,8 @@ pub enum Context {
     Text(String),
     /// A list of documents; the REPL sees them as a list.
     Documents(Vec<String>),
+    /// Several files, seen by the REPL as a list of documents (each memory-mapped).
+    Files(Vec<PathBuf>),
 }
 
 impl Context {
@@ -95,7 +97,10 @@ pub(crate) struct Document {
 
 impl std::fmt::Debug for Document {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Document").field("name", &self.name).field("size", &self.bytes.as_slice().len()).finish()
+        f.debug_struct("Document")
+            .field("name", &self.name)
+            .field("size", &self.bytes.as_slice().len())
+            .finish()
     }
 }
 
@@ -114,13 +119,41 @@ impl LoadedContext {
         match ctx {
             Context::File(p) => {
                 let doc = map_file(p, None)?;
-                Ok(Arc::new(LoadedContext { docs: vec![doc], is_list: false, _dir: None }))
+                Ok(Arc::new(LoadedContext {
+                    docs: vec![doc],
+                    is_list: false,
+                    _dir: None,
+                }))
             }
             Context::Text(t) => {
                 let dir = PrivateDir::new()?;
                 let path = dir.write("context.txt", t.as_bytes())?;
                 let doc = map_file(&path, Some("context.txt".into()))?;
-                Ok(Arc::new(LoadedContext { docs: vec![doc], is_list: false, _dir: Some(dir) }))
+                Ok(Arc::new(LoadedContext {
+                    docs: vec![doc],
+                    is_list: false,
+                    _dir: Some(dir),
+                }))
+            }
+            Context::Files(ps) => {
+                let docs = ps
+                    .iter()
+                    .map(|p| map_file(p, None))
+                    .collect::<Result<Vec<_>>>()?;
+                let mut seen = std::collections::HashSet::new();
+                for d in &docs {
+                    if !seen.insert(d.name.clone()) {
+                        return Err(Error::context(format!(
+                            "two context files are both named {:?}; rename one so the REPL can tell them apart",
+                            d.name
+                        )));
+                    }
+                }
+                Ok(Arc::new(LoadedContext {
+                    docs,
+                    is_list: true,
+                    _dir: None,
+                }))
             }
             Context::Documents(ds) => {
                 let dir = PrivateDir::new()?;
@@ -130,14 +163,21 @@ impl LoadedContext {
                     let path = dir.write(&name, d.as_bytes())?;
                     docs.push(map_file(&path, Some(name))?);
                 }
-                Ok(Arc::new(LoadedContext { docs, is_list: true, _dir: Some(dir) }))
+                Ok(Arc::new(LoadedContext {
+                    docs,
+                    is_list: true,
+                    _dir: Some(dir),
+                }))
             }
         }
     }
 
     /// Total size in bytes.
     pub(crate) fn total_bytes(&self) -> u64 {
-        self.docs.iter().map(|d| d.bytes.as_slice().len() as u64).sum()
+        self.docs
+            .iter()
+            .map(|d| d.bytes.as_slice().len() as u64)
+            .sum()
     }
 
     /// A short description for the system prompt: kind, size, line estimate, preview.
@@ -170,7 +210,10 @@ impl LoadedContext {
             ));
         }
         if self.docs.len() > 5 {
-            out.push_str(&format!("- ... and {} more documents\n", self.docs.len() - 5));
+            out.push_str(&format!(
+                "- ... and {} more documents\n",
+                self.docs.len() - 5
+            ));
         }
         out
     }
@@ -196,10 +239,16 @@ fn map_file(p: &Path, name: Option<String>) -> Result<Document> {
     let meta = std::fs::metadata(&path)
         .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
     if !meta.is_file() {
-        return Err(Error::context(format!("context {} is not a regular file", p.display())));
+        return Err(Error::context(format!(
+            "context {} is not a regular file",
+            p.display()
+        )));
     }
-    let file = File::open(&path) // read-only
-        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
+    let file =
+        File::open(&path) // read-only
+            .map_err(|e| {
+                Error::context(format!("cannot open context file {}: {e}", p.display()))
+            })?;
     let bytes = if meta.len() == 0 {
         Bytes::Empty
     } else {
@@ -219,7 +268,10 @@ fn map_file(p: &Path, name: Option<String>) -> Result<Document> {
         )));
     }
     let name = name.unwrap_or_else(|| {
-        let base = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         sanitize_name(&base)
     });
     Ok(Document { path, name, bytes })
@@ -229,10 +281,20 @@ fn map_file(p: &Path, name: Option<String>) -> Result<Document> {
 fn sanitize_name(n: &str) -> String {
     let s: String = n
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let s = s.trim_start_matches('.').to_string();
-    if s.is_empty() { "context.txt".into() } else { s }
+    if s.is_empty() {
+        "context.txt".into()
+    } else {
+        s
+    }
 }
 
 /// A private (0700) temporary directory removed on drop.
@@ -275,7 +337,8 @@ impl PrivateDir {
         let path = self.path.join(name);
         let mut f = File::create(&path)
             .map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
-        f.write_all(data).map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
+        f.write_all(data)
+            .map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
     }
 }

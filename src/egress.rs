@@ -21,26 +21,44 @@ const SECRET_RULES: &[(&str, &str)] = &[
         "private_key",
         r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
     ),
-    ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
+    (
+        "aws_access_key_id",
+        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+    ),
     (
         "aws_secret_access_key",
         r#"(?i:aws_?secret(?:_?access)?_?key)["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}"#,
     ),
-    ("github_token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}"),
+    (
+        "github_token",
+        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}",
+    ),
     ("github_pat", r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
     ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
     ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    ("openai_key", r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"),
+    (
+        "openai_key",
+        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+    ),
     ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    ("slack_webhook", r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+"),
+    (
+        "slack_webhook",
+        r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+",
+    ),
     ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
     ("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
     ("twilio_key", r"\bSK[0-9a-fA-F]{32}\b"),
-    ("sendgrid_key", r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
+    (
+        "sendgrid_key",
+        r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+    ),
     ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
     ("pypi_token", r"\bpypi-[A-Za-z0-9_\-]{50,}"),
     ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}\b"),
-    ("jwt", r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"),
+    (
+        "jwt",
+        r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+    ),
     (
         "url_credentials",
         r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,256}:[^\s@/]{1,256}@[^\s/]+",
@@ -94,7 +112,10 @@ impl EgressFilter {
 
     pub(crate) fn with_context(cfg: EgressConfig, ctx: Arc<LoadedContext>) -> Self {
         let echo = EchoIndex::build(ctx, cfg.echo_min_bytes);
-        EgressFilter { cfg, echo: Some(Arc::new(echo)) }
+        EgressFilter {
+            cfg,
+            echo: Some(Arc::new(echo)),
+        }
     }
 
     /// Filters text about to leave the sandbox for the root LLM. `source` names where it came
@@ -103,9 +124,17 @@ impl EgressFilter {
         self.filter_dir(input, source, Direction::ToRoot)
     }
 
-    pub(crate) fn filter_dir(&self, input: &[u8], source: &str, dir: Direction) -> Result<Filtered> {
+    pub(crate) fn filter_dir(
+        &self,
+        input: &[u8],
+        source: &str,
+        dir: Direction,
+    ) -> Result<Filtered> {
         if let Some(desc) = describe_binary(input) {
-            return Ok(Filtered { text: desc, findings: vec![] });
+            return Ok(Filtered {
+                text: desc,
+                findings: vec![],
+            });
         }
         // Not binary, hence valid UTF-8.
         let text = std::str::from_utf8(input).unwrap_or_default();
@@ -113,24 +142,29 @@ impl EgressFilter {
         for m in secret_regex().find_iter(text) {
             spans.push((m.start(), m.end(), SECRET_RULES[m.pattern().as_usize()].0));
         }
-        for (s, e) in high_entropy_tokens(text, self.cfg.min_entropy_len, self.cfg.entropy_threshold) {
+        for (s, e) in
+            high_entropy_tokens(text, self.cfg.min_entropy_len, self.cfg.entropy_threshold)
+        {
             if !overlaps(&spans, s, e) {
                 spans.push((s, e, "high_entropy"));
             }
         }
-        if dir == Direction::ToRoot {
-            if let Some(echo) = &self.echo {
-                for (s, e) in echo.find(input) {
-                    spans.push((s, e, "context_echo"));
-                }
+        if dir == Direction::ToRoot
+            && let Some(echo) = &self.echo
+        {
+            for (s, e) in echo.find(input) {
+                spans.push((s, e, "context_echo"));
             }
         }
         spans.sort_unstable();
         let merged = merge(spans);
-        if self.cfg.raise_on_leak {
-            if let Some((_, _, rule)) = merged.first() {
-                return Err(Error::DataLeak { rule: rule.to_string(), source_name: source.to_string() });
-            }
+        if self.cfg.raise_on_leak
+            && let Some((_, _, rule)) = merged.first()
+        {
+            return Err(Error::DataLeak {
+                rule: rule.to_string(),
+                source_name: source.to_string(),
+            });
         }
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
@@ -144,11 +178,18 @@ impl EgressFilter {
                 out.push_str(rule);
                 out.push(']');
             }
-            findings.push(Finding { rule: rule.to_string(), start: s, end: e });
+            findings.push(Finding {
+                rule: rule.to_string(),
+                start: s,
+                end: e,
+            });
             last = e;
         }
         out.push_str(&text[last..]);
-        Ok(Filtered { text: truncate(&out, self.cfg.max_output_bytes), findings })
+        Ok(Filtered {
+            text: truncate(&out, self.cfg.max_output_bytes),
+            findings,
+        })
     }
 }
 
@@ -181,7 +222,10 @@ pub(crate) fn describe_binary(b: &[u8]) -> Option<String> {
         (b"%PDF-", "PDF document"),
         (b"\xca\xfe\xba\xbe", "Java class or Mach-O"),
     ];
-    let kind = MAGIC.iter().find(|(m, _)| b.starts_with(m)).map(|(_, k)| *k);
+    let kind = MAGIC
+        .iter()
+        .find(|(m, _)| b.starts_with(m))
+        .map(|(_, k)| *k);
     let kind = kind.or_else(|| {
         if memchr::memchr(0, b).is_some() {
             Some("binary data (NUL bytes)")
@@ -191,7 +235,10 @@ pub(crate) fn describe_binary(b: &[u8]) -> Option<String> {
             None
         }
     })?;
-    Some(format!("[binary output omitted: {} bytes of {kind}; decode or summarise it in code instead]", b.len()))
+    Some(format!(
+        "[binary output omitted: {} bytes of {kind}; decode or summarise it in code instead]",
+        b.len()
+    ))
 }
 
 fn is_token_byte(c: u8) -> bool {
@@ -230,7 +277,10 @@ fn is_benign(tok: &[u8]) -> bool {
     }
     // Paths and identifiers made of words: mostly letters with separators.
     let letters = tok.iter().filter(|c| c.is_ascii_alphabetic()).count();
-    let seps = tok.iter().filter(|c| matches!(c, b'/' | b'_' | b'-')).count();
+    let seps = tok
+        .iter()
+        .filter(|c| matches!(c, b'/' | b'_' | b'-'))
+        .count();
     letters + seps == tok.len() && seps * 8 >= tok.len()
 }
 
@@ -262,7 +312,11 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     let head_len = floor_boundary(s, keep * 2 / 5);
     let tail_start = ceil_boundary(s, s.len() - (keep - keep * 2 / 5));
     let cut = tail_start - head_len;
-    format!("{}\n[... {cut} bytes truncated ...]\n{}", &s[..head_len], &s[tail_start..])
+    format!(
+        "{}\n[... {cut} bytes truncated ...]\n{}",
+        &s[..head_len],
+        &s[tail_start..]
+    )
 }
 
 fn floor_boundary(s: &str, mut i: usize) -> usize {
@@ -291,7 +345,10 @@ struct EchoIndex {
 
 impl std::fmt::Debug for EchoIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EchoIndex").field("stride", &self.stride).field("entries", &self.table.len()).finish()
+        f.debug_struct("EchoIndex")
+            .field("stride", &self.stride)
+            .field("entries", &self.table.len())
+            .finish()
     }
 }
 
@@ -300,24 +357,36 @@ const MAX_ENTRIES: usize = 4 << 20;
 const BASE: u64 = 1_000_003;
 
 fn window_hash(w: &[u8]) -> u64 {
-    w.iter().fold(0u64, |h, &c| h.wrapping_mul(BASE).wrapping_add(c as u64 + 1))
+    w.iter().fold(0u64, |h, &c| {
+        h.wrapping_mul(BASE).wrapping_add(c as u64 + 1)
+    })
 }
 
 impl EchoIndex {
     fn build(ctx: Arc<LoadedContext>, min_run: usize) -> Self {
         let total = ctx.total_bytes() as usize;
         let min_run = min_run.max(WINDOW);
-        let stride = (min_run - WINDOW + 1).max(total.div_ceil(MAX_ENTRIES)).max(1);
+        let stride = (min_run - WINDOW + 1)
+            .max(total.div_ceil(MAX_ENTRIES))
+            .max(1);
         let mut table: HashMap<u64, Vec<(u32, u64)>> = HashMap::new();
         for (di, d) in ctx.docs.iter().enumerate() {
             let b = d.bytes.as_slice();
             let mut p = 0;
             while p + WINDOW <= b.len() {
-                table.entry(window_hash(&b[p..p + WINDOW])).or_default().push((di as u32, p as u64));
+                table
+                    .entry(window_hash(&b[p..p + WINDOW]))
+                    .or_default()
+                    .push((di as u32, p as u64));
                 p += stride;
             }
         }
-        EchoIndex { ctx, stride, min_run, table }
+        EchoIndex {
+            ctx,
+            stride,
+            min_run,
+            table,
+        }
     }
 
     /// Spans of `out` that reproduce at least `min_run` verbatim bytes of the context.
@@ -333,23 +402,27 @@ impl EchoIndex {
         let mut h = window_hash(&out[..WINDOW]);
         let mut i = 0;
         loop {
-            if spans.last().is_none_or(|&(_, e)| i >= e) {
-                if let Some(cands) = self.table.get(&h) {
-                    for &(di, p) in cands {
-                        let c = self.ctx.docs[di as usize].bytes.as_slice();
-                        let p = p as usize;
-                        if c[p..p + WINDOW] != out[i..i + WINDOW] {
-                            continue;
-                        }
-                        let back = (1..=i.min(p)).take_while(|k| out[i - k] == c[p - k]).count();
-                        let fwd = (WINDOW..)
-                            .take_while(|k| i + k < out.len() && p + k < c.len() && out[i + k] == c[p + k])
-                            .count();
-                        let (s, e) = (i - back, i + WINDOW + fwd);
-                        if e - s >= self.min_run {
-                            spans.push((s, e));
-                            break;
-                        }
+            if spans.last().is_none_or(|&(_, e)| i >= e)
+                && let Some(cands) = self.table.get(&h)
+            {
+                for &(di, p) in cands {
+                    let c = self.ctx.docs[di as usize].bytes.as_slice();
+                    let p = p as usize;
+                    if c[p..p + WINDOW] != out[i..i + WINDOW] {
+                        continue;
+                    }
+                    let back = (1..=i.min(p))
+                        .take_while(|k| out[i - k] == c[p - k])
+                        .count();
+                    let fwd = (WINDOW..)
+                        .take_while(|k| {
+                            i + k < out.len() && p + k < c.len() && out[i + k] == c[p + k]
+                        })
+                        .count();
+                    let (s, e) = (i - back, i + WINDOW + fwd);
+                    if e - s >= self.min_run {
+                        spans.push((s, e));
+                        break;
                     }
                 }
             }
@@ -386,25 +459,52 @@ mod tests {
 
     const SECRETS: &[(&str, &str)] = &[
         ("AKIAIOSFODNN7EXAMPLE", "aws_access_key_id"),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key"),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "aws_secret_access_key",
+        ),
         ("ghp_1234567890abcdefghijklmnopqrstuvwxyzAB", "github_token"),
-        ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_pat"),
+        (
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+            "github_pat",
+        ),
         ("glpat-abcdefghij0123456789", "gitlab_token"),
-        ("sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789", "anthropic_key"),
+        (
+            "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789",
+            "anthropic_key",
+        ),
         ("sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", "openai_key"),
         ("sk-abcdefghijklmnopqrstuvwx", "openai_key"),
         ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
         ("xoxb-123456789012-abcdefghijkl", "slack_token"),
-        ("https://hooks.slack.com/services/T000/B000/XXXXXXXX", "slack_webhook"),
+        (
+            "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+            "slack_webhook",
+        ),
         ("sk_live_abcdefghijklmnop1234", "stripe_key"),
         ("SK0123456789abcdef0123456789abcdef", "twilio_key"),
-        ("SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "sendgrid_key"),
+        (
+            "SG.abcdefghijklmnopqrstuv.abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+            "sendgrid_key",
+        ),
         ("npm_abcdefghijklmnopqrstuvwxyz0123456789", "npm_token"),
-        ("pypi-AgEIcHlwaS5vcmcCJGFiY2RlZmdoLWlqa2wtbW5vcC1xcnN0LXV2d3h5ejAxMjM0NTY3", "pypi_token"),
+        (
+            "pypi-AgEIcHlwaS5vcmcCJGFiY2RlZmdoLWlqa2wtbW5vcC1xcnN0LXV2d3h5ejAxMjM0NTY3",
+            "pypi_token",
+        ),
         ("hf_abcdefghijklmnopqrstuvwxyz01234567", "huggingface_token"),
-        ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U", "jwt"),
-        ("postgres://admin:hunter2pass@db.internal:5432/app", "url_credentials"),
-        ("Authorization: Bearer abcdefghijklmnop0123456789", "bearer_token"),
+        (
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "jwt",
+        ),
+        (
+            "postgres://admin:hunter2pass@db.internal:5432/app",
+            "url_credentials",
+        ),
+        (
+            "Authorization: Bearer abcdefghijklmnop0123456789",
+            "bearer_token",
+        ),
         ("password=correcthorsebattery", "secret_assignment"),
         ("API_KEY: \"abc123def456\"", "secret_assignment"),
     ];
@@ -415,7 +515,11 @@ mod tests {
             let input = format!("before {secret} after");
             let out = f().filter(input.as_bytes(), "stdout").unwrap();
             assert!(!out.text.contains(secret), "{rule}: {}", out.text);
-            assert!(out.text.starts_with("before ") && out.text.ends_with(" after"), "{rule}: {}", out.text);
+            assert!(
+                out.text.starts_with("before ") && out.text.ends_with(" after"),
+                "{rule}: {}",
+                out.text
+            );
             assert_eq!(out.findings.len(), 1, "{rule}: {:?}", out.findings);
             assert_eq!(out.findings[0].rule, *rule, "{secret}");
         }
@@ -424,7 +528,9 @@ mod tests {
     #[test]
     fn pem_block_removed_whole_and_benign_text_kept() {
         let pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nabc\n-----END PRIVATE KEY-----";
-        let out = f().filter(format!("x\n{pem}\ny").as_bytes(), "stdout").unwrap();
+        let out = f()
+            .filter(format!("x\n{pem}\ny").as_bytes(), "stdout")
+            .unwrap();
         assert_eq!(out.text, "x\n[REDACTED:private_key]\ny");
         for benign in [
             "the bearer of bad news",
@@ -444,7 +550,9 @@ mod tests {
     fn entropy_is_per_token() {
         let key = "q8Zr3XvN1pLm7TbY2wKc9HdF4sGj6AeU0oRi5nQx";
         let prose = "word ".repeat(200);
-        let out = f().filter(format!("{prose}{key} {prose}").as_bytes(), "stdout").unwrap();
+        let out = f()
+            .filter(format!("{prose}{key} {prose}").as_bytes(), "stdout")
+            .unwrap();
         assert!(!out.text.contains(key));
         assert_eq!(out.findings[0].rule, "high_entropy");
         assert!(out.text.contains("word word"), "only the token is redacted");
@@ -465,9 +573,20 @@ mod tests {
 
     #[test]
     fn raise_on_leak_is_typed() {
-        let cfg = EgressConfig { raise_on_leak: true, ..EgressConfig::default() };
-        let err = EgressFilter::new(cfg).filter(b"AKIAIOSFODNN7EXAMPLE", "stderr").unwrap_err();
-        assert_eq!(err, Error::DataLeak { rule: "aws_access_key_id".into(), source_name: "stderr".into() });
+        let cfg = EgressConfig {
+            raise_on_leak: true,
+            ..EgressConfig::default()
+        };
+        let err = EgressFilter::new(cfg)
+            .filter(b"AKIAIOSFODNN7EXAMPLE", "stderr")
+            .unwrap_err();
+        assert_eq!(
+            err,
+            Error::DataLeak {
+                rule: "aws_access_key_id".into(),
+                source_name: "stderr".into()
+            }
+        );
         let msg = err.to_string();
         assert!(!msg.contains("AKIA"));
     }
@@ -476,13 +595,18 @@ mod tests {
     fn context_echo_anywhere_in_context() {
         let mut ctx = String::new();
         for i in 0..5000 {
-            ctx.push_str(&format!("Record {i}: the value of item {i} is {}.\n", i * 7 % 13));
+            ctx.push_str(&format!(
+                "Record {i}: the value of item {i} is {}.\n",
+                i * 7 % 13
+            ));
         }
         let lc = LoadedContext::load(&Context::text(ctx.clone())).unwrap();
         let filt = EgressFilter::with_context(EgressConfig::default(), lc);
         // A slice from the middle of the context, framed by other text.
         let slice = &ctx[100_000..101_000];
-        let out = filt.filter(format!("summary: {slice} end").as_bytes(), "stdout").unwrap();
+        let out = filt
+            .filter(format!("summary: {slice} end").as_bytes(), "stdout")
+            .unwrap();
         assert!(!out.text.contains(&slice[100..400]), "echo must be cut");
         assert_eq!(out.findings.len(), 1);
         assert_eq!(out.findings[0].rule, "context_echo");
@@ -491,7 +615,9 @@ mod tests {
         let out = filt.filter(short.as_bytes(), "stdout").unwrap();
         assert_eq!(out.text, short);
         // Sub-LLM prompts legitimately carry context.
-        let out = filt.filter_dir(slice.as_bytes(), "llm_query", Direction::ToSubLlm).unwrap();
+        let out = filt
+            .filter_dir(slice.as_bytes(), "llm_query", Direction::ToSubLlm)
+            .unwrap();
         assert_eq!(out.text, slice);
     }
 

@@ -71,13 +71,20 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn config(setting: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Config { setting: setting.into(), message: message.into() }
+        Error::Config {
+            setting: setting.into(),
+            message: message.into(),
+        }
     }
     pub(crate) fn sandbox(message: impl Into<String>) -> Self {
-        Error::Sandbox { message: message.into() }
+        Error::Sandbox {
+            message: message.into(),
+        }
     }
     pub(crate) fn context(message: impl Into<String>) -> Self {
-        Error::Context { message: message.into() }
+        Error::Context {
+            message: message.into(),
+        }
     }
 
     /// True when retrying the same operation later may succeed (rate limits, overload,
@@ -113,9 +120,17 @@ mod tests {
 
     #[test]
     fn display_names_setting_and_status() {
-        let e = Error::config("RLM_MAX_ITERATIONS", "expected a positive integer, got \"x\"");
+        let e = Error::config(
+            "RLM_MAX_ITERATIONS",
+            "expected a positive integer, got \"x\"",
+        );
         assert!(e.to_string().contains("RLM_MAX_ITERATIONS"));
-        let e = Error::Llm { provider: "openai".into(), status: Some(429), retryable: true, message: "slow down".into() };
+        let e = Error::Llm {
+            provider: "openai".into(),
+            status: Some(429),
+            retryable: true,
+            message: "slow down".into(),
+        };
         assert_eq!(e.to_string(), "LLM error from openai (HTTP 429): slow down");
         assert!(e.is_retryable());
         assert_eq!(e.status(), Some(429));

@@ -22,5 +22,7 @@ pub use egress::{EgressFilter, Filtered};
 pub use error::{Error, Result};
 pub use events::RunEvent;
 pub use orchestrator::{ObservedRun, Orchestrator, OrchestratorBuilder};
-pub use parse::{CodeBlock, extract_code_blocks, extract_python_code, final_from_stdout, final_from_text};
+pub use parse::{
+    CodeBlock, extract_code_blocks, extract_python_code, final_from_stdout, final_from_text,
+};
 pub use result::*;

@@ -50,7 +50,12 @@ pub struct ObservedRun<F> {
 impl Orchestrator {
     /// A builder starting from default settings.
     pub fn builder() -> OrchestratorBuilder {
-        OrchestratorBuilder { config: Config::default(), llm: None, sandbox: None, prices: PriceTable::default() }
+        OrchestratorBuilder {
+            config: Config::default(),
+            llm: None,
+            sandbox: None,
+            prices: PriceTable::default(),
+        }
     }
 
     /// Builds an orchestrator from the environment variables documented in the README
@@ -66,7 +71,10 @@ impl Orchestrator {
 
     /// Runs `query` without context. The future is `Send + 'static`: await it on any executor
     /// or spawn it.
-    pub fn arun(&self, query: impl Into<String>) -> impl Future<Output = RunResult> + Send + 'static {
+    pub fn arun(
+        &self,
+        query: impl Into<String>,
+    ) -> impl Future<Output = RunResult> + Send + 'static {
         run::execute(self.shared.clone(), query.into(), None, None)
     }
 
@@ -76,7 +84,12 @@ impl Orchestrator {
         query: impl Into<String>,
         context: impl Into<Context>,
     ) -> impl Future<Output = RunResult> + Send + 'static {
-        run::execute(self.shared.clone(), query.into(), Some(context.into()), None)
+        run::execute(
+            self.shared.clone(),
+            query.into(),
+            Some(context.into()),
+            None,
+        )
     }
 
     /// Like [`arun_with_context`](Self::arun_with_context), plus a channel of [`RunEvent`]s
@@ -87,7 +100,10 @@ impl Orchestrator {
         context: Option<Context>,
     ) -> ObservedRun<impl Future<Output = RunResult> + Send + 'static> {
         let (tx, rx) = async_channel::unbounded();
-        ObservedRun { events: rx, result: run::execute(self.shared.clone(), query.into(), context, Some(tx)) }
+        ObservedRun {
+            events: rx,
+            result: run::execute(self.shared.clone(), query.into(), context, Some(tx)),
+        }
     }
 
     /// Blocking [`arun`](Self::arun). Safe to call from inside a running executor (it blocks
@@ -97,7 +113,11 @@ impl Orchestrator {
     }
 
     /// Blocking [`arun_with_context`](Self::arun_with_context).
-    pub fn run_with_context(&self, query: impl Into<String>, context: impl Into<Context>) -> RunResult {
+    pub fn run_with_context(
+        &self,
+        query: impl Into<String>,
+        context: impl Into<Context>,
+    ) -> RunResult {
         runtime::block_on(self.arun_with_context(query, context))
     }
 }
@@ -278,7 +298,14 @@ impl OrchestratorBuilder {
             Some(s) => s,
             None => sandbox::from_config(&self.config.sandbox)?,
         };
-        Ok(Orchestrator { shared: Arc::new(Shared { config: self.config, llm, sandbox, prices: self.prices }) })
+        Ok(Orchestrator {
+            shared: Arc::new(Shared {
+                config: self.config,
+                llm,
+                sandbox,
+                prices: self.prices,
+            }),
+        })
     }
 }
 
@@ -296,9 +323,22 @@ mod tests {
     fn key_required_for_remote_only() {
         let err = Orchestrator::builder().build().unwrap_err();
         assert!(err.to_string().contains("OPENAI_API_KEY"), "{err}");
-        assert!(Orchestrator::builder().base_url("http://127.0.0.1:9/v1").build().is_ok());
-        assert!(Orchestrator::builder().base_url("http://localhost:9/v1").build().is_ok());
-        let o = Orchestrator::builder().api_key("sk-secretsecretsecretsecret").build().unwrap();
+        assert!(
+            Orchestrator::builder()
+                .base_url("http://127.0.0.1:9/v1")
+                .build()
+                .is_ok()
+        );
+        assert!(
+            Orchestrator::builder()
+                .base_url("http://localhost:9/v1")
+                .build()
+                .is_ok()
+        );
+        let o = Orchestrator::builder()
+            .api_key("sk-secretsecretsecretsecret")
+            .build()
+            .unwrap();
         assert!(!format!("{o:?}").contains("secret"));
         assert!(is_local("http://[::1]:8080/v1"));
         assert!(!is_local("https://api.openai.com/v1"));

@@ -20,7 +20,10 @@ const PYTHON_TAGS: [&str; 5] = ["", "python", "py", "python3", "repl"];
 
 /// All fenced blocks of `text`, in order.
 pub fn extract_code_blocks(text: &str) -> Vec<CodeBlock> {
-    let lines: Vec<&str> = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).collect();
+    let lines: Vec<&str> = text
+        .split('\n')
+        .map(|l| l.strip_suffix('\r').unwrap_or(l))
+        .collect();
     let mut blocks = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -38,7 +41,10 @@ pub fn extract_code_blocks(text: &str) -> Vec<CodeBlock> {
             i += 1;
         }
         i += 1; // skip the closing fence (or run past the end)
-        blocks.push(CodeBlock { language: open.language, code: body.join("\n") });
+        blocks.push(CodeBlock {
+            language: open.language,
+            code: body.join("\n"),
+        });
     }
     blocks
 }
@@ -81,7 +87,12 @@ fn opening_fence(line: &str) -> Option<Fence> {
         .next()
         .unwrap_or("")
         .to_lowercase();
-    Some(Fence { ch, len, indent, language })
+    Some(Fence {
+        ch,
+        len,
+        indent,
+        language,
+    })
 }
 
 fn is_closing_fence(line: &str, ch: char, min_len: usize) -> bool {
@@ -135,7 +146,11 @@ pub fn final_from_text(text: &str) -> Option<String> {
 /// A stdout line of the form `FINAL(answer)` (the guide's convention for code that prints
 /// its answer). The last such line wins. Nested parentheses inside the answer are kept.
 pub fn final_from_stdout(stdout: &str) -> Option<String> {
-    stdout.lines().rev().find_map(|l| final_call(l.trim())).filter(|a| !a.is_empty())
+    stdout
+        .lines()
+        .rev()
+        .find_map(|l| final_call(l.trim()))
+        .filter(|a| !a.is_empty())
 }
 
 /// `FINAL(x)` spanning one whole line: everything between the first `(` and the last `)`.
@@ -165,16 +180,28 @@ mod tests {
 
     #[test]
     fn crlf_unclosed_and_nested() {
-        assert_eq!(extract_python_code("```python\r\na = 1\r\nb = 2\r\n```\r\n"), vec!["a = 1\nb = 2"]);
-        assert_eq!(extract_python_code("```python\nprint('open')\n"), vec!["print('open')"]);
+        assert_eq!(
+            extract_python_code("```python\r\na = 1\r\nb = 2\r\n```\r\n"),
+            vec!["a = 1\nb = 2"]
+        );
+        assert_eq!(
+            extract_python_code("```python\nprint('open')\n"),
+            vec!["print('open')"]
+        );
         let nested = "````python\ns = '''\n```\ninner\n```\n'''\nprint(s)\n````\n";
-        assert_eq!(extract_python_code(nested), vec!["s = '''\n```\ninner\n```\n'''\nprint(s)"]);
+        assert_eq!(
+            extract_python_code(nested),
+            vec!["s = '''\n```\ninner\n```\n'''\nprint(s)"]
+        );
     }
 
     #[test]
     fn indented_fence_in_list_and_info_string() {
         let t = "1. step\n   ```Python title=x\n   for i in range(2):\n       print(i)\n   ```\n";
-        assert_eq!(extract_python_code(t), vec!["for i in range(2):\n    print(i)"]);
+        assert_eq!(
+            extract_python_code(t),
+            vec!["for i in range(2):\n    print(i)"]
+        );
         // R-markdown style `{python}` is treated as untagged, hence Python.
         assert_eq!(extract_python_code("```{python}\nx\n```"), vec!["x"]);
         assert!(extract_python_code("```ipython\nx\n```").is_empty());
@@ -184,9 +211,15 @@ mod tests {
 
     #[test]
     fn text_finals() {
-        assert_eq!(final_from_text("done\nFINAL(f(x) = 3)\n"), Some("f(x) = 3".into()));
+        assert_eq!(
+            final_from_text("done\nFINAL(f(x) = 3)\n"),
+            Some("f(x) = 3".into())
+        );
         assert_eq!(final_from_text("FINAL: 42\nmore"), Some("42".into()));
-        assert_eq!(final_from_text("**Final Answer:** Paris"), Some("Paris".into()));
+        assert_eq!(
+            final_from_text("**Final Answer:** Paris"),
+            Some("Paris".into())
+        );
         assert_eq!(final_from_text("final answer: x"), Some("x".into()));
         assert_eq!(final_from_text("In the final (and best) step we win"), None);
         assert_eq!(final_from_text("The final: configuration is ready"), None);

@@ -26,7 +26,11 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
     );
     match (p.context, p.mode) {
         (Some(desc), _) => {
-            let handle = if p.is_list { "`ctx` is a list of handles, one per document" } else { "`ctx` is a read-only handle to it" };
+            let handle = if p.is_list {
+                "`ctx` is a list of handles, one per document"
+            } else {
+                "`ctx` is a read-only handle to it"
+            };
             s.push_str(&format!(
                 "## The context\nThe data to work on is NOT in this conversation; it is in the REPL. {handle}:\n{desc}\n"
             ));
@@ -49,7 +53,9 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
             }
             s.push('\n');
         }
-        (None, _) => s.push_str("## The context\nNo context was given; answer from computation.\n\n"),
+        (None, _) => {
+            s.push_str("## The context\nNo context was given; answer from computation.\n\n")
+        }
     }
     s.push_str(
         "## Functions\n\
@@ -85,7 +91,9 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
 
 /// The first user message.
 pub(crate) fn first_user_message(query: &str) -> String {
-    format!("Question: {query}\n\nWrite your first ```python block now: inspect the data before answering.")
+    format!(
+        "Question: {query}\n\nWrite your first ```python block now: inspect the data before answering."
+    )
 }
 
 /// The nudge after a reply without code.
@@ -122,10 +130,27 @@ mod tests {
 
     #[test]
     fn prompt_modes_and_context() {
-        let full = system_prompt(&PromptInput { context: Some("- `a.txt`: 10 bytes"), inline: true, max_iterations: 5, ..Default::default() });
-        assert!(full.contains("a.txt") && full.contains("`context`") && full.contains("at most 5 turns"));
-        let simple = system_prompt(&PromptInput { mode: PromptMode::Simple, custom: Some("Be terse."), ..Default::default() });
-        assert!(simple.contains("No context was given") && simple.contains("Be terse.") && simple.contains("FINAL("));
+        let full = system_prompt(&PromptInput {
+            context: Some("- `a.txt`: 10 bytes"),
+            inline: true,
+            max_iterations: 5,
+            ..Default::default()
+        });
+        assert!(
+            full.contains("a.txt")
+                && full.contains("`context`")
+                && full.contains("at most 5 turns")
+        );
+        let simple = system_prompt(&PromptInput {
+            mode: PromptMode::Simple,
+            custom: Some("Be terse."),
+            ..Default::default()
+        });
+        assert!(
+            simple.contains("No context was given")
+                && simple.contains("Be terse.")
+                && simple.contains("FINAL(")
+        );
         assert!(!simple.contains("ctx.search"));
     }
 
@@ -133,5 +158,58 @@ mod tests {
     fn called_names_are_found() {
         let n = called_names("use `FINAL(x)` and ctx.read(1) and print(2)");
         assert!(n.contains("FINAL") && n.contains("print") && !n.contains("read"));
+    }
+
+    /// Every function any prompt mode names exists in the real REPL, and every function the
+    /// REPL provides is named in every prompt.
+    #[test]
+    fn prompt_names_exactly_the_repl_functions() {
+        use crate::sandbox::{NoHostCalls, REPL_FUNCTIONS, Sandbox, SessionSpec};
+        let mut names = std::collections::BTreeSet::new();
+        for mode in [PromptMode::Full, PromptMode::Simple] {
+            for context in [None, Some("- `a.txt`: 3 bytes")] {
+                let p = system_prompt(&PromptInput {
+                    mode,
+                    context,
+                    inline: true,
+                    max_iterations: 3,
+                    ..Default::default()
+                });
+                for f in REPL_FUNCTIONS {
+                    assert!(
+                        p.contains(&format!("{f}(")),
+                        "{f} missing from the {mode:?} prompt"
+                    );
+                }
+                names.extend(called_names(&p));
+                names.extend(called_names(&first_user_message("q")));
+                names.extend(called_names(&no_code_nudge()));
+            }
+        }
+        let sb = crate::sandbox::BwrapSandbox::new(crate::config::SandboxConfig::default());
+        let mut s =
+            futures_lite::future::block_on(sb.start(SessionSpec::empty())).expect("sandbox");
+        let list = format!("{:?}", names.iter().collect::<Vec<_>>());
+        let code = format!(
+            "import builtins\nmissing = [n for n in {list} if not callable(globals().get(n, getattr(builtins, n, None)))]\nprint('missing', missing)\nprint('user', sorted(k for k in globals() if not k.startswith('_') and k not in ('builtins', 'missing')))"
+        );
+        let r = futures_lite::future::block_on(s.execute(&code, &NoHostCalls)).unwrap();
+        assert!(
+            r.stdout.contains("missing []"),
+            "prompt names functions the REPL lacks: {}",
+            r.stdout
+        );
+        let mut expected: Vec<&str> = REPL_FUNCTIONS.to_vec();
+        expected.sort();
+        let py_list = expected
+            .iter()
+            .map(|n| format!("'{n}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(
+            r.stdout.contains(&format!("user [{py_list}]")),
+            "REPL functions not in REPL_FUNCTIONS: {}",
+            r.stdout
+        );
     }
 }

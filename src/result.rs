@@ -146,7 +146,9 @@ impl RunResult {
         match (self.final_answer, self.failure) {
             (Some(a), _) => Ok(a),
             (None, Some(e)) => Err(e),
-            (None, None) => Err(Error::BudgetExceeded { message: "the run ended without an answer".into() }),
+            (None, None) => Err(Error::BudgetExceeded {
+                message: "the run ended without an answer".into(),
+            }),
         }
     }
 }

@@ -64,16 +64,20 @@ pub(crate) async fn execute(
         iteration: AtomicU32::new(0),
         filter: Mutex::new(None),
     };
-    run.emit(RunEvent::Started { query: query.clone() });
-    let limit = run.shared.config.limits.run_timeout;
-    let outcome = runtime::timeout(limit, run.drive(&query, context)).await.unwrap_or_else(|| {
-        Err(Error::Timeout {
-            message: format!(
-                "the run exceeded its wall-clock limit of {:.0}s (RLM_RUN_TIMEOUT)",
-                limit.unwrap_or_default().as_secs_f64()
-            ),
-        })
+    run.emit(RunEvent::Started {
+        query: query.clone(),
     });
+    let limit = run.shared.config.limits.run_timeout;
+    let outcome = runtime::timeout(limit, run.drive(&query, context))
+        .await
+        .unwrap_or_else(|| {
+            Err(Error::Timeout {
+                message: format!(
+                    "the run exceeded its wall-clock limit of {:.0}s (RLM_RUN_TIMEOUT)",
+                    limit.unwrap_or_default().as_secs_f64()
+                ),
+            })
+        });
     let (final_answer, failure) = match outcome {
         Ok(a) => (Some(a), None),
         Err(e) => (None, Some(e)),
@@ -126,34 +130,58 @@ impl Run {
     fn check_budget(&self) -> Result<()> {
         let l = &self.shared.config.limits;
         let u = lock(&self.usage);
-        if let Some(max) = l.max_llm_calls {
-            if u.calls >= u64::from(max) {
-                return Err(Error::BudgetExceeded { message: format!("{} LLM calls made, limit {max}", u.calls) });
-            }
+        if let Some(max) = l.max_llm_calls
+            && u.calls >= u64::from(max)
+        {
+            return Err(Error::BudgetExceeded {
+                message: format!("{} LLM calls made, limit {max}", u.calls),
+            });
         }
-        if let Some(max) = l.max_tokens {
-            if u.total_tokens() >= max {
-                return Err(Error::BudgetExceeded { message: format!("{} tokens used, limit {max}", u.total_tokens()) });
-            }
+        if let Some(max) = l.max_tokens
+            && u.total_tokens() >= max
+        {
+            return Err(Error::BudgetExceeded {
+                message: format!("{} tokens used, limit {max}", u.total_tokens()),
+            });
         }
-        if let (Some(max), Some(spent)) = (l.max_cost_usd, u.cost_usd) {
-            if spent >= max {
-                return Err(Error::BudgetExceeded { message: format!("${spent:.4} spent, limit ${max:.4} (RLM_COST_LIMIT_USD)") });
-            }
+        if let (Some(max), Some(spent)) = (l.max_cost_usd, u.cost_usd)
+            && spent >= max
+        {
+            return Err(Error::BudgetExceeded {
+                message: format!("${spent:.4} spent, limit ${max:.4} (RLM_COST_LIMIT_USD)"),
+            });
         }
         Ok(())
     }
 
     /// One LLM call with budget check before and accounting after.
-    async fn call_llm(&self, messages: Vec<Message>, kind: StepKind, input: String) -> Result<String> {
+    async fn call_llm(
+        &self,
+        messages: Vec<Message>,
+        kind: StepKind,
+        input: String,
+    ) -> Result<String> {
         self.check_budget()?;
         let started = self.start.elapsed();
-        let res = self.shared.llm.complete(CompletionRequest::new(messages)).await;
+        let res = self
+            .shared
+            .llm
+            .complete(CompletionRequest::new(messages))
+            .await;
         let mut step = self.step(kind, input, String::new(), started);
         match res {
             Ok(c) => {
-                let cost = self.shared.prices.lookup(&c.model).map(|p| p.cost(c.usage.prompt_tokens, c.usage.completion_tokens));
-                lock(&self.usage).record(&c.model, c.usage.prompt_tokens, c.usage.completion_tokens, cost);
+                let cost = self
+                    .shared
+                    .prices
+                    .lookup(&c.model)
+                    .map(|p| p.cost(c.usage.prompt_tokens, c.usage.completion_tokens));
+                lock(&self.usage).record(
+                    &c.model,
+                    c.usage.prompt_tokens,
+                    c.usage.completion_tokens,
+                    cost,
+                );
                 step.output = c.text.clone();
                 self.push_step(step);
                 Ok(c.text)
@@ -168,10 +196,17 @@ impl Run {
     }
 
     fn filter(&self) -> EgressFilter {
-        lock(&self.filter).clone().unwrap_or_else(|| EgressFilter::new(self.shared.config.egress.clone()))
+        lock(&self.filter)
+            .clone()
+            .unwrap_or_else(|| EgressFilter::new(self.shared.config.egress.clone()))
     }
 
-    async fn filter_out(&self, text: &str, source: &'static str, dir: Direction) -> Result<Filtered> {
+    async fn filter_out(
+        &self,
+        text: &str,
+        source: &'static str,
+        dir: Direction,
+    ) -> Result<Filtered> {
         let f = self.filter();
         if text.len() > OFFLOAD_BYTES {
             let owned = text.to_string();
@@ -185,8 +220,15 @@ impl Run {
     /// secrets are still removed.
     async fn finish(&self, answer: String) -> Result<String> {
         let started = self.start.elapsed();
-        let f = self.filter_out(&answer, "final_answer", Direction::ToSubLlm).await?;
-        let mut step = self.step(StepKind::FinalAnswer, String::new(), f.text.clone(), started);
+        let f = self
+            .filter_out(&answer, "final_answer", Direction::ToSubLlm)
+            .await?;
+        let mut step = self.step(
+            StepKind::FinalAnswer,
+            String::new(),
+            f.text.clone(),
+            started,
+        );
         step.findings = f.findings;
         self.push_step(step);
         Ok(f.text)
@@ -217,14 +259,22 @@ impl Run {
             custom: cfg.custom_instructions.as_deref(),
         });
         let mut session = self.shared.sandbox.start(spec).await?;
-        let mut history = vec![Message::system(system), Message::user(first_user_message(query))];
+        let mut history = vec![
+            Message::system(system),
+            Message::user(first_user_message(query)),
+        ];
         let max = cfg.limits.max_iterations;
         let mut no_code = 0;
         for it in 1..=max {
             self.iteration.store(it, Ordering::Relaxed);
             self.emit(RunEvent::Iteration { iteration: it });
-            let last = history.last().map(|m| m.content.clone()).unwrap_or_default();
-            let reply = self.call_llm(history.clone(), StepKind::LlmCall, last).await?;
+            let last = history
+                .last()
+                .map(|m| m.content.clone())
+                .unwrap_or_default();
+            let reply = self
+                .call_llm(history.clone(), StepKind::LlmCall, last)
+                .await?;
             let blocks = extract_python_code(&reply);
             history.push(Message::assistant(reply.clone()));
             if blocks.is_empty() {
@@ -234,7 +284,9 @@ impl Run {
                 no_code += 1;
                 if no_code >= cfg.limits.max_no_code_replies {
                     return Err(Error::BudgetExceeded {
-                        message: format!("the model replied {no_code} times in a row without code or a final answer"),
+                        message: format!(
+                            "the model replied {no_code} times in a row without code or a final answer"
+                        ),
                     });
                 }
                 history.push(Message::user(no_code_nudge()));
@@ -243,16 +295,24 @@ impl Run {
             no_code = 0;
             let mut pieces = Vec::with_capacity(blocks.len());
             for (k, code) in blocks.iter().enumerate() {
-                self.emit(RunEvent::Executing { iteration: it, code: code.clone() });
+                self.emit(RunEvent::Executing {
+                    iteration: it,
+                    code: code.clone(),
+                });
                 let started = self.start.elapsed();
                 let r = session.execute(code, self).await?;
                 if let Some(e) = lock(&self.fatal).take() {
                     return Err(e);
                 }
-                let out = self.filter_out(&r.stdout, "stdout", Direction::ToRoot).await?;
-                let err = self.filter_out(&r.stderr, "stderr", Direction::ToRoot).await?;
+                let out = self
+                    .filter_out(&r.stdout, "stdout", Direction::ToRoot)
+                    .await?;
+                let err = self
+                    .filter_out(&r.stderr, "stderr", Direction::ToRoot)
+                    .await?;
                 let obs = observation(k + 1, blocks.len(), &r, &out.text, &err.text);
-                let mut step = self.step(StepKind::CodeExecution, code.clone(), obs.clone(), started);
+                let mut step =
+                    self.step(StepKind::CodeExecution, code.clone(), obs.clone(), started);
                 step.success = r.success();
                 if !r.success() {
                     step.error = Some(if r.timed_out {
@@ -264,28 +324,50 @@ impl Run {
                     });
                 }
                 step.findings = out.findings;
-                step.findings.extend(err.findings.into_iter().map(|f| Finding { rule: format!("{} (stderr)", f.rule), ..f }));
+                step.findings
+                    .extend(err.findings.into_iter().map(|f| Finding {
+                        rule: format!("{} (stderr)", f.rule),
+                        ..f
+                    }));
                 self.push_step(step);
                 pieces.push(obs);
-                if let Some(ans) = r.final_answer.clone().or_else(|| final_from_stdout(&r.stdout)) {
+                if let Some(ans) = r
+                    .final_answer
+                    .clone()
+                    .or_else(|| final_from_stdout(&r.stdout))
+                {
                     return self.finish(ans).await;
                 }
             }
             let next = if it < max {
-                format!("Turn {}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed.", it + 1)
+                format!(
+                    "Turn {}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed.",
+                    it + 1
+                )
             } else {
                 String::new()
             };
-            history.push(Message::user(format!("{}\n\n{next}", pieces.join("\n\n")).trim_end().to_string()));
+            history.push(Message::user(
+                format!("{}\n\n{next}", pieces.join("\n\n"))
+                    .trim_end()
+                    .to_string(),
+            ));
         }
-        Err(Error::BudgetExceeded { message: format!("max iterations ({max}) reached without a final answer (RLM_MAX_ITERATIONS)") })
+        Err(Error::BudgetExceeded {
+            message: format!(
+                "max iterations ({max}) reached without a final answer (RLM_MAX_ITERATIONS)"
+            ),
+        })
     }
 
     /// `llm_query` on behalf of the REPL: secrets filtered out of the prompt, budget shared
     /// with the run, recorded as a sub-query step.
     async fn sub_query(&self, prompt: String) -> std::result::Result<String, String> {
         let _permit = self.subcalls.acquire().await;
-        let f = match self.filter_out(&prompt, "llm_query", Direction::ToSubLlm).await {
+        let f = match self
+            .filter_out(&prompt, "llm_query", Direction::ToSubLlm)
+            .await
+        {
             Ok(f) => f,
             Err(e) => {
                 let msg = format!("Error: prompt blocked by the egress filter: {e}");
@@ -307,13 +389,22 @@ impl Run {
 }
 
 impl HostCalls for Run {
-    fn call(&self, name: &str, args: serde_json::Value) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
+    fn call(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
         let name = name.to_string();
         Box::pin(async move {
             match name.as_str() {
                 "llm_query" => {
-                    let prompt = args.get("prompt").and_then(|p| p.as_str()).ok_or("llm_query: prompt must be a string")?;
-                    self.sub_query(prompt.to_string()).await.map(serde_json::Value::String)
+                    let prompt = args
+                        .get("prompt")
+                        .and_then(|p| p.as_str())
+                        .ok_or("llm_query: prompt must be a string")?;
+                    self.sub_query(prompt.to_string())
+                        .await
+                        .map(serde_json::Value::String)
                 }
                 "llm_query_batched" => {
                     let prompts: Vec<String> = args
@@ -321,12 +412,19 @@ impl HostCalls for Run {
                         .and_then(|p| p.as_array())
                         .ok_or("llm_query_batched: prompts must be a list of strings")?
                         .iter()
-                        .map(|p| p.as_str().map(str::to_string).ok_or("llm_query_batched: prompts must be strings"))
+                        .map(|p| {
+                            p.as_str()
+                                .map(str::to_string)
+                                .ok_or("llm_query_batched: prompts must be strings")
+                        })
                         .collect::<std::result::Result<_, _>>()?;
                     let ex = async_executor::Executor::new();
                     let answers = ex
                         .run(async {
-                            let tasks: Vec<_> = prompts.into_iter().map(|p| ex.spawn(self.sub_query(p))).collect();
+                            let tasks: Vec<_> = prompts
+                                .into_iter()
+                                .map(|p| ex.spawn(self.sub_query(p)))
+                                .collect();
                             let mut out = Vec::with_capacity(tasks.len());
                             for t in tasks {
                                 out.push(serde_json::Value::String(t.await.unwrap_or_else(|e| e)));
@@ -343,14 +441,25 @@ impl HostCalls for Run {
 }
 
 fn last_line(s: &str) -> String {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("failed").trim().to_string()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("failed")
+        .trim()
+        .to_string()
 }
 
 /// What the model sees after a block.
 fn observation(k: usize, n: usize, r: &ExecutionResult, out: &str, err: &str) -> String {
-    let mut s = if n > 1 { format!("[block {k} of {n}] ") } else { String::new() };
+    let mut s = if n > 1 {
+        format!("[block {k} of {n}] ")
+    } else {
+        String::new()
+    };
     if r.restarted {
-        s.push_str("Note: the REPL had been restarted before this block; earlier variables are gone.\n");
+        s.push_str(
+            "Note: the REPL had been restarted before this block; earlier variables are gone.\n",
+        );
     }
     if r.timed_out {
         s.push_str("The block timed out and was killed; the REPL state is lost.\n");

@@ -76,7 +76,10 @@ fn timer_loop(t: &'static Timer) {
         st = match st.heap.peek() {
             Some(Reverse((deadline, _))) => {
                 let wait = deadline.saturating_duration_since(Instant::now());
-                t.cond.wait_timeout(st, wait).unwrap_or_else(|e| e.into_inner()).0
+                t.cond
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
             }
             None => t.cond.wait(st).unwrap_or_else(|e| e.into_inner()),
         };
@@ -92,7 +95,10 @@ pub(crate) struct Sleep {
 
 /// Completes after `d`.
 pub(crate) fn sleep(d: Duration) -> Sleep {
-    Sleep { deadline: Instant::now() + d, id: None }
+    Sleep {
+        deadline: Instant::now() + d,
+        id: None,
+    }
 }
 
 impl Future for Sleep {
@@ -100,7 +106,12 @@ impl Future for Sleep {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
             if let Some(id) = self.id.take() {
-                timer().state.lock().unwrap_or_else(|e| e.into_inner()).wakers.remove(&id);
+                timer()
+                    .state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .wakers
+                    .remove(&id);
             }
             return Poll::Ready(());
         }
@@ -127,7 +138,12 @@ impl Drop for Sleep {
     fn drop(&mut self) {
         if let Some(id) = self.id {
             // The heap entry stays until its deadline; only the waker is released now.
-            timer().state.lock().unwrap_or_else(|e| e.into_inner()).wakers.remove(&id);
+            timer()
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .wakers
+                .remove(&id);
         }
     }
 }
@@ -171,7 +187,9 @@ impl Limiter {
     pub(crate) async fn acquire(&self) -> Permit {
         // The sender half lives in `self`, so the channel never closes while we wait.
         let _ = self.rx.recv().await;
-        Permit { tx: self.tx.clone() }
+        Permit {
+            tx: self.tx.clone(),
+        }
     }
 }
 
@@ -190,7 +208,10 @@ mod tests {
         let start = Instant::now();
         block_on(sleep(Duration::from_millis(30)));
         assert!(start.elapsed() >= Duration::from_millis(30));
-        let r = block_on(timeout(Some(Duration::from_millis(20)), sleep(Duration::from_secs(5))));
+        let r = block_on(timeout(
+            Some(Duration::from_millis(20)),
+            sleep(Duration::from_secs(5)),
+        ));
         assert!(r.is_none());
         assert!(start.elapsed() < Duration::from_secs(2));
         let r = block_on(timeout(Some(Duration::from_secs(5)), async { 7 }));

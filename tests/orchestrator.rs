@@ -10,7 +10,10 @@ use rlm::{Context, Error, Orchestrator, RunEvent, StepKind};
 use support::{LlmServer, Reply, first_user, last_message, turns};
 
 fn orch(server: &LlmServer) -> rlm::OrchestratorBuilder {
-    Orchestrator::builder().base_url(server.base_url()).model("gpt-4o-mini").execution_timeout(Duration::from_secs(20))
+    Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .execution_timeout(Duration::from_secs(20))
 }
 
 fn code(c: &str) -> String {
@@ -22,7 +25,10 @@ fn persistent_repl_and_final_var_over_http() {
     let server = LlmServer::start(|req, _| match turns(req) {
         0 => Reply::Text(code("x = 21 * 2\nprint(x)")),
         1 => {
-            assert!(last_message(req).contains("42"), "observation carries stdout");
+            assert!(
+                last_message(req).contains("42"),
+                "observation carries stdout"
+            );
             Reply::Text(code("FINAL_VAR('x')"))
         }
         _ => Reply::Text("unexpected".into()),
@@ -34,13 +40,22 @@ fn persistent_repl_and_final_var_over_http() {
     let kinds: Vec<StepKind> = r.steps.iter().map(|s| s.kind).collect();
     assert_eq!(
         kinds,
-        [StepKind::LlmCall, StepKind::CodeExecution, StepKind::LlmCall, StepKind::CodeExecution, StepKind::FinalAnswer]
+        [
+            StepKind::LlmCall,
+            StepKind::CodeExecution,
+            StepKind::LlmCall,
+            StepKind::CodeExecution,
+            StepKind::FinalAnswer
+        ]
     );
     assert_eq!(r.usage.calls, 2);
     assert_eq!(r.usage.prompt_tokens, 200);
     // gpt-4o-mini: 0.15 $/M in, 0.60 $/M out.
     let cost = r.usage.cost_usd.unwrap();
-    assert!((cost - (200.0 * 0.15 + 40.0 * 0.60) / 1e6).abs() < 1e-12, "{cost}");
+    assert!(
+        (cost - (200.0 * 0.15 + 40.0 * 0.60) / 1e6).abs() < 1e-12,
+        "{cost}"
+    );
     let j = serde_json::to_value(&r).unwrap();
     assert_eq!(j["final_answer"], "42");
     assert!(j["steps"].as_array().unwrap().len() == 5);
@@ -50,17 +65,31 @@ fn persistent_repl_and_final_var_over_http() {
 fn final_in_prose_next_to_code_is_not_trusted() {
     // The model puts an invented FINAL next to its code: the code must run first, and its
     // FINAL wins.
-    let llm = ScriptedLlm::replies(["```python\nanswer = sum(range(10))\nFINAL(answer)\n```\nFINAL(999)"]);
-    let r = Orchestrator::builder().llm(llm).build().unwrap().run("sum 0..9");
+    let llm = ScriptedLlm::replies([
+        "```python\nanswer = sum(range(10))\nFINAL(answer)\n```\nFINAL(999)",
+    ]);
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .build()
+        .unwrap()
+        .run("sum 0..9");
     assert_eq!(r.final_answer.as_deref(), Some("45"), "{:?}", r.error);
 }
 
 #[test]
 fn text_final_without_code_and_stdout_convention() {
-    let r = Orchestrator::builder().llm(ScriptedLlm::replies(["The answer is simple.\nFINAL: Paris"])).build().unwrap().run("capital?");
+    let r = Orchestrator::builder()
+        .llm(ScriptedLlm::replies([
+            "The answer is simple.\nFINAL: Paris",
+        ]))
+        .build()
+        .unwrap()
+        .run("capital?");
     assert_eq!(r.final_answer.as_deref(), Some("Paris"));
     let r = Orchestrator::builder()
-        .llm(ScriptedLlm::replies(["```python\nprint(f'FINAL({2**10})')\n```"]))
+        .llm(ScriptedLlm::replies([
+            "```python\nprint(f'FINAL({2**10})')\n```",
+        ]))
         .build()
         .unwrap()
         .run("2^10");
@@ -72,21 +101,35 @@ fn prose_only_replies_are_nudged_then_fail() {
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let s2 = seen.clone();
     let llm = ScriptedLlm::new(move |req| {
-        s2.lock().unwrap().push(req.messages.last().unwrap().content.clone());
+        s2.lock()
+            .unwrap()
+            .push(req.messages.last().unwrap().content.clone());
         Ok("I think the answer might be around 7.".into())
     });
     let r = Orchestrator::builder().llm(llm).build().unwrap().run("q");
     assert!(!r.success);
-    assert!(r.error.as_deref().unwrap().contains("without code"), "{:?}", r.error);
+    assert!(
+        r.error.as_deref().unwrap().contains("without code"),
+        "{:?}",
+        r.error
+    );
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
-    assert!(seen[1].contains("no ```python block"), "the model is told what went wrong");
+    assert!(
+        seen[1].contains("no ```python block"),
+        "the model is told what went wrong"
+    );
 }
 
 #[test]
 fn iteration_limit_keeps_steps() {
     let llm = ScriptedLlm::new(|_| Ok("```python\nprint('working')\n```".into()));
-    let r = Orchestrator::builder().llm(llm).max_iterations(3).build().unwrap().run("never ends");
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .max_iterations(3)
+        .build()
+        .unwrap()
+        .run("never ends");
     assert!(!r.success);
     assert_eq!(r.iterations, 3);
     assert_eq!(r.steps.len(), 6);
@@ -107,14 +150,22 @@ fn exceptions_are_observations_and_the_session_survives() {
     let r = orch(&server).build().unwrap().run("q");
     assert_eq!(r.final_answer.as_deref(), Some("6"), "{:?}", r.error);
     assert!(!r.steps[1].success);
-    assert!(r.steps[1].error.as_deref().unwrap().contains("ZeroDivisionError"));
+    assert!(
+        r.steps[1]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("ZeroDivisionError")
+    );
 }
 
 #[test]
 fn secrets_never_reach_the_provider() {
     let key = "AKIAIOSFODNN7EXAMPLE";
     let server = LlmServer::start(move |req, _| match turns(req) {
-        0 => Reply::Text(code("import sys\nprint('key=AKIA' + 'IOSFODNN7EXAMPLE')\nprint('ghp_' + 'a'*36, file=sys.stderr)")),
+        0 => Reply::Text(code(
+            "import sys\nprint('key=AKIA' + 'IOSFODNN7EXAMPLE')\nprint('ghp_' + 'a'*36, file=sys.stderr)",
+        )),
         _ => Reply::Text(code("FINAL('done')")),
     });
     let r = orch(&server).build().unwrap().run("leak it");
@@ -125,15 +176,29 @@ fn secrets_never_reach_the_provider() {
     assert!(all.contains("[REDACTED:aws_access_key_id]"));
     let step = &r.steps[1];
     assert_eq!(step.findings.len(), 2, "{:?}", step.findings);
-    assert!(!serde_json::to_string(&r).unwrap().contains(key), "the result records rules, not secrets");
+    assert!(
+        !serde_json::to_string(&r).unwrap().contains(key),
+        "the result records rules, not secrets"
+    );
 }
 
 #[test]
 fn raise_on_leak_ends_the_run_with_a_typed_error() {
     let llm = ScriptedLlm::replies(["```python\nprint('AKIA' + 'IOSFODNN7EXAMPLE')\n```"]);
-    let r = Orchestrator::builder().llm(llm).raise_on_leak(true).build().unwrap().run("q");
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .raise_on_leak(true)
+        .build()
+        .unwrap()
+        .run("q");
     assert!(!r.success);
-    assert_eq!(r.failure, Some(Error::DataLeak { rule: "aws_access_key_id".into(), source_name: "stdout".into() }));
+    assert_eq!(
+        r.failure,
+        Some(Error::DataLeak {
+            rule: "aws_access_key_id".into(),
+            source_name: "stdout".into()
+        })
+    );
     assert_eq!(r.steps.len(), 1, "the LLM call is kept");
 }
 
@@ -149,17 +214,36 @@ fn context_file_search_and_documents() {
     std::fs::write(&path, &text).unwrap();
     let llm = ScriptedLlm::new(|req| {
         let sys = &req.messages[0].content;
-        assert!(sys.contains("log.txt") && sys.contains("bytes"), "system prompt describes the context");
+        assert!(
+            sys.contains("log.txt") && sys.contains("bytes"),
+            "system prompt describes the context"
+        );
         Ok(match req.messages.len() {
             2 => "```python\nhits = ctx.search(r'secret code is (\\d+)')\nprint(hits)\ncode = hits[0]['match'].split()[-1]\n```".into(),
             _ => "```python\nFINAL(code + ' at line ' + str(ctx.search('secret')[0]['line']))\n```".into(),
         })
     });
-    let r = Orchestrator::builder().llm(llm).build().unwrap().run_with_context("find the code", Context::file(&path));
-    assert_eq!(r.final_answer.as_deref(), Some("7731 at line 20001"), "{:?} {:?}", r.error, r.steps);
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .build()
+        .unwrap()
+        .run_with_context("find the code", Context::file(&path));
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("7731 at line 20001"),
+        "{:?} {:?}",
+        r.error,
+        r.steps
+    );
 
-    let llm = ScriptedLlm::replies(["```python\nFINAL(f'{len(context)} {context[1]} {ctx[1].size}')\n```"]);
-    let r = Orchestrator::builder().llm(llm).build().unwrap().run_with_context("q", Context::documents(["alpha", "beta"]));
+    let llm = ScriptedLlm::replies([
+        "```python\nFINAL(f'{len(context)} {context[1]} {ctx[1].size}')\n```",
+    ]);
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .build()
+        .unwrap()
+        .run_with_context("q", Context::documents(["alpha", "beta"]));
     assert_eq!(r.final_answer.as_deref(), Some("2 beta 4"), "{:?}", r.error);
 
     let r = Orchestrator::builder()
@@ -167,7 +251,11 @@ fn context_file_search_and_documents() {
         .build()
         .unwrap()
         .run_with_context("q", Context::file(dir.path().join("missing.txt")));
-    assert!(matches!(r.failure, Some(Error::Context { .. })), "{:?}", r.failure);
+    assert!(
+        matches!(r.failure, Some(Error::Context { .. })),
+        "{:?}",
+        r.failure
+    );
     assert!(r.error.unwrap().contains("missing.txt"));
 }
 
@@ -180,7 +268,9 @@ fn llm_query_batched_over_http_in_order() {
                 0 => Reply::Text(code(
                     "prompts = [f'echo {i}' for i in range(8)]\nanswers = llm_query_batched(prompts)\nprint(answers)\none = llm_query('echo single')",
                 )),
-                _ => Reply::Text(code("FINAL(','.join(a.split()[-1] for a in answers) + '/' + one)")),
+                _ => Reply::Text(code(
+                    "FINAL(','.join(a.split()[-1] for a in answers) + '/' + one)",
+                )),
             }
         } else {
             // A sub-call: answer with a small delay so they overlap.
@@ -189,16 +279,38 @@ fn llm_query_batched_over_http_in_order() {
         }
     });
     let r = orch(&server).build().unwrap().run("fan out");
-    assert_eq!(r.final_answer.as_deref(), Some("0,1,2,3,4,5,6,7/answer single"), "{:?}", r.error);
-    assert_eq!(r.steps.iter().filter(|s| s.kind == StepKind::SubQuery).count(), 9);
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("0,1,2,3,4,5,6,7/answer single"),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(
+        r.steps
+            .iter()
+            .filter(|s| s.kind == StepKind::SubQuery)
+            .count(),
+        9
+    );
     assert_eq!(r.usage.calls, 11);
-    assert!(server.in_flight_peak.load(std::sync::atomic::Ordering::SeqCst) >= 4, "sub-calls run concurrently");
+    assert!(
+        server
+            .in_flight_peak
+            .load(std::sync::atomic::Ordering::SeqCst)
+            >= 4,
+        "sub-calls run concurrently"
+    );
 }
 
 #[test]
 fn budget_is_checked_before_each_call() {
     let llm = ScriptedLlm::new(|_| Ok("```python\nprint(1)\n```".into()));
-    let r = Orchestrator::builder().llm(llm).max_llm_calls(2).build().unwrap().run("q");
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .max_llm_calls(2)
+        .build()
+        .unwrap()
+        .run("q");
     assert!(matches!(r.failure, Some(Error::BudgetExceeded { .. })));
     assert_eq!(r.usage.calls, 2);
     assert_eq!(r.iterations, 3, "the third turn was refused before calling");
@@ -206,11 +318,21 @@ fn budget_is_checked_before_each_call() {
 
 #[test]
 fn llm_errors_end_the_run_with_status() {
-    let server = LlmServer::start(|_, _| Reply::Status(401, "Incorrect API key provided: sk-abc".into(), None));
-    let r = orch(&server).api_key("sk-test-secret-key-1234567890").build().unwrap().run("q");
+    let server = LlmServer::start(|_, _| {
+        Reply::Status(401, "Incorrect API key provided: sk-abc".into(), None)
+    });
+    let r = orch(&server)
+        .api_key("sk-test-secret-key-1234567890")
+        .build()
+        .unwrap()
+        .run("q");
     assert!(!r.success);
     match r.failure {
-        Some(Error::Llm { status: Some(401), retryable: false, .. }) => {}
+        Some(Error::Llm {
+            status: Some(401),
+            retryable: false,
+            ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     assert!(!r.error.unwrap().contains("sk-test-secret-key"));
@@ -227,9 +349,18 @@ fn events_are_streamed_in_order() {
     assert!(result.success);
     let evs: Vec<RunEvent> = std::iter::from_fn(|| run.events.try_recv().ok()).collect();
     assert!(matches!(evs.first(), Some(RunEvent::Started { .. })));
-    assert!(matches!(evs.last(), Some(RunEvent::Finished { success: true, .. })));
-    assert!(evs.iter().any(|e| matches!(e, RunEvent::Executing { code, .. } if code.contains("print('hi')"))));
-    let steps = evs.iter().filter(|e| matches!(e, RunEvent::Step { .. })).count();
+    assert!(matches!(
+        evs.last(),
+        Some(RunEvent::Finished { success: true, .. })
+    ));
+    assert!(
+        evs.iter()
+            .any(|e| matches!(e, RunEvent::Executing { code, .. } if code.contains("print('hi')")))
+    );
+    let steps = evs
+        .iter()
+        .filter(|e| matches!(e, RunEvent::Step { .. }))
+        .count();
     assert_eq!(steps, result.steps.len());
     assert!(run.events.is_closed() || run.events.is_empty());
 }
@@ -238,7 +369,12 @@ fn events_are_streamed_in_order() {
 fn hundred_concurrent_runs_on_one_orchestrator() {
     let server = LlmServer::start(|req, _| {
         let q = first_user(req);
-        let n: u64 = q.split(|c: char| !c.is_ascii_digit()).find(|s| !s.is_empty()).unwrap().parse().unwrap();
+        let n: u64 = q
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|s| !s.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap();
         match turns(req) {
             0 => Reply::Text(code(&format!("x = {n} * 3\nprint(x)"))),
             _ => Reply::Text(code("FINAL_VAR('x')")),
@@ -248,7 +384,9 @@ fn hundred_concurrent_runs_on_one_orchestrator() {
     let results = futures_lite::future::block_on(async {
         let ex = async_executor::Executor::new();
         ex.run(async {
-            let tasks: Vec<_> = (0..100u64).map(|i| ex.spawn(o.arun(format!("triple {i}")))).collect();
+            let tasks: Vec<_> = (0..100u64)
+                .map(|i| ex.spawn(o.arun(format!("triple {i}"))))
+                .collect();
             let mut out = Vec::new();
             for t in tasks {
                 out.push(t.await);
@@ -258,6 +396,11 @@ fn hundred_concurrent_runs_on_one_orchestrator() {
         .await
     });
     for (i, r) in results.iter().enumerate() {
-        assert_eq!(r.final_answer.as_deref(), Some((i as u64 * 3).to_string().as_str()), "run {i}: {:?}", r.error);
+        assert_eq!(
+            r.final_answer.as_deref(),
+            Some((i as u64 * 3).to_string().as_str()),
+            "run {i}: {:?}",
+            r.error
+        );
     }
 }

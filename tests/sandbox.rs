@@ -7,7 +7,9 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rlm::sandbox::{BwrapSandbox, ExecutionResult, NoHostCalls, Sandbox, SandboxSession, SessionSpec, UnsafeSandbox};
+use rlm::sandbox::{
+    BwrapSandbox, ExecutionResult, NoHostCalls, Sandbox, SandboxSession, SessionSpec, UnsafeSandbox,
+};
 use rlm::{Error, SandboxConfig};
 use support::wait_no_repl;
 
@@ -24,7 +26,8 @@ fn cfg() -> SandboxConfig {
 }
 
 fn start(c: SandboxConfig) -> Box<dyn SandboxSession> {
-    futures_lite::future::block_on(BwrapSandbox::new(c).start(SessionSpec::empty())).expect("bwrap sandbox starts")
+    futures_lite::future::block_on(BwrapSandbox::new(c).start(SessionSpec::empty()))
+        .expect("bwrap sandbox starts")
 }
 
 fn exec(s: &mut Box<dyn SandboxSession>, code: &str) -> ExecutionResult {
@@ -35,17 +38,32 @@ fn exec(s: &mut Box<dyn SandboxSession>, code: &str) -> ExecutionResult {
 fn persistent_state_exceptions_and_fd_level_capture() {
     let _g = serial();
     let mut s = start(cfg());
-    let r = exec(&mut s, "import json\ndef f(x):\n    return x * 2\nstate = {'n': f(21)}");
+    let r = exec(
+        &mut s,
+        "import json\ndef f(x):\n    return x * 2\nstate = {'n': f(21)}",
+    );
     assert!(r.success(), "{r:?}");
     let r = exec(&mut s, "raise ValueError('boom')");
     assert_eq!(r.exit_code, 1);
     assert!(r.stderr.contains("ValueError: boom"), "{}", r.stderr);
-    let r = exec(&mut s, "import os, subprocess, sys\nprint(json.dumps(state))\nos.write(1, b'raw-fd\\n')\nsubprocess.run(['echo', 'from-child'])\nprint('err', file=sys.stderr)");
+    let r = exec(
+        &mut s,
+        "import os, subprocess, sys\nprint(json.dumps(state))\nos.write(1, b'raw-fd\\n')\nsubprocess.run(['echo', 'from-child'])\nprint('err', file=sys.stderr)",
+    );
     assert!(r.success(), "{r:?}");
-    assert!(r.stdout.contains(r#"{"n": 42}"#) && r.stdout.contains("raw-fd") && r.stdout.contains("from-child"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(r#"{"n": 42}"#)
+            && r.stdout.contains("raw-fd")
+            && r.stdout.contains("from-child"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(r.stderr, "err\n");
     let r = exec(&mut s, "import sys\nsys.exit(3)");
-    assert!(r.stderr.contains("SystemExit"), "the REPL survives sys.exit");
+    assert!(
+        r.stderr.contains("SystemExit"),
+        "the REPL survives sys.exit"
+    );
     let r = exec(&mut s, "state['n']");
     assert_eq!(r.stdout, "42\n", "a bare last expression is shown");
     drop(s);
@@ -81,12 +99,27 @@ print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
     let out = r.stdout;
     assert!(!out.contains("VISIBLE"), "{out}");
     assert!(!out.contains("hunter2"), "host environment leaked: {out}");
-    assert!(!out.contains(&cwd.display().to_string()) || out.matches(&cwd.display().to_string()).count() == 1, "{out}");
+    assert!(
+        !out.contains(&cwd.display().to_string())
+            || out.matches(&cwd.display().to_string()).count() == 1,
+        "{out}"
+    );
     assert!(out.contains("uid 65534 65534"), "{out}");
-    assert!(out.contains("CapEff:\\t0000000000000000") && out.contains("NoNewPrivs:\\t1") && out.contains("Seccomp:\\t2"), "{out}");
-    assert!(out.contains("['bin', 'dev', 'etc', 'lib', 'lib64', 'opt', 'proc', 'sbin', 'tmp', 'usr']"), "{out}");
+    assert!(
+        out.contains("CapEff:\\t0000000000000000")
+            && out.contains("NoNewPrivs:\\t1")
+            && out.contains("Seccomp:\\t2"),
+        "{out}"
+    );
+    assert!(
+        out.contains("['bin', 'dev', 'etc', 'lib', 'lib64', 'opt', 'proc', 'sbin', 'tmp', 'usr']"),
+        "{out}"
+    );
     let cmdline = out.lines().find(|l| l.starts_with("cmdline")).unwrap();
-    assert!(!cmdline.contains("/tmp/") && !cmdline.contains("--ro-bind"), "host paths in /proc/1/cmdline: {cmdline}");
+    assert!(
+        !cmdline.contains("/tmp/") && !cmdline.contains("--ro-bind"),
+        "host paths in /proc/1/cmdline: {cmdline}"
+    );
 }
 
 #[test]
@@ -113,10 +146,21 @@ a, b = socket.socketpair(); a.send(b'x'); print('unix ok', b.recv(1))
 "#
         ),
     );
-    assert!(!r.stdout.contains("CONNECTED") && !r.stdout.contains("socket created"), "{}", r.stdout);
-    assert!(r.stdout.contains("socket refused 1"), "seccomp returns EPERM: {}", r.stdout);
+    assert!(
+        !r.stdout.contains("CONNECTED") && !r.stdout.contains("socket created"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("socket refused 1"),
+        "seccomp returns EPERM: {}",
+        r.stdout
+    );
     assert!(r.stdout.contains("unix ok"), "{}", r.stdout);
-    assert!(listener.accept().is_err(), "nothing reached the host listener");
+    assert!(
+        listener.accept().is_err(),
+        "nothing reached the host listener"
+    );
 }
 
 #[test]
@@ -143,7 +187,11 @@ for k in kids:
     os.kill(k, 9); os.waitpid(k, 0)
 "#,
     );
-    let line = r.stdout.lines().find(|l| l.starts_with("forked")).unwrap_or_else(|| panic!("{r:?}"));
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("forked"))
+        .unwrap_or_else(|| panic!("{r:?}"));
     let forked: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(forked < 40, "process limit not enforced: {line}");
     let r = exec(&mut s, "print('still alive')");
@@ -222,11 +270,23 @@ print('ptrace', rc, errno.errorcode.get(ctypes.get_errno()))
 #[test]
 fn signals_cannot_reach_the_host() {
     let _g = serial();
-    let mut host_child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let mut host_child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
     let mut s = start(cfg());
-    let r = exec(&mut s, &format!("import os\ntry:\n    os.kill({}, 9); print('KILLED')\nexcept OSError as e:\n    print('no', e.errno)\nos.kill(-1, 9)", host_child.id()));
+    let r = exec(
+        &mut s,
+        &format!(
+            "import os\ntry:\n    os.kill({}, 9); print('KILLED')\nexcept OSError as e:\n    print('no', e.errno)\nos.kill(-1, 9)",
+            host_child.id()
+        ),
+    );
     assert!(!r.stdout.contains("KILLED"), "{r:?}");
-    assert!(host_child.try_wait().unwrap().is_none(), "a host process was killed from the sandbox");
+    assert!(
+        host_child.try_wait().unwrap().is_none(),
+        "a host process was killed from the sandbox"
+    );
     host_child.kill().unwrap();
     host_child.wait().unwrap();
     let r = exec(&mut s, "print('recovered')");
@@ -240,7 +300,10 @@ fn output_flood_is_capped_without_host_memory_growth() {
     c.max_output_bytes = 4000;
     let mut s = start(c);
     let t = Instant::now();
-    let r = exec(&mut s, "import sys\nchunk = 'z' * 65536 + '\\n'\nfor i in range(3000):\n    sys.stdout.write(chunk)\nprint('THE END')");
+    let r = exec(
+        &mut s,
+        "import sys\nchunk = 'z' * 65536 + '\\n'\nfor i in range(3000):\n    sys.stdout.write(chunk)\nprint('THE END')",
+    );
     assert!(r.success());
     assert!(r.stdout.len() < 4200, "{}", r.stdout.len());
     assert!(r.stdout.contains("bytes of output cut"));
@@ -253,10 +316,13 @@ fn dropping_a_running_execution_kills_the_sandbox_within_a_second() {
     let _g = serial();
     let mut s = start(cfg());
     let fut = s.execute("import time\ntime.sleep(60)", &NoHostCalls);
-    let r = futures_lite::future::block_on(futures_lite::future::or(async { Some(fut.await) }, async {
-        blocking::unblock(|| std::thread::sleep(Duration::from_millis(300))).await;
-        None
-    }));
+    let r = futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(fut.await) },
+        async {
+            blocking::unblock(|| std::thread::sleep(Duration::from_millis(300))).await;
+            None
+        },
+    ));
     assert!(r.is_none());
     let t = Instant::now();
     drop(s);
@@ -278,12 +344,12 @@ fn context_is_read_only_and_handle_methods_work() {
     std::fs::write(&empty, "").unwrap();
     let spec_for = |path: &std::path::Path, code: &str| {
         let lc = rlm::Context::file(path);
-        let r = rlm::Orchestrator::builder()
+
+        rlm::Orchestrator::builder()
             .llm(rlm::llm::ScriptedLlm::replies([code]))
             .build()
             .unwrap()
-            .run_with_context("q", lc);
-        r
+            .run_with_context("q", lc)
     };
     let r = spec_for(
         &p,
@@ -294,21 +360,37 @@ fn context_is_read_only_and_handle_methods_work() {
     assert!(!out.contains("WRITABLE"), "{out}");
     assert!(out.contains(&format!("{} 1000", text.len())), "{out}");
     assert!(out.contains("'é'"), "read snaps to whole characters: {out}");
-    assert!(out.contains("'héllo'") && out.contains("'1000000\\n'"), "{out}");
-    assert!(out.contains("'row 2 ÄÖÜ value=4\\nrow 3 ÄÖÜ value=9\\n'"), "{out}");
+    assert!(
+        out.contains("'héllo'") && out.contains("'1000000\\n'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("'row 2 ÄÖÜ value=4\\nrow 3 ÄÖÜ value=9\\n'"),
+        "{out}"
+    );
     assert!(out.contains("'line': 99, 'match': 'value=9801'"), "{out}");
     assert!(out.contains("\n3\n"), "unicode case folding: {out}");
     assert!(out.contains("True"), "{out}");
-    assert!(out.contains("bad regex: ctx.search: invalid regular expression"), "{out}");
+    assert!(
+        out.contains("bad regex: ctx.search: invalid regular expression"),
+        "{out}"
+    );
     let r = spec_for(
         &empty,
         "```python\nprint(ctx.size, ctx.line_count(), repr(ctx.head()), ctx.search('x'), list(ctx.chunks(10)), repr(ctx.lines(1)))\nFINAL('ok')\n```",
     );
     assert!(r.success);
-    assert!(r.steps[1].output.contains("0 0 '' [] [] ''"), "{}", r.steps[1].output);
+    assert!(
+        r.steps[1].output.contains("0 0 '' [] [] ''"),
+        "{}",
+        r.steps[1].output
+    );
     // The context file is untouched.
     let mut now = String::new();
-    std::fs::File::open(&p).unwrap().read_to_string(&mut now).unwrap();
+    std::fs::File::open(&p)
+        .unwrap()
+        .read_to_string(&mut now)
+        .unwrap();
     assert_eq!(now, text);
 }
 
@@ -317,23 +399,37 @@ fn fails_closed_without_bwrap_and_unsafe_is_explicit() {
     let _g = serial();
     let mut c = cfg();
     c.bwrap = "/nonexistent/bwrap".into();
-    let err = futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty())).err().unwrap();
+    let err =
+        futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty()))
+            .err()
+            .unwrap();
     assert!(matches!(err, Error::Sandbox { .. }));
-    assert!(err.to_string().contains("apt-get install bubblewrap"), "{err}");
-    assert!(err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME=1"), "{err}");
-    assert!(rlm::sandbox::from_config(&{
-        let mut u = cfg();
-        u.kind = rlm::SandboxKind::Unsafe;
-        u
-    })
-    .is_err());
+    assert!(
+        err.to_string().contains("apt-get install bubblewrap"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME=1"),
+        "{err}"
+    );
+    assert!(
+        rlm::sandbox::from_config(&{
+            let mut u = cfg();
+            u.kind = rlm::SandboxKind::Unsafe;
+            u
+        })
+        .is_err()
+    );
     // With the opt-in, a missing bwrap falls back to the marked unsafe runtime.
     c.allow_unsafe_runtime = true;
-    let mut s = futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty())).unwrap();
+    let mut s =
+        futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty()))
+            .unwrap();
     let r = exec(&mut s, "x = 5\nprint(x)");
     assert!(r.unsafe_runtime && r.stdout == "5\n", "{r:?}");
     drop(s);
-    let mut s = futures_lite::future::block_on(UnsafeSandbox::new(c).start(SessionSpec::empty())).unwrap();
+    let mut s =
+        futures_lite::future::block_on(UnsafeSandbox::new(c).start(SessionSpec::empty())).unwrap();
     assert!(exec(&mut s, "print(1)").unsafe_runtime);
     drop(s);
     assert_eq!(wait_no_repl(2), 0);

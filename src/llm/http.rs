@@ -68,18 +68,30 @@ impl OpenAiClient {
 
 enum Attempt {
     Done(Completion),
-    Retry { status: Option<u16>, message: String, after: Option<Duration> },
+    Retry {
+        status: Option<u16>,
+        message: String,
+        after: Option<Duration>,
+    },
     Fail(Error),
 }
 
 fn llm_error(status: Option<u16>, retryable: bool, message: String) -> Error {
-    Error::Llm { provider: "openai".into(), status, retryable, message }
+    Error::Llm {
+        provider: "openai".into(),
+        status,
+        retryable,
+        message,
+    }
 }
 
 impl Inner {
     /// One HTTP exchange (blocking).
     fn attempt(&self, body: &[u8]) -> Attempt {
-        let mut req = self.agent.post(&self.url).header("Content-Type", "application/json");
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Type", "application/json");
         if let Some(a) = &self.auth {
             req = req.header("Authorization", a);
         }
@@ -88,23 +100,43 @@ impl Inner {
             Err(e) => {
                 let retryable = matches!(
                     e,
-                    ureq::Error::Timeout(_) | ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound
+                    ureq::Error::Timeout(_)
+                        | ureq::Error::Io(_)
+                        | ureq::Error::ConnectionFailed
+                        | ureq::Error::HostNotFound
                 );
                 // ureq errors never include request headers, so the key cannot leak here.
                 let message = format!("request to {} failed: {e}", self.url);
                 return if retryable {
-                    Attempt::Retry { status: None, message, after: None }
+                    Attempt::Retry {
+                        status: None,
+                        message,
+                        after: None,
+                    }
                 } else {
                     Attempt::Fail(llm_error(None, false, message))
                 };
             }
         };
         let status = resp.status().as_u16();
-        let after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
-        let text = match resp.body_mut().with_config().limit(32 << 20).read_to_string() {
+        let after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = match resp
+            .body_mut()
+            .with_config()
+            .limit(32 << 20)
+            .read_to_string()
+        {
             Ok(t) => t,
             Err(e) => {
-                return Attempt::Retry { status: Some(status), message: format!("reading the response failed: {e}"), after };
+                return Attempt::Retry {
+                    status: Some(status),
+                    message: format!("reading the response failed: {e}"),
+                    after,
+                };
             }
         };
         if (200..300).contains(&status) {
@@ -115,7 +147,11 @@ impl Inner {
         }
         let message = openai::error_message(&text);
         if matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529) {
-            Attempt::Retry { status: Some(status), message, after }
+            Attempt::Retry {
+                status: Some(status),
+                message,
+                after,
+            }
         } else {
             Attempt::Fail(llm_error(Some(status), false, message))
         }
@@ -124,7 +160,9 @@ impl Inner {
     fn backoff(&self, attempt: u32, after: Option<Duration>) -> Duration {
         let base = Duration::from_millis(500).saturating_mul(1 << attempt.min(6));
         let jitter = jitter_fraction();
-        let d = after.unwrap_or(base.mul_f64(0.5 + jitter)).min(Duration::from_secs(120));
+        let d = after
+            .unwrap_or(base.mul_f64(0.5 + jitter))
+            .min(Duration::from_secs(120));
         let until = Instant::now() + d;
         let mut nb = self.not_before.lock().unwrap_or_else(|e| e.into_inner());
         *nb = Some(nb.map_or(until, |x| x.max(until)));
@@ -141,7 +179,12 @@ impl Inner {
 fn jitter_fraction() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -157,12 +200,17 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
         return None;
     }
     let day: i64 = parts[1].parse().ok()?;
-    let month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == parts[2])? as i64
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i64
         + 1;
     let year: i64 = parts[3].parse().ok()?;
-    let hms: Vec<i64> = parts[4].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    let hms: Vec<i64> = parts[4]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
     if hms.len() != 3 {
         return None;
     }
@@ -175,7 +223,10 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146097 + doe - 719468;
     let epoch = days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?
+        .as_secs() as i64;
     Some(Duration::from_secs((epoch - now).max(0) as u64))
 }
 
@@ -205,7 +256,11 @@ impl LanguageModel for OpenAiClient {
                 match outcome {
                     Attempt::Done(c) => return Ok(c),
                     Attempt::Fail(e) => return Err(e),
-                    Attempt::Retry { status, message, after } => {
+                    Attempt::Retry {
+                        status,
+                        message,
+                        after,
+                    } => {
                         last = Some((status, message));
                         if n + 1 < attempts {
                             let d = inner.backoff(n, after);
@@ -215,7 +270,11 @@ impl LanguageModel for OpenAiClient {
                 }
             }
             let (status, message) = last.unwrap_or((None, "no attempt made".into()));
-            Err(llm_error(status, true, format!("{message} (gave up after {attempts} attempts)")))
+            Err(llm_error(
+                status,
+                true,
+                format!("{message} (gave up after {attempts} attempts)"),
+            ))
         })
     }
 
@@ -232,7 +291,10 @@ mod tests {
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
         assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(parse_retry_after("-1"), None);
         let j = jitter_fraction();

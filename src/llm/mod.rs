@@ -39,15 +39,24 @@ pub struct Message {
 impl Message {
     /// A system message.
     pub fn system(c: impl Into<String>) -> Self {
-        Message { role: Role::System, content: c.into() }
+        Message {
+            role: Role::System,
+            content: c.into(),
+        }
     }
     /// A user message.
     pub fn user(c: impl Into<String>) -> Self {
-        Message { role: Role::User, content: c.into() }
+        Message {
+            role: Role::User,
+            content: c.into(),
+        }
     }
     /// An assistant message.
     pub fn assistant(c: impl Into<String>) -> Self {
-        Message { role: Role::Assistant, content: c.into() }
+        Message {
+            role: Role::Assistant,
+            content: c.into(),
+        }
     }
 }
 
@@ -70,7 +79,13 @@ pub struct CompletionRequest {
 impl CompletionRequest {
     /// A request with these messages and default settings.
     pub fn new(messages: Vec<Message>) -> Self {
-        CompletionRequest { messages, model: None, temperature: None, max_tokens: None, stop: Vec::new() }
+        CompletionRequest {
+            messages,
+            model: None,
+            temperature: None,
+            max_tokens: None,
+            stop: Vec::new(),
+        }
     }
 }
 
@@ -100,7 +115,12 @@ pub struct Completion {
 impl Completion {
     /// A completion with this text, model and usage.
     pub fn new(text: impl Into<String>, model: impl Into<String>, usage: TokenUsage) -> Self {
-        Completion { text: text.into(), model: model.into(), usage, finish_reason: None }
+        Completion {
+            text: text.into(),
+            model: model.into(),
+            usage,
+            finish_reason: None,
+        }
     }
 }
 
@@ -133,14 +153,19 @@ pub struct ScriptedLlm {
 
 impl fmt::Debug for ScriptedLlm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScriptedLlm").field("model", &self.model).finish_non_exhaustive()
+        f.debug_struct("ScriptedLlm")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
     }
 }
 
 impl ScriptedLlm {
     /// Answers each request with `f(request)`.
     pub fn new(f: impl Fn(&CompletionRequest) -> Result<String> + Send + Sync + 'static) -> Self {
-        ScriptedLlm { script: Arc::new(f), model: "scripted".into() }
+        ScriptedLlm {
+            script: Arc::new(f),
+            model: "scripted".into(),
+        }
     }
 
     /// Answers with `replies` in order, then with an error.
@@ -149,14 +174,18 @@ impl ScriptedLlm {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let q: Mutex<std::collections::VecDeque<String>> = Mutex::new(replies.into_iter().map(Into::into).collect());
+        let q: Mutex<std::collections::VecDeque<String>> =
+            Mutex::new(replies.into_iter().map(Into::into).collect());
         ScriptedLlm::new(move |_| {
-            q.lock().unwrap_or_else(|e| e.into_inner()).pop_front().ok_or_else(|| Error::Llm {
-                provider: "scripted".into(),
-                status: None,
-                retryable: false,
-                message: "script exhausted".into(),
-            })
+            q.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pop_front()
+                .ok_or_else(|| Error::Llm {
+                    provider: "scripted".into(),
+                    status: None,
+                    retryable: false,
+                    message: "script exhausted".into(),
+                })
         })
     }
 
@@ -174,8 +203,16 @@ impl LanguageModel for ScriptedLlm {
         let prompt: usize = request.messages.iter().map(|m| m.content.len()).sum();
         Box::pin(async move {
             let text = r?;
-            let usage = TokenUsage { prompt_tokens: prompt.div_ceil(4) as u64, completion_tokens: text.len().div_ceil(4) as u64 };
-            Ok(Completion { text, model, usage, finish_reason: Some("stop".into()) })
+            let usage = TokenUsage {
+                prompt_tokens: prompt.div_ceil(4) as u64,
+                completion_tokens: text.len().div_ceil(4) as u64,
+            };
+            Ok(Completion {
+                text,
+                model,
+                usage,
+                finish_reason: Some("stop".into()),
+            })
         })
     }
     fn model(&self) -> &str {

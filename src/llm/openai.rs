@@ -19,7 +19,12 @@ pub(crate) struct ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
-    pub(crate) fn from_request(req: &'a CompletionRequest, model: &'a str, temperature: f32, max_tokens: u32) -> Self {
+    pub(crate) fn from_request(
+        req: &'a CompletionRequest,
+        model: &'a str,
+        temperature: f32,
+        max_tokens: u32,
+    ) -> Self {
         ChatRequest {
             model: req.model.as_deref().unwrap_or(model),
             messages: &req.messages,
@@ -77,8 +82,13 @@ enum ErrorDetail {
 
 /// Parses a 2xx body. `fallback_model` is used when the server omits `model`.
 pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Completion, String> {
-    let r: ChatResponse = serde_json::from_str(body).map_err(|e| format!("malformed response body: {e}"))?;
-    let choice = r.choices.into_iter().next().ok_or("response has no choices")?;
+    let r: ChatResponse =
+        serde_json::from_str(body).map_err(|e| format!("malformed response body: {e}"))?;
+    let choice = r
+        .choices
+        .into_iter()
+        .next()
+        .ok_or("response has no choices")?;
     let text = choice.message.and_then(|m| m.content).unwrap_or_default();
     let usage = r
         .usage
@@ -89,7 +99,10 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         .unwrap_or_default();
     Ok(Completion {
         text,
-        model: r.model.filter(|m| !m.is_empty()).unwrap_or_else(|| fallback_model.to_string()),
+        model: r
+            .model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| fallback_model.to_string()),
         usage,
         finish_reason: choice.finish_reason,
     })
@@ -98,12 +111,20 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
 /// The provider's message from an error body, or a trimmed excerpt of the body.
 pub(crate) fn error_message(body: &str) -> String {
     match serde_json::from_str::<ErrorBody>(body) {
-        Ok(ErrorBody { error: ErrorDetail::Object { message } }) => message,
-        Ok(ErrorBody { error: ErrorDetail::Text(t) }) => t,
+        Ok(ErrorBody {
+            error: ErrorDetail::Object { message },
+        }) => message,
+        Ok(ErrorBody {
+            error: ErrorDetail::Text(t),
+        }) => t,
         Err(_) => {
             let t = body.trim();
             let end = t.char_indices().nth(300).map(|(i, _)| i).unwrap_or(t.len());
-            if t.is_empty() { "(empty body)".into() } else { t[..end].to_string() }
+            if t.is_empty() {
+                "(empty body)".into()
+            } else {
+                t[..end].to_string()
+            }
         }
     }
 }
@@ -116,12 +137,16 @@ mod tests {
     #[test]
     fn request_shape() {
         let req = CompletionRequest::new(vec![Message::system("s"), Message::user("u")]);
-        let body = serde_json::to_value(ChatRequest::from_request(&req, "gpt-4o-mini", 0.0, 512)).unwrap();
+        let body =
+            serde_json::to_value(ChatRequest::from_request(&req, "gpt-4o-mini", 0.0, 512)).unwrap();
         assert_eq!(body["model"], "gpt-4o-mini");
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["max_tokens"], 512);
         assert!(body.get("stop").is_none());
-        assert_eq!(Role::Assistant, serde_json::from_str("\"assistant\"").unwrap());
+        assert_eq!(
+            Role::Assistant,
+            serde_json::from_str("\"assistant\"").unwrap()
+        );
     }
 
     #[test]
@@ -132,22 +157,50 @@ mod tests {
         let c = parse_response(ok, "x").unwrap();
         assert_eq!(c.text, "hi");
         assert_eq!(c.model, "gpt-4o-mini-2024-07-18");
-        assert_eq!(c.usage, TokenUsage { prompt_tokens: 9, completion_tokens: 12 });
+        assert_eq!(
+            c.usage,
+            TokenUsage {
+                prompt_tokens: 9,
+                completion_tokens: 12
+            }
+        );
         // Missing usage, null content, missing model.
-        let c = parse_response(r#"{"choices":[{"message":{"content":null}}]}"#, "fallback").unwrap();
-        assert_eq!((c.text.as_str(), c.model.as_str(), c.usage), ("", "fallback", TokenUsage::default()));
-        let c = parse_response(r#"{"choices":[{"message":{"content":"x"}}],"usage":{}}"#, "m").unwrap();
+        let c =
+            parse_response(r#"{"choices":[{"message":{"content":null}}]}"#, "fallback").unwrap();
+        assert_eq!(
+            (c.text.as_str(), c.model.as_str(), c.usage),
+            ("", "fallback", TokenUsage::default())
+        );
+        let c = parse_response(
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{}}"#,
+            "m",
+        )
+        .unwrap();
         assert_eq!(c.usage, TokenUsage::default());
-        assert!(parse_response("{not json", "m").unwrap_err().contains("malformed"));
-        assert!(parse_response(r#"{"choices":[]}"#, "m").unwrap_err().contains("no choices"));
+        assert!(
+            parse_response("{not json", "m")
+                .unwrap_err()
+                .contains("malformed")
+        );
+        assert!(
+            parse_response(r#"{"choices":[]}"#, "m")
+                .unwrap_err()
+                .contains("no choices")
+        );
     }
 
     #[test]
     fn error_bodies() {
         let e = r#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#;
         assert_eq!(error_message(e), "Rate limit reached");
-        assert_eq!(error_message(r#"{"error":"model not loaded"}"#), "model not loaded");
-        assert_eq!(error_message("<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert_eq!(
+            error_message(r#"{"error":"model not loaded"}"#),
+            "model not loaded"
+        );
+        assert_eq!(
+            error_message("<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
         assert_eq!(error_message(""), "(empty body)");
     }
 }

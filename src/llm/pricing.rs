@@ -14,7 +14,8 @@ pub struct Price {
 impl Price {
     /// Cost of a call.
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
-        prompt_tokens as f64 / 1e6 * self.input_per_million + completion_tokens as f64 / 1e6 * self.output_per_million
+        prompt_tokens as f64 / 1e6 * self.input_per_million
+            + completion_tokens as f64 / 1e6 * self.output_per_million
     }
 }
 
@@ -55,7 +56,15 @@ impl Default for PriceTable {
         PriceTable {
             prices: DEFAULT_PRICES
                 .iter()
-                .map(|&(m, i, o)| (m.to_string(), Price { input_per_million: i, output_per_million: o }))
+                .map(|&(m, i, o)| {
+                    (
+                        m.to_string(),
+                        Price {
+                            input_per_million: i,
+                            output_per_million: o,
+                        },
+                    )
+                })
                 .collect(),
         }
     }
@@ -64,7 +73,9 @@ impl Default for PriceTable {
 impl PriceTable {
     /// An empty table (every cost unknown).
     pub fn empty() -> Self {
-        PriceTable { prices: BTreeMap::new() }
+        PriceTable {
+            prices: BTreeMap::new(),
+        }
     }
 
     /// Adds or replaces a model family's price.
@@ -81,7 +92,11 @@ impl PriceTable {
         }
         self.prices
             .iter()
-            .filter(|(k, _)| model.len() > k.len() && model.starts_with(k.as_str()) && model.as_bytes()[k.len()] == b'-')
+            .filter(|(k, _)| {
+                model.len() > k.len()
+                    && model.starts_with(k.as_str())
+                    && model.as_bytes()[k.len()] == b'-'
+            })
             .max_by_key(|(k, _)| k.len())
             .map(|(_, p)| *p)
     }
@@ -97,15 +112,36 @@ mod tests {
         assert_eq!(t.lookup("gpt-4o-mini-2024-07-18"), t.lookup("gpt-4o-mini"));
         assert_ne!(t.lookup("gpt-4o-mini-2024-07-18"), t.lookup("gpt-4o"));
         assert_eq!(t.lookup("gpt-4o-2024-08-06"), t.lookup("gpt-4o"));
-        assert_eq!(t.lookup("claude-3-5-sonnet-20241022").unwrap().input_per_million, 3.0);
+        assert_eq!(
+            t.lookup("claude-3-5-sonnet-20241022")
+                .unwrap()
+                .input_per_million,
+            3.0
+        );
         assert_eq!(t.lookup("openai/gpt-4o-mini"), t.lookup("gpt-4o-mini"));
         assert_eq!(t.lookup(""), None);
         assert_eq!(t.lookup("qwen2.5-coder-1.5b"), None);
-        assert_eq!(t.lookup("gpt-4omega"), None, "prefix must end at a '-' boundary");
+        assert_eq!(
+            t.lookup("gpt-4omega"),
+            None,
+            "prefix must end at a '-' boundary"
+        );
         let mut t = t;
-        t.set("qwen2.5-coder", Price { input_per_million: 0.0, output_per_million: 0.0 });
-        assert_eq!(t.lookup("qwen2.5-coder-1.5b").unwrap().cost(1000, 1000), 0.0);
-        let p = Price { input_per_million: 1.0, output_per_million: 2.0 };
+        t.set(
+            "qwen2.5-coder",
+            Price {
+                input_per_million: 0.0,
+                output_per_million: 0.0,
+            },
+        );
+        assert_eq!(
+            t.lookup("qwen2.5-coder-1.5b").unwrap().cost(1000, 1000),
+            0.0
+        );
+        let p = Price {
+            input_per_million: 1.0,
+            output_per_million: 2.0,
+        };
         assert!((p.cost(1_000_000, 500_000) - 2.0).abs() < 1e-9);
     }
 }

@@ -31,7 +31,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub const REPL_DRIVER: &str = include_str!("repl.py");
 
 /// Names the REPL defines for the model's code. The system prompt names exactly these.
-pub const REPL_FUNCTIONS: &[&str] = &["FINAL", "FINAL_VAR", "SHOW_VARS", "llm_query", "llm_query_batched"];
+pub const REPL_FUNCTIONS: &[&str] = &[
+    "FINAL",
+    "FINAL_VAR",
+    "SHOW_VARS",
+    "llm_query",
+    "llm_query_batched",
+];
 
 /// Outcome of one code block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,7 +116,14 @@ impl SessionSpec {
 
     pub(crate) fn for_context(ctx: &LoadedContext, inline_limit: u64) -> Self {
         SessionSpec {
-            files: ctx.docs.iter().map(|d| ContextFile { path: d.path.clone(), name: d.name.clone() }).collect(),
+            files: ctx
+                .docs
+                .iter()
+                .map(|d| ContextFile {
+                    path: d.path.clone(),
+                    name: d.name.clone(),
+                })
+                .collect(),
             is_list: ctx.is_list,
             inline: ctx.total_bytes() <= inline_limit,
         }
@@ -120,7 +133,11 @@ impl SessionSpec {
 /// Requests that code in the REPL makes to the host while a block runs (`llm_query`, ...).
 pub trait HostCalls: Send + Sync {
     /// Handles one call; `Err` becomes a Python `RuntimeError` with that message.
-    fn call(&self, name: &str, args: serde_json::Value) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>>;
+    fn call(
+        &self,
+        name: &str,
+        args: serde_json::Value,
+    ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>>;
 }
 
 /// A [`HostCalls`] that refuses every call.
@@ -128,7 +145,11 @@ pub trait HostCalls: Send + Sync {
 pub struct NoHostCalls;
 
 impl HostCalls for NoHostCalls {
-    fn call(&self, name: &str, _args: serde_json::Value) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
+    fn call(
+        &self,
+        name: &str,
+        _args: serde_json::Value,
+    ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
         let msg = format!("{name} is not available in this session");
         Box::pin(async move { Err(msg) })
     }
@@ -146,7 +167,11 @@ pub trait Sandbox: Send + Sync + fmt::Debug {
 pub trait SandboxSession: Send {
     /// Runs one block. A Python exception is a normal result (traceback in `stderr`); `Err` is
     /// reserved for a sandbox that cannot run at all.
-    fn execute<'a>(&'a mut self, code: &'a str, calls: &'a dyn HostCalls) -> BoxFuture<'a, Result<ExecutionResult>>;
+    fn execute<'a>(
+        &'a mut self,
+        code: &'a str,
+        calls: &'a dyn HostCalls,
+    ) -> BoxFuture<'a, Result<ExecutionResult>>;
 }
 
 /// The sandbox selected by `cfg`.

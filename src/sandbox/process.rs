@@ -14,7 +14,10 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use super::protocol::{Decoder, HostMsg, ReplMsg, encode};
-use super::{BoxFuture, ExecutionResult, HostCalls, REPL_DRIVER, Sandbox, SandboxSession, SessionSpec, seccomp};
+use super::{
+    BoxFuture, ExecutionResult, HostCalls, REPL_DRIVER, Sandbox, SandboxSession, SessionSpec,
+    seccomp,
+};
 use crate::config::SandboxConfig;
 use crate::error::{Error, Result};
 use crate::runtime;
@@ -76,7 +79,9 @@ impl Sandbox for BwrapSandbox {
                 Err(_) if cfg.allow_unsafe_runtime => Mode::Unsafe,
                 Err(e) => return Err(e),
             };
-            ProcessSession::start(cfg, spec, mode).await.map(|s| Box::new(s) as Box<dyn SandboxSession>)
+            ProcessSession::start(cfg, spec, mode)
+                .await
+                .map(|s| Box::new(s) as Box<dyn SandboxSession>)
         })
     }
     fn backend(&self) -> &'static str {
@@ -88,7 +93,9 @@ impl Sandbox for UnsafeSandbox {
     fn start(&self, spec: SessionSpec) -> BoxFuture<'static, Result<Box<dyn SandboxSession>>> {
         let cfg = self.cfg.clone();
         Box::pin(async move {
-            ProcessSession::start(cfg, spec, Mode::Unsafe).await.map(|s| Box::new(s) as Box<dyn SandboxSession>)
+            ProcessSession::start(cfg, spec, Mode::Unsafe)
+                .await
+                .map(|s| Box::new(s) as Box<dyn SandboxSession>)
         })
     }
     fn backend(&self) -> &'static str {
@@ -147,7 +154,10 @@ impl UidSlot {
 
 impl Drop for UidSlot {
     fn drop(&mut self) {
-        uid_pool().lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+        uid_pool()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.0);
     }
 }
 
@@ -158,12 +168,16 @@ fn memfd(name: &str, data: &[u8]) -> Result<OwnedFd> {
     #[allow(unsafe_code)]
     let fd = unsafe { libc::memfd_create(cname.as_ptr(), libc::MFD_CLOEXEC) };
     if fd < 0 {
-        return Err(Error::sandbox(format!("memfd_create: {}", std::io::Error::last_os_error())));
+        return Err(Error::sandbox(format!(
+            "memfd_create: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // SAFETY: fd was just created and is owned by nobody else.
     #[allow(unsafe_code)]
     let mut f = unsafe { File::from_raw_fd(fd) };
-    f.write_all(data).map_err(|e| Error::sandbox(format!("writing sandbox data: {e}")))?;
+    f.write_all(data)
+        .map_err(|e| Error::sandbox(format!("writing sandbox data: {e}")))?;
     // SAFETY: plain lseek on an fd we own.
     #[allow(unsafe_code)]
     unsafe {
@@ -178,7 +192,10 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
     #[allow(unsafe_code)]
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
     if r != 0 {
-        return Err(Error::sandbox(format!("pipe2: {}", std::io::Error::last_os_error())));
+        return Err(Error::sandbox(format!(
+            "pipe2: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // SAFETY: both fds were just created and are owned here.
     #[allow(unsafe_code)]
@@ -192,7 +209,10 @@ fn dup_high(fd: &OwnedFd, min: RawFd) -> Result<OwnedFd> {
     #[allow(unsafe_code)]
     let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) };
     if n < 0 {
-        return Err(Error::sandbox(format!("fcntl(F_DUPFD): {}", std::io::Error::last_os_error())));
+        return Err(Error::sandbox(format!(
+            "fcntl(F_DUPFD): {}",
+            std::io::Error::last_os_error()
+        )));
     }
     // SAFETY: n is a fresh fd.
     #[allow(unsafe_code)]
@@ -247,18 +267,20 @@ impl ChildSetup {
             // when the host process dies.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong);
             for &(res, v) in &self.limits {
-                let lim = libc::rlimit { rlim_cur: v, rlim_max: v };
+                let lim = libc::rlimit {
+                    rlim_cur: v,
+                    rlim_max: v,
+                };
                 if libc::setrlimit(res, &lim) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
             }
-            if let Some(uid) = self.drop_to {
-                if libc::setgroups(0, std::ptr::null()) != 0
+            if let Some(uid) = self.drop_to
+                && (libc::setgroups(0, std::ptr::null()) != 0
                     || libc::setresgid(uid, uid, uid) != 0
-                    || libc::setresuid(uid, uid, uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
+                    || libc::setresuid(uid, uid, uid) != 0)
+            {
+                return Err(std::io::Error::last_os_error());
             }
         }
         Ok(())
@@ -296,7 +318,8 @@ fn spawn_on_spawner(mut cmd: Command) -> std::io::Result<Child> {
         .unwrap_or_else(|e| e.into_inner())
         .send(job)
         .map_err(|_| std::io::Error::other("spawner thread is gone"))?;
-    rx.recv().map_err(|_| std::io::Error::other("spawner thread is gone"))?
+    rx.recv()
+        .map_err(|_| std::io::Error::other("spawner thread is gone"))?
 }
 
 /// Output of one stream, capped: the first and last `cap / 2` bytes are kept.
@@ -310,7 +333,10 @@ struct Capture {
 
 impl Capture {
     fn new(cap: usize) -> Self {
-        Capture { cap, ..Default::default() }
+        Capture {
+            cap,
+            ..Default::default()
+        }
     }
 
     fn push(&mut self, data: &[u8]) {
@@ -373,10 +399,10 @@ impl Io {
     /// Writes `frame` (if any), then waits for the next REPL message, collecting output
     /// meanwhile. Blocking: run it on the pool.
     fn step(&mut self, frame: Option<Vec<u8>>, deadline: Instant) -> Event {
-        if let Some(f) = frame {
-            if let Err(ev) = self.write_all(&f, deadline) {
-                return ev;
-            }
+        if let Some(f) = frame
+            && let Err(ev) = self.write_all(&f, deadline)
+        {
+            return ev;
         }
         loop {
             match self.dec.next() {
@@ -392,9 +418,17 @@ impl Io {
                 return Event::Timeout;
             }
             let ms = (deadline - now).as_millis().min(i32::MAX as u128) as i32;
-            let mut fds = vec![libc::pollfd { fd: self.msg.as_raw_fd(), events: libc::POLLIN, revents: 0 }];
+            let mut fds = vec![libc::pollfd {
+                fd: self.msg.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
             for f in [&self.out, &self.err].into_iter().flatten() {
-                fds.push(libc::pollfd { fd: f.as_raw_fd(), events: libc::POLLIN, revents: 0 });
+                fds.push(libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
             // SAFETY: fds is a valid array of pollfd structs.
             #[allow(unsafe_code)]
@@ -451,8 +485,14 @@ impl Io {
         let mut buf = [0u8; 65536];
         for is_out in [true, false] {
             loop {
-                let fd = if is_out { self.out.as_ref() } else { self.err.as_ref() };
-                let Some(fd) = fd.map(|f| f.as_raw_fd()) else { break };
+                let fd = if is_out {
+                    self.out.as_ref()
+                } else {
+                    self.err.as_ref()
+                };
+                let Some(fd) = fd.map(|f| f.as_raw_fd()) else {
+                    break;
+                };
                 match read_fd(fd, &mut buf) {
                     Some(0) => {
                         if is_out {
@@ -487,7 +527,11 @@ impl Io {
                         return Err(Event::Timeout);
                     }
                     // Keep reading output while the REPL is busy, so neither side stalls.
-                    let mut fds = [libc::pollfd { fd: self.cmd.as_raw_fd(), events: libc::POLLOUT, revents: 0 }];
+                    let mut fds = [libc::pollfd {
+                        fd: self.cmd.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    }];
                     // SAFETY: valid pollfd array.
                     #[allow(unsafe_code)]
                     unsafe {
@@ -559,14 +603,25 @@ pub(crate) struct ProcessSession {
 }
 
 impl ProcessSession {
-    async fn start(cfg: Arc<SandboxConfig>, spec: SessionSpec, mode: Mode) -> Result<ProcessSession> {
+    async fn start(
+        cfg: Arc<SandboxConfig>,
+        spec: SessionSpec,
+        mode: Mode,
+    ) -> Result<ProcessSession> {
         if spec.files.len() > MAX_DOCS {
             return Err(Error::context(format!(
                 "{} documents given; at most {MAX_DOCS} are supported per run: join them into fewer documents or one file",
                 spec.files.len()
             )));
         }
-        let mut s = ProcessSession { cfg, spec, mode, proc: None, state_lost: false, next_id: 0 };
+        let mut s = ProcessSession {
+            cfg,
+            spec,
+            mode,
+            proc: None,
+            state_lost: false,
+            next_id: 0,
+        };
         s.proc = Some(s.spawn().await?);
         Ok(s)
     }
@@ -590,7 +645,10 @@ impl ProcessSession {
             other => {
                 // Give a process that is exiting on its own a moment, to report its real status.
                 std::thread::sleep(Duration::from_millis(20));
-                let status = proc.kill().map(|s| format!(" (status {s})")).unwrap_or_default();
+                let status = proc
+                    .kill()
+                    .map(|s| format!(" (status {s})"))
+                    .unwrap_or_default();
                 let stderr = io.stderr.finish();
                 let why = match other {
                     Event::Timeout => "it did not report ready in time".to_string(),
@@ -620,7 +678,11 @@ impl ProcessSession {
 }
 
 impl SandboxSession for ProcessSession {
-    fn execute<'a>(&'a mut self, code: &'a str, calls: &'a dyn HostCalls) -> BoxFuture<'a, Result<ExecutionResult>> {
+    fn execute<'a>(
+        &'a mut self,
+        code: &'a str,
+        calls: &'a dyn HostCalls,
+    ) -> BoxFuture<'a, Result<ExecutionResult>> {
         Box::pin(async move {
             let mut restarted = false;
             if self.proc.as_ref().is_none_or(|p| p.io.is_none()) {
@@ -635,8 +697,15 @@ impl SandboxSession for ProcessSession {
             let started = Instant::now();
             let mut deadline = started + timeout;
             let mut waited_on_host = Duration::ZERO;
-            let mut io = self.proc.as_mut().and_then(|p| p.io.take()).expect("live process");
-            let mut frame = Some(encode(&HostMsg::Exec { id, code: code.to_string() }));
+            let mut io = self
+                .proc
+                .as_mut()
+                .and_then(|p| p.io.take())
+                .expect("live process");
+            let mut frame = Some(encode(&HostMsg::Exec {
+                id,
+                code: code.to_string(),
+            }));
             let unsafe_runtime = self.mode == Mode::Unsafe;
             loop {
                 let f = frame.take();
@@ -646,7 +715,12 @@ impl SandboxSession for ProcessSession {
                 })
                 .await;
                 io = io2;
-                let result = |exit_code, timed_out, memory_exceeded, final_answer, state_lost, io: &mut Io| {
+                let result = |exit_code,
+                              timed_out,
+                              memory_exceeded,
+                              final_answer,
+                              state_lost,
+                              io: &mut Io| {
                     ExecutionResult {
                         stdout: io.stdout.finish(),
                         stderr: io.stderr.finish(),
@@ -661,14 +735,31 @@ impl SandboxSession for ProcessSession {
                     }
                 };
                 match ev {
-                    Event::Msg(ReplMsg::Done { id: done, ok, final_answer, memory_error }) if done == id => {
-                        let r = result(i32::from(!ok), false, memory_error, final_answer, false, &mut io);
+                    Event::Msg(ReplMsg::Done {
+                        id: done,
+                        ok,
+                        final_answer,
+                        memory_error,
+                    }) if done == id => {
+                        let r = result(
+                            i32::from(!ok),
+                            false,
+                            memory_error,
+                            final_answer,
+                            false,
+                            &mut io,
+                        );
                         if let Some(p) = self.proc.as_mut() {
                             p.io = Some(io);
                         }
                         return Ok(r);
                     }
-                    Event::Msg(ReplMsg::Call { id: cell, call_id, name, args }) if cell == id => {
+                    Event::Msg(ReplMsg::Call {
+                        id: cell,
+                        call_id,
+                        name,
+                        args,
+                    }) if cell == id => {
                         let t = Instant::now();
                         let reply = calls.call(&name, args).await;
                         let spent = t.elapsed();
@@ -678,7 +769,11 @@ impl SandboxSession for ProcessSession {
                             Ok(v) => (Some(v), None),
                             Err(e) => (None, Some(e)),
                         };
-                        frame = Some(encode(&HostMsg::Reply { call_id, value, error }));
+                        frame = Some(encode(&HostMsg::Reply {
+                            call_id,
+                            value,
+                            error,
+                        }));
                     }
                     Event::Timeout => {
                         self.kill();
@@ -694,7 +789,9 @@ impl SandboxSession for ProcessSession {
                     Event::Eof | Event::Protocol(_) | Event::Msg(_) => {
                         let why = match &ev {
                             Event::Protocol(p) => format!("protocol violation: {p}"),
-                            Event::Msg(m) => format!("protocol violation: unexpected message {m:?}"),
+                            Event::Msg(m) => {
+                                format!("protocol violation: unexpected message {m:?}")
+                            }
                             _ => String::new(),
                         };
                         let status = self.proc.as_mut().map(|p| p.kill());
@@ -735,7 +832,11 @@ fn passwd_data() -> (&'static [u8], &'static [u8]) {
 /// Spawns the REPL process (blocking: run on the pool).
 fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
     let root = is_root();
-    let uid = if root && mode == Mode::Bwrap { Some(UidSlot::take(cfg.host_uid)?) } else { None };
+    let uid = if root && mode == Mode::Bwrap {
+        Some(UidSlot::take(cfg.host_uid)?)
+    } else {
+        None
+    };
     let (cmd_r, cmd_w) = pipe()?;
     let (msg_r, msg_w) = pipe()?;
     let mut owned: Vec<(OwnedFd, RawFd)> = vec![(cmd_r, 3), (msg_w, 4)];
@@ -749,8 +850,9 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
     let use_fds = mode == Mode::Unsafe || uid.is_some();
     let mut ctx_files = Vec::with_capacity(spec.files.len());
     for (i, f) in spec.files.iter().enumerate() {
-        let file = File::open(&f.path)
-            .map_err(|e| Error::context(format!("cannot open context {}: {e}", f.path.display())))?;
+        let file = File::open(&f.path).map_err(|e| {
+            Error::context(format!("cannot open context {}: {e}", f.path.display()))
+        })?;
         let target = CTX_FD_BASE + i as RawFd;
         if use_fds {
             ctx_files.push(target);
@@ -764,14 +866,21 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
         "fds": if use_fds { ctx_files.clone() } else { vec![] },
     })
     .to_string();
-    let py_args: Vec<&OsStr> = vec![cfg.python.as_os_str(), OsStr::new("-I"), OsStr::new("-B"), OsStr::new("-u")];
+    let py_args: Vec<&OsStr> = vec![
+        cfg.python.as_os_str(),
+        OsStr::new("-I"),
+        OsStr::new("-B"),
+        OsStr::new("-u"),
+    ];
     let mut limits: Vec<(libc::__rlimit_resource_t, libc::rlim_t)> = vec![
         (libc::RLIMIT_AS, cfg.memory_bytes),
         (libc::RLIMIT_CPU, cfg.cpu_seconds),
         (libc::RLIMIT_FSIZE, cfg.file_size_bytes),
         (libc::RLIMIT_CORE, 0),
     ];
-    let nofile = cfg.open_files.max(CTX_FD_BASE as u64 + spec.files.len() as u64 + 16);
+    let nofile = cfg
+        .open_files
+        .max(CTX_FD_BASE as u64 + spec.files.len() as u64 + 16);
     limits.push((libc::RLIMIT_NOFILE, nofile));
     if !root {
         // RLIMIT_NPROC counts every process of the calling user.
@@ -809,16 +918,46 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
             let mut a: Vec<Vec<u8>> = Vec::new();
             let mut arg = |s: &[u8]| a.push(s.to_vec());
             for s in [
-                "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
-                "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin", "--proc", "/proc", "--dev", "/dev",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+                "--symlink",
+                "usr/bin",
+                "/bin",
+                "--symlink",
+                "usr/sbin",
+                "/sbin",
+                "--proc",
+                "/proc",
+                "--dev",
+                "/dev",
             ] {
                 arg(s.as_bytes());
             }
             arg(b"--size");
             arg(cfg.tmpfs_bytes.to_string().as_bytes());
             for s in [
-                "--tmpfs", "/tmp", "--dir", "/etc", "--ro-bind-data", "12", "/etc/passwd", "--ro-bind-data", "13",
-                "/etc/group", "--dir", "/opt/rlm", "--ro-bind-data", "14", "/opt/rlm/repl.py",
+                "--tmpfs",
+                "/tmp",
+                "--dir",
+                "/etc",
+                "--ro-bind-data",
+                "12",
+                "/etc/passwd",
+                "--ro-bind-data",
+                "13",
+                "/etc/group",
+                "--dir",
+                "/opt/rlm",
+                "--ro-bind-data",
+                "14",
+                "/opt/rlm/repl.py",
             ] {
                 arg(s.as_bytes());
             }
@@ -843,10 +982,33 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
                 arg(b"--share-net");
             }
             for s in [
-                "--die-with-parent", "--new-session", "--clearenv", "--setenv", "PATH", "/usr/bin:/bin",
-                "--setenv", "HOME", "/tmp", "--setenv", "LANG", "C.UTF-8", "--setenv", "PYTHONIOENCODING",
-                "utf-8", "--hostname", "sandbox", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL",
-                "--chdir", "/tmp", "--remount-ro", "/",
+                "--die-with-parent",
+                "--new-session",
+                "--clearenv",
+                "--setenv",
+                "PATH",
+                "/usr/bin:/bin",
+                "--setenv",
+                "HOME",
+                "/tmp",
+                "--setenv",
+                "LANG",
+                "C.UTF-8",
+                "--setenv",
+                "PYTHONIOENCODING",
+                "utf-8",
+                "--hostname",
+                "sandbox",
+                "--uid",
+                "65534",
+                "--gid",
+                "65534",
+                "--cap-drop",
+                "ALL",
+                "--chdir",
+                "/tmp",
+                "--remount-ro",
+                "/",
             ] {
                 arg(s.as_bytes());
             }
@@ -867,16 +1029,28 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
             cmd = Command::new(bwrap);
             // Options travel through fd 10 (no host paths in /proc/1/cmdline); bwrap requires
             // the command itself on the command line. It names only sandbox paths.
-            cmd.arg("--args").arg("10").arg("--").args(&py_args).arg("/opt/rlm/repl.py").env_clear();
+            cmd.arg("--args")
+                .arg("10")
+                .arg("--")
+                .args(&py_args)
+                .arg("/opt/rlm/repl.py")
+                .env_clear();
         }
         Mode::Unsafe => {
             cmd = Command::new(&cfg.python);
-            cmd.args(&py_args[1..]).arg("-c").arg(REPL_DRIVER).env_clear();
-            cmd.env("RLM_CONTEXT_SPEC", &ctx_spec).env("LANG", "C.UTF-8").env("PATH", "/usr/bin:/bin");
+            cmd.args(&py_args[1..])
+                .arg("-c")
+                .arg(REPL_DRIVER)
+                .env_clear();
+            cmd.env("RLM_CONTEXT_SPEC", &ctx_spec)
+                .env("LANG", "C.UTF-8")
+                .env("PATH", "/usr/bin:/bin");
             cmd.env("HOME", "/tmp").current_dir(std::env::temp_dir());
         }
     }
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
 
     let top = owned.iter().map(|(_, t)| *t).max().unwrap_or(0) + 1;
     let mut high = Vec::with_capacity(owned.len());
@@ -895,7 +1069,14 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
         cmd.pre_exec(move || setup.apply());
     }
     let mut child = spawn_on_spawner(cmd).map_err(|e| {
-        Error::sandbox(format!("cannot start the sandbox ({}): {e}", if mode == Mode::Bwrap { "bwrap" } else { "python" }))
+        Error::sandbox(format!(
+            "cannot start the sandbox ({}): {e}",
+            if mode == Mode::Bwrap {
+                "bwrap"
+            } else {
+                "python"
+            }
+        ))
     })?;
     drop(high);
     let out: OwnedFd = child.stdout.take().expect("piped").into();
@@ -912,7 +1093,11 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
         stdout: Capture::new(cfg.max_output_bytes),
         stderr: Capture::new(cfg.max_output_bytes),
     };
-    Ok(Proc { child, io: Some(io), _uid: uid })
+    Ok(Proc {
+        child,
+        io: Some(io),
+        _uid: uid,
+    })
 }
 
 #[cfg(test)]

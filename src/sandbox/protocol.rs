@@ -42,7 +42,12 @@ pub(crate) enum ReplMsg {
     },
     /// A request from code in the cell to the host (e.g. `llm_query`), answered with
     /// [`HostMsg::Reply`].
-    Call { id: u64, call_id: u64, name: String, args: serde_json::Value },
+    Call {
+        id: u64,
+        call_id: u64,
+        name: String,
+        args: serde_json::Value,
+    },
 }
 
 /// Encodes one frame.
@@ -106,9 +111,19 @@ mod tests {
         d.push(&frame(r#"{"type":"ready","python":"3.11"}"#));
         assert_eq!(
             d.next(),
-            Ok(Some(ReplMsg::Done { id: 3, ok: true, final_answer: Some("42".into()), memory_error: false }))
+            Ok(Some(ReplMsg::Done {
+                id: 3,
+                ok: true,
+                final_answer: Some("42".into()),
+                memory_error: false
+            }))
         );
-        assert_eq!(d.next(), Ok(Some(ReplMsg::Ready { python: "3.11".into() })));
+        assert_eq!(
+            d.next(),
+            Ok(Some(ReplMsg::Ready {
+                python: "3.11".into()
+            }))
+        );
         assert_eq!(d.next(), Ok(None));
     }
 
@@ -124,7 +139,10 @@ mod tests {
 
     #[test]
     fn host_messages_round_trip() {
-        let e = encode(&HostMsg::Exec { id: 1, code: "print(1)".into() });
+        let e = encode(&HostMsg::Exec {
+            id: 1,
+            code: "print(1)".into(),
+        });
         let len = u32::from_be_bytes([e[0], e[1], e[2], e[3]]) as usize;
         assert_eq!(len, e.len() - 4);
         let v: serde_json::Value = serde_json::from_slice(&e[4..]).unwrap();

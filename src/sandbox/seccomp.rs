@@ -84,7 +84,7 @@ pub(crate) fn program(allow_inet: bool) -> Option<Vec<u8>> {
             ins(BPF_LD_W_ABS, 0, 0, 4), // arch
             ins(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
             ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
-            ins(BPF_LD_W_ABS, 0, 0, 0), // syscall number
+            ins(BPF_LD_W_ABS, 0, 0, 0),        // syscall number
             ins(BPF_JGE_K, 0, 1, 0x4000_0000), // x32 ABI
             ins(BPF_RET_K, 0, 0, RET_EPERM),
         ];
@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn program_shape() {
-        assert_eq!(program(true).unwrap().len() + 5 * 8, program(false).unwrap().len());
+        assert_eq!(
+            program(true).unwrap().len() + 5 * 8,
+            program(false).unwrap().len()
+        );
         let p = program(false).unwrap();
         assert_eq!(p.len() % 8, 0);
         let n = p.len() / 8;

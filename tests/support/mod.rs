@@ -56,11 +56,18 @@ impl LlmServer {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (script, reqs, inf, peak) = (script.clone(), r2.clone(), in_flight.clone(), p2.clone());
+                let (script, reqs, inf, peak) =
+                    (script.clone(), r2.clone(), in_flight.clone(), p2.clone());
                 thread::spawn(move || serve(conn, &*script, &reqs, &inf, &peak));
             }
         });
-        LlmServer { addr, stop, requests, in_flight_peak: peak, handle: Some(handle) }
+        LlmServer {
+            addr,
+            stop,
+            requests,
+            in_flight_peak: peak,
+            handle: Some(handle),
+        }
     }
 
     /// `http://127.0.0.1:PORT/v1`
@@ -84,7 +91,13 @@ impl Drop for LlmServer {
     }
 }
 
-fn serve(mut conn: TcpStream, script: &Script, reqs: &Mutex<Vec<Value>>, inf: &AtomicUsize, peak: &AtomicUsize) {
+fn serve(
+    mut conn: TcpStream,
+    script: &Script,
+    reqs: &Mutex<Vec<Value>>,
+    inf: &AtomicUsize,
+    peak: &AtomicUsize,
+) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(conn.try_clone().unwrap());
     loop {
@@ -102,10 +115,10 @@ fn serve(mut conn: TcpStream, script: &Script, reqs: &Mutex<Vec<Value>>, inf: &A
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
             }
         }
         let mut body = vec![0u8; len];
@@ -163,12 +176,20 @@ fn ok(model: &str, text: &str, usage: bool) -> String {
         body["usage"] = json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120});
     }
     let body = body.to_string();
-    format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// The content of the last message of a chat request.
 pub fn last_message(req: &Value) -> String {
-    req["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("").to_string()
+    req["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// The content of the first user message.
@@ -183,7 +204,10 @@ pub fn first_user(req: &Value) -> String {
 
 /// Number of assistant messages so far (= the turn number minus one).
 pub fn turns(req: &Value) -> usize {
-    req["messages"].as_array().map(|m| m.iter().filter(|m| m["role"] == "assistant").count()).unwrap_or(0)
+    req["messages"]
+        .as_array()
+        .map(|m| m.iter().filter(|m| m["role"] == "assistant").count())
+        .unwrap_or(0)
 }
 
 /// Python processes whose command line mentions the REPL driver.
@@ -191,7 +215,12 @@ pub fn repl_processes() -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter(|e| {
             std::fs::read(e.path().join("cmdline"))
                 .map(|c| {
