@@ -41,10 +41,10 @@ async fn handle(conn: TcpStream, orch: rlm::Orchestrator) -> std::io::Result<()>
         if reader.read_line(&mut h).await? == 0 || h.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().unwrap_or(0);
-            }
+        if let Some((k, v)) = h.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().unwrap_or(0);
         }
     }
     let mut body = vec![0; len.min(1 << 20)];
