@@ -14,6 +14,10 @@ use crate::error::{Error, Result};
 pub enum Provider {
     /// OpenAI chat completions, or any compatible server (vLLM, Ollama, llama.cpp, LM Studio).
     OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// Google Gemini `generateContent`.
+    Gemini,
 }
 
 impl Provider {
@@ -21,6 +25,45 @@ impl Provider {
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::OpenAi => "openai",
+            Provider::Anthropic => "anthropic",
+            Provider::Gemini => "gemini",
+        }
+    }
+
+    /// Parses `openai`, `anthropic` or `gemini` (also `google`).
+    pub fn parse(s: &str) -> Option<Provider> {
+        match s.to_ascii_lowercase().as_str() {
+            "openai" | "openai-compatible" | "openai_compatible" => Some(Provider::OpenAi),
+            "anthropic" | "claude" => Some(Provider::Anthropic),
+            "gemini" | "google" => Some(Provider::Gemini),
+            _ => None,
+        }
+    }
+
+    /// The environment variable holding this provider's API key.
+    pub fn key_var(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "OPENAI_API_KEY",
+            Provider::Anthropic => "ANTHROPIC_API_KEY",
+            Provider::Gemini => "GEMINI_API_KEY",
+        }
+    }
+
+    /// The provider's public API base URL.
+    pub fn default_base_url(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "https://api.openai.com/v1",
+            Provider::Anthropic => "https://api.anthropic.com/v1",
+            Provider::Gemini => "https://generativelanguage.googleapis.com/v1beta",
+        }
+    }
+
+    /// The model used when none is configured.
+    pub fn default_model(self) -> &'static str {
+        match self {
+            Provider::OpenAi => "gpt-4o-mini",
+            Provider::Anthropic => "claude-3-5-haiku-latest",
+            Provider::Gemini => "gemini-2.0-flash",
         }
     }
 }
@@ -260,17 +303,14 @@ impl Config {
                 .filter(|v| !v.is_empty())
         };
         if let Some(p) = var("RLM_LLM_PROVIDER") {
-            c.llm.provider = match p.to_ascii_lowercase().as_str() {
-                "openai" | "openai-compatible" | "openai_compatible" => Provider::OpenAi,
-                other => {
-                    return Err(Error::config(
-                        "RLM_LLM_PROVIDER",
-                        format!(
-                            "unknown provider {other:?}; use \"openai\" (any OpenAI-compatible server)"
-                        ),
-                    ));
-                }
-            };
+            c.llm.provider = Provider::parse(&p).ok_or_else(|| {
+                Error::config(
+                    "RLM_LLM_PROVIDER",
+                    format!("unknown provider {p:?}; use \"openai\" (also any OpenAI-compatible server), \"anthropic\" or \"gemini\""),
+                )
+            })?;
+            c.llm.model = c.llm.provider.default_model().into();
+            c.llm.base_url = c.llm.provider.default_base_url().into();
         }
         if let Some(m) = var("RLM_LLM_MODEL") {
             c.llm.model = m;
@@ -284,9 +324,13 @@ impl Config {
             }
             c.llm.base_url = u.trim_end_matches('/').to_string();
         }
-        c.llm.api_key = match c.llm.provider {
-            Provider::OpenAi => var("OPENAI_API_KEY"),
-        };
+        c.llm.api_key = var(c.llm.provider.key_var());
+        if let Some(v) = var("RLM_LLM_TIMEOUT") {
+            c.llm.request_timeout = parse_duration("RLM_LLM_TIMEOUT", &v)?;
+        }
+        if let Some(v) = var("RLM_LLM_MAX_IN_FLIGHT") {
+            c.llm.max_in_flight = parse_positive("RLM_LLM_MAX_IN_FLIGHT", &v)? as usize;
+        }
         if let Some(v) = var("RLM_MAX_ITERATIONS") {
             c.limits.max_iterations = parse_positive("RLM_MAX_ITERATIONS", &v)? as u32;
         }
@@ -534,6 +578,8 @@ mod tests {
             ("RLM_MAX_ITERATIONS", "zero"),
             ("RLM_MAX_ITERATIONS", "0"),
             ("RLM_LLM_PROVIDER", "cohere"),
+            ("RLM_LLM_TIMEOUT", "0"),
+            ("RLM_LLM_MAX_IN_FLIGHT", "0"),
             ("RLM_COST_LIMIT_USD", "-1"),
             ("RLM_RUN_TIMEOUT", "soon"),
             ("RLM_MEMORY_LIMIT", "lots"),
@@ -552,6 +598,29 @@ mod tests {
             "{err}"
         );
         assert!(env(&[("RLM_SANDBOX", "unsafe"), ("RLM_ALLOW_UNSAFE_RUNTIME", "1")]).is_ok());
+    }
+
+    #[test]
+    fn providers_pick_their_key_and_defaults() {
+        let c = env(&[
+            ("RLM_LLM_PROVIDER", "anthropic"),
+            ("ANTHROPIC_API_KEY", "k1"),
+            ("OPENAI_API_KEY", "k2"),
+        ])
+        .unwrap();
+        assert_eq!(c.llm.provider, Provider::Anthropic);
+        assert_eq!(c.llm.api_key.as_deref(), Some("k1"));
+        assert_eq!(c.llm.base_url, "https://api.anthropic.com/v1");
+        let c = env(&[
+            ("RLM_LLM_PROVIDER", "gemini"),
+            ("GEMINI_API_KEY", "g"),
+            ("RLM_LLM_MODEL", "gemini-2.5-pro"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.llm.model.as_str(), c.llm.api_key.as_deref()),
+            ("gemini-2.5-pro", Some("g"))
+        );
     }
 
     #[test]

@@ -4,11 +4,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, PromptMode, SandboxKind};
+use crate::config::{Config, PromptMode, Provider, SandboxKind};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::RunEvent;
-use crate::llm::{LanguageModel, OpenAiClient, PriceTable};
+use crate::llm::{HttpClient, LanguageModel, PriceTable};
 use crate::result::RunResult;
 use crate::run::{self, Shared};
 use crate::runtime;
@@ -164,6 +164,38 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// LLM provider (`RLM_LLM_PROVIDER`). The base URL and model switch to the provider's
+    /// defaults unless they were set explicitly.
+    pub fn provider(mut self, provider: Provider) -> Self {
+        let old = self.config.llm.provider;
+        if self.config.llm.base_url == old.default_base_url() {
+            self.config.llm.base_url = provider.default_base_url().into();
+        }
+        if self.config.llm.model == old.default_model() {
+            self.config.llm.model = provider.default_model().into();
+        }
+        self.config.llm.provider = provider;
+        self
+    }
+
+    /// Timeout of one LLM HTTP call (`RLM_LLM_TIMEOUT`).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.config.llm.request_timeout = d;
+        self
+    }
+
+    /// Attempts per LLM call for retryable failures.
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.config.llm.max_attempts = n;
+        self
+    }
+
+    /// LLM requests in flight at once across all runs (`RLM_LLM_MAX_IN_FLIGHT`).
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.config.llm.max_in_flight = n;
+        self
+    }
+
     /// Model name (`RLM_LLM_MODEL`).
     pub fn model(mut self, model: impl Into<String>) -> Self {
         self.config.llm.model = model.into();
@@ -282,16 +314,17 @@ impl OrchestratorBuilder {
             None => {
                 let c = &self.config.llm;
                 if c.api_key.is_none() && !is_local(&c.base_url) {
+                    let var = c.provider.key_var();
                     return Err(Error::config(
-                        "OPENAI_API_KEY",
+                        var,
                         format!(
-                            "no API key for {}; set OPENAI_API_KEY, or point RLM_LLM_BASE_URL at a local \
+                            "no API key for {}; set {var}, or point RLM_LLM_BASE_URL at a local \
                              OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1)",
                             c.base_url
                         ),
                     ));
                 }
-                Arc::new(OpenAiClient::new(c))
+                Arc::new(HttpClient::new(c))
             }
         };
         let sandbox = match self.sandbox {

@@ -1,46 +1,50 @@
-//! The only module that speaks HTTP: one shared `ureq` agent, calls run on the blocking pool,
-//! retries with backoff shared by all callers of the same client.
+//! The only module that speaks HTTP: one shared `ureq` agent per client, calls run on the
+//! blocking pool, retries with backoff shared by all callers of the same client.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::openai;
-use super::{Completion, CompletionRequest, LanguageModel};
-use crate::config::LlmConfig;
+use super::{Completion, CompletionRequest, LanguageModel, anthropic, gemini, openai};
+use crate::config::{LlmConfig, Provider};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Limiter};
 use crate::sandbox::BoxFuture;
 
-/// An OpenAI chat-completions client (also for vLLM, Ollama, llama.cpp's server, LM Studio,
-/// OpenRouter: anything that speaks the format at a configurable base URL).
+/// A provider client: OpenAI chat completions (and every compatible server: vLLM, Ollama,
+/// llama.cpp's server, LM Studio, OpenRouter), Anthropic Messages, or Gemini
+/// `generateContent`, chosen by [`LlmConfig::provider`].
 ///
 /// Cheap to clone; clones share the connection pool, the in-flight limit and the backoff
 /// state, so many concurrent runs hitting a 429 back off together instead of stampeding.
+/// The API key is sent only in a header and never appears in errors or `Debug` output.
 #[derive(Clone)]
-pub struct OpenAiClient {
+pub struct HttpClient {
     inner: Arc<Inner>,
 }
 
 struct Inner {
     agent: ureq::Agent,
-    url: String,
-    auth: Option<String>,
+    base: String,
     cfg: LlmConfig,
     limiter: Limiter,
     not_before: Mutex<Option<Instant>>,
 }
 
-impl std::fmt::Debug for OpenAiClient {
+impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiClient")
-            .field("url", &self.inner.url)
+        f.debug_struct("HttpClient")
+            .field("provider", &self.inner.cfg.provider)
+            .field("base_url", &self.inner.base)
             .field("model", &self.inner.cfg.model)
-            .field("api_key", &self.inner.auth.as_ref().map(|_| "<redacted>"))
+            .field(
+                "api_key",
+                &self.inner.cfg.api_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
 
-impl OpenAiClient {
+impl HttpClient {
     /// A client for `cfg`. A missing API key is accepted (local servers need none).
     pub fn new(cfg: &LlmConfig) -> Self {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -53,11 +57,10 @@ impl OpenAiClient {
             .max_idle_age(Duration::from_secs(10))
             .build()
             .into();
-        OpenAiClient {
+        HttpClient {
             inner: Arc::new(Inner {
                 agent,
-                url: format!("{}/chat/completions", cfg.base_url.trim_end_matches('/')),
-                auth: cfg.api_key.as_ref().map(|k| format!("Bearer {k}")),
+                base: cfg.base_url.trim_end_matches('/').to_string(),
                 cfg: cfg.clone(),
                 limiter: Limiter::new(cfg.max_in_flight),
                 not_before: Mutex::new(None),
@@ -76,24 +79,78 @@ enum Attempt {
     Fail(Error),
 }
 
-fn llm_error(status: Option<u16>, retryable: bool, message: String) -> Error {
-    Error::Llm {
-        provider: "openai".into(),
-        status,
-        retryable,
-        message,
-    }
-}
-
 impl Inner {
+    fn error(&self, status: Option<u16>, retryable: bool, message: String) -> Error {
+        Error::Llm {
+            provider: self.cfg.provider.as_str().into(),
+            status,
+            retryable,
+            message,
+        }
+    }
+
+    /// URL and body of a request, per provider.
+    fn encode(&self, req: &CompletionRequest) -> (String, Vec<u8>) {
+        let c = &self.cfg;
+        let model = req.model.as_deref().unwrap_or(&c.model);
+        let (url, body) = match c.provider {
+            Provider::OpenAi => (
+                format!("{}/chat/completions", self.base),
+                serde_json::to_vec(&openai::ChatRequest::from_request(
+                    req,
+                    &c.model,
+                    c.temperature,
+                    c.max_tokens,
+                )),
+            ),
+            Provider::Anthropic => (
+                format!("{}/messages", self.base),
+                serde_json::to_vec(&anthropic::request_body(
+                    req,
+                    &c.model,
+                    c.temperature,
+                    c.max_tokens,
+                )),
+            ),
+            Provider::Gemini => (
+                format!("{}{}", self.base, gemini::path(model)),
+                serde_json::to_vec(&gemini::request_body(req, c.temperature, c.max_tokens)),
+            ),
+        };
+        (url, body.expect("request bodies serialize"))
+    }
+
+    fn parse(&self, body: &str) -> std::result::Result<Completion, String> {
+        match self.cfg.provider {
+            Provider::OpenAi => openai::parse_response(body, &self.cfg.model),
+            Provider::Anthropic => anthropic::parse_response(body, &self.cfg.model),
+            Provider::Gemini => gemini::parse_response(body, &self.cfg.model),
+        }
+    }
+
+    fn error_message(&self, body: &str) -> String {
+        match self.cfg.provider {
+            Provider::OpenAi => openai::error_message(body),
+            Provider::Anthropic => anthropic::error_message(body),
+            Provider::Gemini => gemini::error_message(body),
+        }
+    }
+
     /// One HTTP exchange (blocking).
-    fn attempt(&self, body: &[u8]) -> Attempt {
+    fn attempt(&self, url: &str, body: &[u8]) -> Attempt {
         let mut req = self
             .agent
-            .post(&self.url)
+            .post(url)
             .header("Content-Type", "application/json");
-        if let Some(a) = &self.auth {
-            req = req.header("Authorization", a);
+        if self.cfg.provider == Provider::Anthropic {
+            req = req.header("anthropic-version", anthropic::API_VERSION);
+        }
+        if let Some(k) = &self.cfg.api_key {
+            req = match self.cfg.provider {
+                Provider::OpenAi => req.header("Authorization", format!("Bearer {k}")),
+                Provider::Anthropic => req.header("x-api-key", k),
+                Provider::Gemini => req.header("x-goog-api-key", k),
+            };
         }
         let mut resp = match req.send(body) {
             Ok(r) => r,
@@ -106,7 +163,7 @@ impl Inner {
                         | ureq::Error::HostNotFound
                 );
                 // ureq errors never include request headers, so the key cannot leak here.
-                let message = format!("request to {} failed: {e}", self.url);
+                let message = format!("request to {url} failed: {e}");
                 return if retryable {
                     Attempt::Retry {
                         status: None,
@@ -114,7 +171,7 @@ impl Inner {
                         after: None,
                     }
                 } else {
-                    Attempt::Fail(llm_error(None, false, message))
+                    Attempt::Fail(self.error(None, false, message))
                 };
             }
         };
@@ -140,12 +197,12 @@ impl Inner {
             }
         };
         if (200..300).contains(&status) {
-            return match openai::parse_response(&text, &self.cfg.model) {
+            return match self.parse(&text) {
                 Ok(c) => Attempt::Done(c),
-                Err(m) => Attempt::Fail(llm_error(Some(status), false, m)),
+                Err(m) => Attempt::Fail(self.error(Some(status), false, m)),
             };
         }
-        let message = openai::error_message(&text);
+        let message = self.error_message(&text);
         if matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529) {
             Attempt::Retry {
                 status: Some(status),
@@ -153,7 +210,7 @@ impl Inner {
                 after,
             }
         } else {
-            Attempt::Fail(llm_error(Some(status), false, message))
+            Attempt::Fail(self.error(Some(status), false, message))
         }
     }
 
@@ -230,18 +287,12 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(Duration::from_secs((epoch - now).max(0) as u64))
 }
 
-impl LanguageModel for OpenAiClient {
+impl LanguageModel for HttpClient {
     fn complete(&self, request: CompletionRequest) -> BoxFuture<'static, Result<Completion>> {
         let inner = self.inner.clone();
         Box::pin(async move {
-            let body = serde_json::to_vec(&openai::ChatRequest::from_request(
-                &request,
-                &inner.cfg.model,
-                inner.cfg.temperature,
-                inner.cfg.max_tokens,
-            ))
-            .map_err(|e| llm_error(None, false, format!("cannot encode request: {e}")))?;
-            let body = Arc::new(body);
+            let (url, body) = inner.encode(&request);
+            let body = Arc::new((url, body));
             let attempts = inner.cfg.max_attempts.max(1);
             let mut last = None;
             for n in 0..attempts {
@@ -251,7 +302,7 @@ impl LanguageModel for OpenAiClient {
                 let outcome = {
                     let _permit = inner.limiter.acquire().await;
                     let (i, b) = (inner.clone(), body.clone());
-                    runtime::unblock(move || i.attempt(&b)).await
+                    runtime::unblock(move || i.attempt(&b.0, &b.1)).await
                 };
                 match outcome {
                     Attempt::Done(c) => return Ok(c),
@@ -270,7 +321,7 @@ impl LanguageModel for OpenAiClient {
                 }
             }
             let (status, message) = last.unwrap_or((None, "no attempt made".into()));
-            Err(llm_error(
+            Err(inner.error(
                 status,
                 true,
                 format!("{message} (gave up after {attempts} attempts)"),

@@ -8,11 +8,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::sandbox::BoxFuture;
 
+mod anthropic;
+mod gemini;
 mod http;
 pub(crate) mod openai;
 mod pricing;
 
-pub use http::OpenAiClient;
+pub use http::HttpClient;
 pub use pricing::{PRICES_TAKEN, Price, PriceTable};
 
 /// Who wrote a message.

@@ -30,11 +30,38 @@ pub enum Reply {
 
 type Script = dyn Fn(&Value, usize) -> Reply + Send + Sync;
 
+/// What the server saw of a request besides its body.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub at: std::time::Instant,
+}
+
+impl Meta {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
 /// A running server; stops when dropped.
 pub struct LlmServer {
     pub addr: std::net::SocketAddr,
     stop: Arc<AtomicBool>,
     pub requests: Arc<Mutex<Vec<Value>>>,
+    /// Path and headers (lower-cased names) of each request, in arrival order, with the
+    /// arrival time.
+    pub meta: Arc<Mutex<Vec<Meta>>>,
     pub in_flight_peak: Arc<AtomicUsize>,
     handle: Option<thread::JoinHandle<()>>,
 }
@@ -46,25 +73,32 @@ impl LlmServer {
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let meta = Arc::new(Mutex::new(Vec::new()));
         let in_flight = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
         let script: Arc<Script> = Arc::new(script);
-        let (s2, r2, p2) = (stop.clone(), requests.clone(), peak.clone());
+        let (s2, r2, p2, m2) = (stop.clone(), requests.clone(), peak.clone(), meta.clone());
         let handle = thread::spawn(move || {
             for conn in listener.incoming() {
                 if s2.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (script, reqs, inf, peak) =
-                    (script.clone(), r2.clone(), in_flight.clone(), p2.clone());
-                thread::spawn(move || serve(conn, &*script, &reqs, &inf, &peak));
+                let (script, reqs, inf, peak, metas) = (
+                    script.clone(),
+                    r2.clone(),
+                    in_flight.clone(),
+                    p2.clone(),
+                    m2.clone(),
+                );
+                thread::spawn(move || serve(conn, &*script, &reqs, &metas, &inf, &peak));
             }
         });
         LlmServer {
             addr,
             stop,
             requests,
+            meta,
             in_flight_peak: peak,
             handle: Some(handle),
         }
@@ -95,6 +129,7 @@ fn serve(
     mut conn: TcpStream,
     script: &Script,
     reqs: &Mutex<Vec<Value>>,
+    metas: &Mutex<Vec<Meta>>,
     inf: &AtomicUsize,
     peak: &AtomicUsize,
 ) {
@@ -105,7 +140,16 @@ fn serve(
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let wire = if path.ends_with("/messages") {
+            Wire::Anthropic
+        } else if path.contains(":generateContent") {
+            Wire::Gemini
+        } else {
+            Wire::OpenAi
+        };
         let mut len = 0usize;
+        let mut headers = Vec::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -115,12 +159,19 @@ fn serve(
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                len = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                let k = k.trim().to_ascii_lowercase();
+                if k == "content-length" {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                headers.push((k, v.trim().to_string()));
             }
         }
+        metas.lock().unwrap().push(Meta {
+            path: path.clone(),
+            headers,
+            at: std::time::Instant::now(),
+        });
         let mut body = vec![0u8; len];
         if reader.read_exact(&mut body).is_err() {
             return;
@@ -136,21 +187,28 @@ fn serve(
         let reply = script(&v, idx);
         let model = v["model"].as_str().unwrap_or("test-model").to_string();
         let resp = match reply {
-            Reply::Text(t) => ok(&model, &t, true),
-            Reply::TextNoUsage(t) => ok(&model, &t, false),
+            Reply::Text(t) => ok(wire, &model, &t, true),
+            Reply::TextNoUsage(t) => ok(wire, &model, &t, false),
             Reply::Delay(d, t) => {
                 thread::sleep(d);
-                ok(&model, &t, true)
+                ok(wire, &model, &t, true)
             }
             Reply::Status(code, msg, retry) => {
-                let body = json!({"error": {"message": msg, "type": "test", "code": null}}).to_string();
+                let body = match wire {
+                    Wire::OpenAi => json!({"error": {"message": msg, "type": "test", "code": null}}),
+                    Wire::Anthropic => json!({"type": "error", "error": {"type": "test_error", "message": msg}}),
+                    Wire::Gemini => json!({"error": {"code": code, "message": msg, "status": "TEST"}}),
+                }
+                .to_string();
                 let extra = retry.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
                 format!(
                     "HTTP/1.1 {code} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
                     body.len()
                 )
             }
-            Reply::Malformed => "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{not json".into(),
+            Reply::Malformed => {
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n{not json".into()
+            }
             Reply::Reset => {
                 inf.fetch_sub(1, Ordering::SeqCst);
                 let _ = conn.shutdown(Shutdown::Both);
@@ -164,7 +222,33 @@ fn serve(
     }
 }
 
-fn ok(model: &str, text: &str, usage: bool) -> String {
+fn ok(wire: Wire, model: &str, text: &str, usage: bool) -> String {
+    let body = match wire {
+        Wire::OpenAi => ok_openai(model, text, usage),
+        Wire::Anthropic => {
+            let mut b = json!({"id": "msg_test", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": null});
+            if usage {
+                b["usage"] = json!({"input_tokens": 100, "output_tokens": 20});
+            }
+            b.to_string()
+        }
+        Wire::Gemini => {
+            let mut b = json!({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
+                "finishReason": "STOP", "index": 0}], "modelVersion": "gemini-test-001"});
+            if usage {
+                b["usageMetadata"] = json!({"promptTokenCount": 100, "candidatesTokenCount": 20, "totalTokenCount": 120});
+            }
+            b.to_string()
+        }
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn ok_openai(model: &str, text: &str, usage: bool) -> String {
     let mut body = json!({
         "id": "chatcmpl-test",
         "object": "chat.completion",
@@ -175,11 +259,7 @@ fn ok(model: &str, text: &str, usage: bool) -> String {
     if usage {
         body["usage"] = json!({"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120});
     }
-    let body = body.to_string();
-    format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
+    body.to_string()
 }
 
 /// The content of the last message of a chat request.
