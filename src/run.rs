@@ -144,6 +144,21 @@ impl Run {
                 message: format!("{} tokens used, limit {max}", u.total_tokens()),
             });
         }
+        if l.max_cost_usd.is_some() && u.calls > 0 && u.cost_usd.is_none() {
+            let unknown: Vec<&str> = u
+                .per_model
+                .iter()
+                .filter(|(_, m)| m.cost_usd.is_none())
+                .map(|(k, _)| k.as_str())
+                .collect();
+            return Err(Error::BudgetExceeded {
+                message: format!(
+                    "a cost limit is set (RLM_COST_LIMIT_USD) but the price of {} is unknown, so spending cannot be \
+                     checked; add the model with PriceTable::set or remove the limit",
+                    unknown.join(", ")
+                ),
+            });
+        }
         if let (Some(max), Some(spent)) = (l.max_cost_usd, u.cost_usd)
             && spent >= max
         {

@@ -404,3 +404,45 @@ fn hundred_concurrent_runs_on_one_orchestrator() {
         );
     }
 }
+
+#[test]
+fn cost_limit_with_unknown_price_stops_instead_of_guessing() {
+    let llm =
+        ScriptedLlm::new(|_| Ok("```python\nprint(1)\n```".into())).with_model("my-local-model");
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .max_cost_usd(1.0)
+        .build()
+        .unwrap()
+        .run("q");
+    assert_eq!(r.usage.calls, 1);
+    assert_eq!(r.usage.cost_usd, None, "unknown, never 0");
+    assert!(
+        r.error.as_deref().unwrap().contains("my-local-model"),
+        "{:?}",
+        r.error
+    );
+    let mut prices = rlm::llm::PriceTable::default();
+    prices.set(
+        "my-local-model",
+        rlm::llm::Price {
+            input_per_million: 1000.0,
+            output_per_million: 1000.0,
+        },
+    );
+    let llm =
+        ScriptedLlm::new(|_| Ok("```python\nprint(1)\n```".into())).with_model("my-local-model");
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .prices(prices)
+        .max_cost_usd(0.05)
+        .build()
+        .unwrap()
+        .run("q");
+    assert!(matches!(r.failure, Some(Error::BudgetExceeded { .. })));
+    assert!(
+        r.usage.cost_usd.unwrap() >= 0.05 && r.usage.calls < 20,
+        "{:?}",
+        r.usage
+    );
+}

@@ -185,7 +185,17 @@ fn serve(
         let now = inf.fetch_add(1, Ordering::SeqCst) + 1;
         peak.fetch_max(now, Ordering::SeqCst);
         let reply = script(&v, idx);
-        let model = v["model"].as_str().unwrap_or("test-model").to_string();
+        let model = match wire {
+            Wire::Gemini => {
+                path.split("/models/")
+                    .nth(1)
+                    .and_then(|m| m.split(':').next())
+                    .unwrap_or("gemini")
+                    .to_string()
+                    + "-001"
+            }
+            _ => v["model"].as_str().unwrap_or("test-model").to_string(),
+        };
         let resp = match reply {
             Reply::Text(t) => ok(wire, &model, &t, true),
             Reply::TextNoUsage(t) => ok(wire, &model, &t, false),
@@ -235,7 +245,7 @@ fn ok(wire: Wire, model: &str, text: &str, usage: bool) -> String {
         }
         Wire::Gemini => {
             let mut b = json!({"candidates": [{"content": {"parts": [{"text": text}], "role": "model"},
-                "finishReason": "STOP", "index": 0}], "modelVersion": "gemini-test-001"});
+                "finishReason": "STOP", "index": 0}], "modelVersion": model});
             if usage {
                 b["usageMetadata"] = json!({"promptTokenCount": 100, "candidatesTokenCount": 20, "totalTokenCount": 120});
             }

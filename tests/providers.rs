@@ -1,0 +1,396 @@
+//! Each provider against a loopback server speaking its wire format, with injected faults.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rlm::llm::{CompletionRequest, HttpClient, LanguageModel, Message};
+use rlm::{Error, LlmConfig, Orchestrator, Provider};
+use support::{LlmServer, Reply};
+
+const KEY: &str = "test-key-0123456789-do-not-leak";
+const PROVIDERS: [Provider; 3] = [Provider::OpenAi, Provider::Anthropic, Provider::Gemini];
+
+fn client(p: Provider, server: &LlmServer, tweak: impl FnOnce(&mut LlmConfig)) -> HttpClient {
+    let mut c = LlmConfig::default();
+    c.provider = p;
+    c.model = match p {
+        Provider::OpenAi => "gpt-4o-mini",
+        Provider::Anthropic => "claude-3-5-haiku-latest",
+        _ => "gemini-2.0-flash",
+    }
+    .into();
+    c.base_url = server.base_url();
+    c.api_key = Some(KEY.into());
+    c.max_attempts = 3;
+    tweak(&mut c);
+    HttpClient::new(&c)
+}
+
+fn ask(c: &HttpClient) -> Result<rlm::llm::Completion, Error> {
+    futures_lite::future::block_on(c.complete(CompletionRequest::new(vec![
+        Message::system("sys"),
+        Message::user("hi"),
+    ])))
+}
+
+fn assert_no_key(e: &Error) {
+    assert!(
+        !e.to_string().contains(KEY) && !format!("{e:?}").contains(KEY),
+        "key leaked: {e:?}"
+    );
+}
+
+#[test]
+fn wire_shapes_and_auth_headers() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|_, _| Reply::Text("hello".into()));
+        let c = client(p, &server, |_| {});
+        let r = ask(&c).unwrap();
+        assert_eq!(r.text, "hello", "{p:?}");
+        assert_eq!(
+            (r.usage.prompt_tokens, r.usage.completion_tokens),
+            (100, 20),
+            "{p:?}"
+        );
+        assert!(!format!("{c:?}").contains(KEY));
+        let meta = server.meta.lock().unwrap()[0].clone();
+        let body = server.requests.lock().unwrap()[0].clone();
+        assert!(!meta.path.contains(KEY), "key must not travel in the URL");
+        match p {
+            Provider::OpenAi => {
+                assert_eq!(meta.path, "/v1/chat/completions");
+                assert_eq!(
+                    meta.header("authorization"),
+                    Some(format!("Bearer {KEY}").as_str())
+                );
+                assert_eq!(body["messages"][0]["role"], "system");
+                assert!(body["max_tokens"].as_u64().unwrap() > 0);
+            }
+            Provider::Anthropic => {
+                assert_eq!(meta.path, "/v1/messages");
+                assert_eq!(meta.header("x-api-key"), Some(KEY));
+                assert_eq!(meta.header("anthropic-version"), Some("2023-06-01"));
+                assert_eq!(body["system"], "sys");
+                assert_eq!(body["messages"][0]["role"], "user");
+                assert!(body["max_tokens"].as_u64().unwrap() > 0);
+            }
+            _ => {
+                assert_eq!(meta.path, "/v1/models/gemini-2.0-flash:generateContent");
+                assert_eq!(meta.header("x-goog-api-key"), Some(KEY));
+                assert_eq!(body["systemInstruction"]["parts"][0]["text"], "sys");
+                assert_eq!(body["contents"][0]["role"], "user");
+            }
+        }
+    }
+}
+
+#[test]
+fn server_errors_are_retried() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|_, i| {
+            if i < 2 {
+                Reply::Status(500, "internal".into(), None)
+            } else {
+                Reply::Text("ok".into())
+            }
+        });
+        let r = ask(&client(p, &server, |_| {})).unwrap();
+        assert_eq!(r.text, "ok");
+        assert_eq!(server.count(), 3, "{p:?}");
+        let server = LlmServer::start(|_, _| Reply::Status(503, "overloaded".into(), None));
+        let e = ask(&client(p, &server, |c| c.max_attempts = 2)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Llm {
+                    status: Some(503),
+                    retryable: true,
+                    ..
+                }
+            ),
+            "{p:?}: {e:?}"
+        );
+        assert!(
+            e.to_string().contains("overloaded") && e.to_string().contains("2 attempts"),
+            "{e}"
+        );
+        assert_no_key(&e);
+    }
+}
+
+#[test]
+fn rate_limits_honour_retry_after() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|_, i| {
+            if i == 0 {
+                Reply::Status(429, "slow down".into(), Some("1".into()))
+            } else {
+                Reply::Text("ok".into())
+            }
+        });
+        let t = Instant::now();
+        assert_eq!(ask(&client(p, &server, |_| {})).unwrap().text, "ok");
+        assert!(
+            t.elapsed() >= Duration::from_millis(950),
+            "{p:?}: {:?}",
+            t.elapsed()
+        );
+    }
+    // An HTTP-date in the past means "retry now".
+    let server = LlmServer::start(|_, i| {
+        if i == 0 {
+            Reply::Status(
+                529,
+                "overloaded".into(),
+                Some("Wed, 21 Oct 2015 07:28:00 GMT".into()),
+            )
+        } else {
+            Reply::Text("ok".into())
+        }
+    });
+    let t = Instant::now();
+    assert_eq!(
+        ask(&client(Provider::Anthropic, &server, |_| {}))
+            .unwrap()
+            .text,
+        "ok"
+    );
+    assert!(t.elapsed() < Duration::from_millis(900));
+}
+
+#[test]
+fn client_errors_are_not_retried() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|_, _| {
+            Reply::Status(400, "bad request: context too long".into(), None)
+        });
+        let e = ask(&client(p, &server, |_| {})).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Llm {
+                    status: Some(400),
+                    retryable: false,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("context too long"));
+        assert_eq!(server.count(), 1);
+    }
+}
+
+#[test]
+fn hang_past_the_timeout_is_a_retryable_error() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|_, _| Reply::Delay(Duration::from_secs(5), "late".into()));
+        let c = client(p, &server, |c| {
+            c.request_timeout = Duration::from_millis(400);
+            c.max_attempts = 2;
+        });
+        let t = Instant::now();
+        let e = ask(&c).unwrap_err();
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "{p:?}: {:?}",
+            t.elapsed()
+        );
+        assert!(e.is_retryable(), "{e:?}");
+        assert!(
+            e.to_string().to_lowercase().contains("timeout") || e.to_string().contains("timed out"),
+            "{e}"
+        );
+        assert_no_key(&e);
+    }
+}
+
+#[test]
+fn malformed_json_reset_connection_and_empty_usage() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|_, _| Reply::Malformed);
+        let e = ask(&client(p, &server, |_| {})).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Llm {
+                    retryable: false,
+                    ..
+                }
+            ) && e.to_string().contains("malformed"),
+            "{e:?}"
+        );
+
+        let server = LlmServer::start(|_, i| {
+            if i == 0 {
+                Reply::Reset
+            } else {
+                Reply::Text("after reset".into())
+            }
+        });
+        assert_eq!(
+            ask(&client(p, &server, |_| {})).unwrap().text,
+            "after reset",
+            "{p:?}"
+        );
+        let server = LlmServer::start(|_, _| Reply::Reset);
+        let e = ask(&client(p, &server, |c| c.max_attempts = 2)).unwrap_err();
+        assert!(e.is_retryable() && e.status().is_none(), "{e:?}");
+
+        let server = LlmServer::start(|_, _| Reply::TextNoUsage("no usage".into()));
+        let r = ask(&client(p, &server, |_| {})).unwrap();
+        assert_eq!(
+            (
+                r.text.as_str(),
+                r.usage.prompt_tokens,
+                r.usage.completion_tokens
+            ),
+            ("no usage", 0, 0)
+        );
+    }
+}
+
+#[test]
+fn one_backoff_state_is_shared_by_concurrent_calls() {
+    // The first call gets a 429 with Retry-After: 1. Calls started while that backoff is
+    // pending must wait for it instead of hammering the server.
+    let server = LlmServer::start(|_, i| {
+        if i == 0 {
+            Reply::Status(429, "slow".into(), Some("1".into()))
+        } else {
+            Reply::Text("ok".into())
+        }
+    });
+    let c = client(Provider::OpenAi, &server, |_| {});
+    let t0 = Instant::now();
+    futures_lite::future::block_on(async {
+        let ex = async_executor::Executor::new();
+        ex.run(async {
+            let first = ex.spawn(c.complete(CompletionRequest::new(vec![Message::user("a")])));
+            blocking::unblock(|| std::thread::sleep(Duration::from_millis(200))).await;
+            let rest: Vec<_> = (0..20)
+                .map(|_| ex.spawn(c.complete(CompletionRequest::new(vec![Message::user("b")]))))
+                .collect();
+            first.await.unwrap();
+            for r in rest {
+                r.await.unwrap();
+            }
+        })
+        .await
+    });
+    let meta = server.meta.lock().unwrap();
+    assert_eq!(
+        meta.len(),
+        22,
+        "1 rate-limited + 21 successful, no extra retries"
+    );
+    for m in meta.iter().skip(1) {
+        assert!(
+            m.at.duration_since(t0) >= Duration::from_millis(950),
+            "a call went out during the shared backoff"
+        );
+    }
+}
+
+#[test]
+fn in_flight_requests_are_bounded() {
+    let server = LlmServer::start(|_, _| Reply::Delay(Duration::from_millis(150), "ok".into()));
+    let c = client(Provider::OpenAi, &server, |c| c.max_in_flight = 4);
+    futures_lite::future::block_on(async {
+        let ex = async_executor::Executor::new();
+        ex.run(async {
+            let tasks: Vec<_> = (0..20)
+                .map(|_| ex.spawn(c.complete(CompletionRequest::new(vec![Message::user("x")]))))
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        })
+        .await
+    });
+    assert_eq!(server.in_flight_peak.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn full_runs_through_each_provider() {
+    for p in PROVIDERS {
+        let server = LlmServer::start(|req, _| {
+            let n_assistant = req.to_string().matches("\"assistant\"").count()
+                + req.to_string().matches("\"model\",\"parts\"").count();
+            let done = req.to_string().contains("Output:");
+            if done || n_assistant > 0 {
+                Reply::Text("```python\nFINAL(total)\n```".into())
+            } else {
+                Reply::Text(
+                    "```python\ntotal = sum(i * i for i in range(10))\nprint(total)\n```".into(),
+                )
+            }
+        });
+        let o = Orchestrator::builder()
+            .provider(p)
+            .base_url(server.base_url())
+            .api_key(KEY)
+            .build()
+            .unwrap();
+        let r = o.run("sum of squares below 10");
+        assert_eq!(
+            r.final_answer.as_deref(),
+            Some("285"),
+            "{p:?}: {:?}",
+            r.error
+        );
+        assert_eq!(r.usage.calls, 2);
+        assert!(
+            r.usage.cost_usd.is_some(),
+            "{p:?}: known model families are priced"
+        );
+        assert!(!serde_json::to_string(&r).unwrap().contains(KEY));
+    }
+}
+
+#[test]
+fn two_hundred_concurrent_runs_keep_their_answers() {
+    let server = LlmServer::start(|req, _| {
+        let q = support::first_user(req);
+        let n: u64 = q
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|s| !s.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap();
+        match support::turns(req) {
+            0 => Reply::Text(format!("```python\nv = {n} + 1000\nprint(v)\n```")),
+            _ => Reply::Text("```python\nFINAL_VAR('v')\n```".into()),
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .build()
+        .unwrap();
+    let results = futures_lite::future::block_on(async {
+        let ex = async_executor::Executor::new();
+        ex.run(async {
+            let tasks: Vec<_> = (0..200u64)
+                .map(|i| ex.spawn(o.arun(format!("add to {i}"))))
+                .collect();
+            let mut out = Vec::new();
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        })
+        .await
+    });
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(
+            r.final_answer.as_deref(),
+            Some((i as u64 + 1000).to_string().as_str()),
+            "run {i}: {:?}",
+            r.error
+        );
+    }
+    assert_eq!(server.count(), 400);
+}
