@@ -94,6 +94,7 @@ pub enum PromptMode {
 
 /// Connection settings for the LLM provider.
 #[derive(Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LlmConfig {
     /// Wire format.
     pub provider: Provider,
