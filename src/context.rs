@@ -71,7 +71,7 @@ impl From<Vec<String>> for Context {
     }
 }
 
-/// Bytes of one context document, mapped or owned.
+/// Bytes of one context document, mapped or empty.
 pub(crate) enum Bytes {
     Mapped(memmap2::Mmap),
     Empty,
@@ -86,29 +86,13 @@ impl Bytes {
     }
 }
 
-/// One document as the run sees it: a read-only file plus its mapping.
-pub(crate) struct Document {
-    /// Where the file lives on the host (bound read-only into the sandbox).
-    pub(crate) path: PathBuf,
-    /// The name shown inside the sandbox (`/context/<name>`).
-    pub(crate) name: String,
-    pub(crate) bytes: Bytes,
-}
-
-impl std::fmt::Debug for Document {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Document")
-            .field("name", &self.name)
-            .field("size", &self.bytes.as_slice().len())
-            .finish()
-    }
-}
+pub(crate) use crate::handle::ContextHandle;
 
 /// A loaded context: documents plus the private directory that holds copies of in-memory
 /// text (removed on drop).
 #[derive(Debug)]
 pub(crate) struct LoadedContext {
-    pub(crate) docs: Vec<Document>,
+    pub(crate) docs: Vec<ContextHandle>,
     pub(crate) is_list: bool,
     _dir: Option<PrivateDir>,
 }
@@ -174,10 +158,7 @@ impl LoadedContext {
 
     /// Total size in bytes.
     pub(crate) fn total_bytes(&self) -> u64 {
-        self.docs
-            .iter()
-            .map(|d| d.bytes.as_slice().len() as u64)
-            .sum()
+        self.docs.iter().map(|d| d.as_bytes().len() as u64).sum()
     }
 
     /// A short description for the system prompt: kind, size, line estimate, preview.
@@ -191,7 +172,7 @@ impl LoadedContext {
             ));
         }
         for d in self.docs.iter().take(5) {
-            let b = d.bytes.as_slice();
+            let b = d.as_bytes();
             let sample = &b[..b.len().min(1 << 20)];
             let nl = memchr::memchr_iter(b'\n', sample).count() as u64;
             let lines = if b.len() <= sample.len() {
@@ -233,7 +214,7 @@ fn preview(b: &[u8], n: usize) -> String {
     s
 }
 
-fn map_file(p: &Path, name: Option<String>) -> Result<Document> {
+pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> {
     let path = std::fs::canonicalize(p)
         .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
     let meta = std::fs::metadata(&path)
@@ -274,7 +255,7 @@ fn map_file(p: &Path, name: Option<String>) -> Result<Document> {
             .unwrap_or_default();
         sanitize_name(&base)
     });
-    Ok(Document { path, name, bytes })
+    Ok(ContextHandle { path, name, bytes })
 }
 
 /// File names inside the sandbox: keep `[A-Za-z0-9._-]`, replace the rest.

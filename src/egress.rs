@@ -371,7 +371,7 @@ impl EchoIndex {
             .max(1);
         let mut table: HashMap<u64, Vec<(u32, u64)>> = HashMap::new();
         for (di, d) in ctx.docs.iter().enumerate() {
-            let b = d.bytes.as_slice();
+            let b = d.as_bytes();
             let mut p = 0;
             while p + WINDOW <= b.len() {
                 table
@@ -406,7 +406,7 @@ impl EchoIndex {
                 && let Some(cands) = self.table.get(&h)
             {
                 for &(di, p) in cands {
-                    let c = self.ctx.docs[di as usize].bytes.as_slice();
+                    let c = self.ctx.docs[di as usize].as_bytes();
                     let p = p as usize;
                     if c[p..p + WINDOW] != out[i..i + WINDOW] {
                         continue;

@@ -103,6 +103,7 @@ mod context;
 mod egress;
 mod error;
 mod events;
+mod handle;
 pub mod llm;
 mod orchestrator;
 mod parse;
@@ -119,6 +120,7 @@ pub use context::Context;
 pub use egress::{EgressFilter, Filtered};
 pub use error::{Error, Result};
 pub use events::RunEvent;
+pub use handle::{Chunks, ContextHandle, SearchHit};
 pub use orchestrator::{ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use parse::{
     CodeBlock, extract_code_blocks, extract_python_code, final_from_stdout, final_from_text,
