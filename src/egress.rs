@@ -1,11 +1,13 @@
 //! The egress filter: every byte that leaves the sandbox for an LLM passes here.
 //!
-//! Pure code (no I/O). Order of checks: binary output, secret patterns (one pass of a
-//! multi-pattern regex), per-token entropy, verbatim context echo, then truncation. Each
+//! Pure code (no I/O). Order of checks: binary output, secret patterns (a word scan that
+//! finds rule triggers, then one anchored linear-time regex per trigger hit), per-token
+//! entropy, verbatim context echo, then truncation. Each
 //! redaction is replaced by `[REDACTED:<rule>]` and reported as a [`Finding`] with byte
 //! offsets into the input; the secret itself is never recorded.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock};
 
 use regex_automata::meta::Regex;
@@ -15,67 +17,406 @@ use crate::context::LoadedContext;
 use crate::error::{Error, Result};
 use crate::result::Finding;
 
-/// Secret rules: (name, pattern). Compiled once into one multi-pattern matcher.
-const SECRET_RULES: &[(&str, &str)] = &[
-    (
-        "private_key",
-        r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
-    ),
-    (
-        "aws_access_key_id",
-        r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-    ),
-    (
-        "aws_secret_access_key",
-        r#"(?i:aws_?secret(?:_?access)?_?key)["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}"#,
-    ),
-    (
-        "github_token",
-        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}",
-    ),
-    ("github_pat", r"\bgithub_pat_[A-Za-z0-9_]{22,255}"),
-    ("gitlab_token", r"\bglpat-[A-Za-z0-9_\-]{20,}"),
-    ("anthropic_key", r"\bsk-ant-[A-Za-z0-9_\-]{20,}"),
-    (
-        "openai_key",
-        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
-    ),
-    ("google_api_key", r"\bAIza[0-9A-Za-z_\-]{35}"),
-    (
-        "slack_webhook",
-        r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+",
-    ),
-    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9\-]{10,}"),
-    ("stripe_key", r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("twilio_key", r"\bSK[0-9a-fA-F]{32}\b"),
-    (
-        "sendgrid_key",
-        r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
-    ),
-    ("npm_token", r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ("pypi_token", r"\bpypi-[A-Za-z0-9_\-]{50,}"),
-    ("huggingface_token", r"\bhf_[A-Za-z0-9]{30,}\b"),
-    (
-        "jwt",
-        r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
-    ),
-    (
-        "url_credentials",
-        r"\b[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,256}:[^\s@/]{1,256}@[^\s/]+",
-    ),
-    ("bearer_token", r"(?i:\bbearer)\s+[A-Za-z0-9\-._~+/]{16,}=*"),
-    (
-        "secret_assignment",
-        r#"(?i:\b(?:password|passwd|pwd|secret|client_secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|token))["']?\s*[:=]\s*["']?[^\s"',;]{6,}"#,
-    ),
+/// How a rule is found before its pattern is checked.
+enum Trigger {
+    /// A word (a run of `[A-Za-z0-9_.-]`, or a part of one after `-` or `.`) starting with
+    /// one of these literals (case-sensitive).
+    Prefix(&'static [&'static str]),
+    /// A word ending with one of these keywords (ASCII case-insensitive), followed within a
+    /// few bytes by `:` or `=`.
+    KeywordSuffix(&'static [&'static str]),
+    /// A word starting with this (ASCII case-insensitive).
+    WordStartCi(&'static str),
+    /// This literal anywhere (found with a SIMD substring search).
+    Literal(&'static str),
+    /// The URL scheme before a `://`.
+    SchemeBeforeColonSlashSlash,
+}
+
+/// A secret rule: its name, how it is triggered, and a pattern matched *anchored* where the
+/// trigger says the secret starts.
+struct Rule {
+    name: &'static str,
+    trigger: Trigger,
+    pattern: &'static str,
+}
+
+const RULES: &[Rule] = &[
+    Rule {
+        name: "private_key",
+        trigger: Trigger::Literal("-----BEGIN"),
+        pattern: r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
+    },
+    Rule {
+        name: "aws_access_key_id",
+        trigger: Trigger::Prefix(&["AKIA", "ASIA", "ABIA", "ACCA"]),
+        pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+    },
+    Rule {
+        name: "aws_secret_access_key",
+        trigger: Trigger::WordStartCi("aws"),
+        pattern: r#"\b(?i:aws_?secret(?:_?access)?_?key)["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}"#,
+    },
+    Rule {
+        name: "github_token",
+        trigger: Trigger::Prefix(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]),
+        pattern: r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}",
+    },
+    Rule {
+        name: "github_pat",
+        trigger: Trigger::Prefix(&["github_pat_"]),
+        pattern: r"\bgithub_pat_[A-Za-z0-9_]{22,255}",
+    },
+    Rule {
+        name: "gitlab_token",
+        trigger: Trigger::Prefix(&["glpat-"]),
+        pattern: r"\bglpat-[A-Za-z0-9_\-]{20,}",
+    },
+    Rule {
+        name: "anthropic_key",
+        trigger: Trigger::Prefix(&["sk-ant-"]),
+        pattern: r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
+    },
+    Rule {
+        name: "openai_key",
+        trigger: Trigger::Prefix(&["sk-"]),
+        pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
+    },
+    Rule {
+        name: "google_api_key",
+        trigger: Trigger::Prefix(&["AIza"]),
+        pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
+    },
+    Rule {
+        name: "slack_webhook",
+        trigger: Trigger::SchemeBeforeColonSlashSlash,
+        pattern: r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+",
+    },
+    Rule {
+        name: "slack_token",
+        trigger: Trigger::Prefix(&["xox"]),
+        pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
+    },
+    Rule {
+        name: "stripe_key",
+        trigger: Trigger::Prefix(&["sk_live_", "sk_test_", "rk_live_", "rk_test_"]),
+        pattern: r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
+    },
+    Rule {
+        name: "twilio_key",
+        trigger: Trigger::Prefix(&["SK"]),
+        pattern: r"\bSK[0-9a-fA-F]{32}\b",
+    },
+    Rule {
+        name: "sendgrid_key",
+        trigger: Trigger::Prefix(&["SG."]),
+        pattern: r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
+    },
+    Rule {
+        name: "npm_token",
+        trigger: Trigger::Prefix(&["npm_"]),
+        pattern: r"\bnpm_[A-Za-z0-9]{36}\b",
+    },
+    Rule {
+        name: "pypi_token",
+        trigger: Trigger::Prefix(&["pypi-"]),
+        pattern: r"\bpypi-[A-Za-z0-9_\-]{50,}",
+    },
+    Rule {
+        name: "huggingface_token",
+        trigger: Trigger::Prefix(&["hf_"]),
+        pattern: r"\bhf_[A-Za-z0-9]{30,}\b",
+    },
+    Rule {
+        name: "jwt",
+        trigger: Trigger::Prefix(&["eyJ"]),
+        pattern: r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
+    },
+    Rule {
+        name: "url_credentials",
+        trigger: Trigger::SchemeBeforeColonSlashSlash,
+        pattern: r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,256}:[^\s@/]{1,256}@[^\s/]+",
+    },
+    Rule {
+        name: "bearer_token",
+        trigger: Trigger::WordStartCi("bearer"),
+        pattern: r"\b(?i:bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*",
+    },
+    // Matched from the keyword, so `access_token=`, `client_secret=` and `db_password=` are
+    // caught through their `token`, `secret` and `password` endings.
+    Rule {
+        name: "secret_assignment",
+        trigger: Trigger::KeywordSuffix(&[
+            "password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key", "token",
+        ]),
+        pattern: r#"(?i:password|passwd|pwd|secret|api[_\-]?key|token)["']?\s*[:=]\s*["']?[^\s"',;]{6,}"#,
+    },
 ];
 
-fn secret_regex() -> &'static Regex {
-    static RE: OnceLock<Regex> = OnceLock::new();
-    RE.get_or_init(|| {
-        let pats: Vec<&str> = SECRET_RULES.iter().map(|(_, p)| *p).collect();
-        Regex::new_many(&pats).expect("built-in secret patterns compile")
+/// Shortest secret a prefix rule can match; shorter words are not checked.
+const MIN_PREFIX_WORD: usize = 14;
+
+/// The compiled rule set: one anchored regex per rule (ASCII, linear time) and lookup tables
+/// from trigger to rule.
+struct Compiled {
+    regexes: Vec<Regex>,
+    /// First byte → (prefix, rule) for [`Trigger::Prefix`] rules.
+    prefixes: Vec<Vec<(&'static [u8], usize)>>,
+    /// Lower-cased first byte → (word start, rule) for [`Trigger::WordStartCi`] rules.
+    word_starts: Vec<Vec<(&'static [u8], usize)>>,
+    /// Whether a word starting with this byte can trigger a [`Trigger::WordStartCi`] rule.
+    word_start_first: [bool; 256],
+    /// Whether a word ending with this byte can end a keyword.
+    keyword_last: [bool; 256],
+    /// (keyword, rule) for [`Trigger::KeywordSuffix`] rules.
+    keywords: Vec<(&'static [u8], usize)>,
+    schemes: Vec<usize>,
+    literals: Vec<(&'static [u8], usize)>,
+}
+
+fn compiled() -> &'static Compiled {
+    static C: OnceLock<Compiled> = OnceLock::new();
+    C.get_or_init(|| {
+        let mut c = Compiled {
+            regexes: Vec::new(),
+            prefixes: vec![Vec::new(); 256],
+            word_starts: vec![Vec::new(); 256],
+            word_start_first: [false; 256],
+            keyword_last: [false; 256],
+            keywords: Vec::new(),
+            schemes: Vec::new(),
+            literals: Vec::new(),
+        };
+        for (r, rule) in RULES.iter().enumerate() {
+            c.regexes.push(
+                Regex::builder()
+                    .syntax(
+                        regex_automata::util::syntax::Config::new()
+                            .unicode(false)
+                            .utf8(false),
+                    )
+                    .build(rule.pattern)
+                    .expect("built-in secret patterns compile"),
+            );
+            match rule.trigger {
+                Trigger::Prefix(ps) => ps
+                    .iter()
+                    .for_each(|p| c.prefixes[p.as_bytes()[0] as usize].push((p.as_bytes(), r))),
+                Trigger::WordStartCi(w) => {
+                    let first = w.as_bytes()[0];
+                    c.word_starts[first.to_ascii_lowercase() as usize].push((w.as_bytes(), r));
+                    c.word_start_first[first.to_ascii_lowercase() as usize] = true;
+                    c.word_start_first[first.to_ascii_uppercase() as usize] = true;
+                }
+                Trigger::KeywordSuffix(ks) => {
+                    for k in ks {
+                        c.keywords.push((k.as_bytes(), r));
+                        let last = *k.as_bytes().last().expect("keywords are not empty");
+                        c.keyword_last[last.to_ascii_lowercase() as usize] = true;
+                        c.keyword_last[last.to_ascii_uppercase() as usize] = true;
+                    }
+                }
+                Trigger::Literal(l) => c.literals.push((l.as_bytes(), r)),
+                Trigger::SchemeBeforeColonSlashSlash => c.schemes.push(r),
+            }
+        }
+        // Longer prefixes first, so `sk-ant-` is tried before `sk-`.
+        for v in &mut c.prefixes {
+            v.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+        }
+        c
     })
+}
+
+const fn class_table(extra: &[u8]) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_';
+        c += 1;
+    }
+    let mut i = 0;
+    while i < extra.len() {
+        t[extra[i] as usize] = true;
+        i += 1;
+    }
+    t
+}
+
+/// Bytes of a "word" for the secret scan: `[A-Za-z0-9_.-]`.
+static WORD: [bool; 256] = class_table(b".-");
+
+/// Byte classes of the single scan: bit 0 = word byte (`[A-Za-z0-9_.-]`), bit 1 = token
+/// byte for the entropy rule (`[A-Za-z0-9_+/=-]`).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = WORD[c] as u8 | ((TOKEN[c] as u8) << 1);
+        c += 1;
+    }
+    t
+};
+
+/// What one scan of a byte range reports: `(start, end, rule)`, unsorted, possibly
+/// overlapping.
+///
+/// One pass over the bytes finds runs of word/token bytes. Per word: prefix rules at its
+/// start (and after `-`/`.` inside long words), `aws`/`bearer` word starts, keyword rules at
+/// its end when `:`/`=` follows. Per token: the entropy rule. Per run start: a context-echo
+/// anchor test. Two SIMD substring searches find `://` and `-----BEGIN`. A rule's regex runs,
+/// anchored, only where its trigger is.
+fn scan_range(
+    text: &[u8],
+    lo: usize,
+    hi: usize,
+    cfg: &EgressConfig,
+    echo: Option<&EchoIndex>,
+) -> Vec<(usize, usize, &'static str)> {
+    use regex_automata::{Anchored, Input};
+    let c = compiled();
+    let mut out: Vec<(usize, usize, &'static str)> = Vec::new();
+    let try_rule = |rule: usize, at: usize, out: &mut Vec<(usize, usize, &'static str)>| {
+        let input = Input::new(text)
+            .span(at..text.len())
+            .anchored(Anchored::Yes);
+        if let Some(m) = c.regexes[rule].find(input) {
+            out.push((m.start(), m.end(), RULES[rule].name));
+            return true;
+        }
+        false
+    };
+    let on_word = |ws: usize, i: usize, out: &mut Vec<(usize, usize, &'static str)>| {
+        let len = i - ws;
+        let first = text[ws] as usize;
+        let last = text[i - 1] as usize;
+        // Fast path: most words can trigger nothing.
+        if len < MIN_PREFIX_WORD && !c.word_start_first[first] && !c.keyword_last[last] {
+            return;
+        }
+        let word = &text[ws..i];
+        if len >= MIN_PREFIX_WORD {
+            // Candidate starts: the word start, and positions after '-' or '.' inside it.
+            let mut p = ws;
+            loop {
+                for &(pre, r) in &c.prefixes[text[p] as usize] {
+                    if text[p..i].starts_with(pre) && try_rule(r, p, out) {
+                        break;
+                    }
+                }
+                match text[p..i].iter().position(|&b| b == b'-' || b == b'.') {
+                    Some(k) if p + k + 1 < i => p = p + k + 1,
+                    _ => break,
+                }
+            }
+        }
+        if c.word_start_first[first] {
+            for &(w, r) in &c.word_starts[word[0].to_ascii_lowercase() as usize] {
+                if word.len() >= w.len() && word[..w.len()].eq_ignore_ascii_case(w) {
+                    try_rule(r, ws, out);
+                }
+            }
+        }
+        if c.keyword_last[last]
+            && text[i..text.len().min(i + 4)]
+                .iter()
+                .any(|&b| b == b':' || b == b'=')
+        {
+            if let Some(&(k, r)) = c.keywords.iter().find(|(k, _)| {
+                word.len() >= k.len() && word[word.len() - k.len()..].eq_ignore_ascii_case(k)
+            }) {
+                try_rule(r, i - k.len(), out);
+            }
+        }
+    };
+    let on_token = |ts: usize, te: usize, out: &mut Vec<(usize, usize, &'static str)>| {
+        let tok = &text[ts..te];
+        if tok.len() >= cfg.min_entropy_len
+            && !is_benign(tok)
+            && shannon_entropy(tok) > cfg.entropy_threshold
+        {
+            out.push((ts, te, "high_entropy"));
+        }
+    };
+    let mut echo_scan = echo.filter(|e| !e.table.is_empty()).map(|e| (e, 0usize));
+    let n = text.len();
+    let mut i = lo;
+    while i < hi {
+        if CLASS[text[i] as usize] == 0 {
+            i += 1;
+            continue;
+        }
+        let rs = i;
+        let mut all = 3u8;
+        while i < n {
+            let k = CLASS[text[i] as usize];
+            if k == 0 {
+                break;
+            }
+            all &= k;
+            i += 1;
+        }
+        if let Some((e, compared_until)) = echo_scan.as_mut() {
+            e.probe(text, rs, compared_until, &mut out);
+        }
+        if all == 3 {
+            // The common case: the run is one word and one token.
+            on_word(rs, i, &mut out);
+            on_token(rs, i, &mut out);
+        } else {
+            for (bit, is_word) in [(1u8, true), (2u8, false)] {
+                let mut j = rs;
+                while j < i {
+                    if CLASS[text[j] as usize] & bit == 0 {
+                        j += 1;
+                        continue;
+                    }
+                    let s = j;
+                    while j < i && CLASS[text[j] as usize] & bit != 0 {
+                        j += 1;
+                    }
+                    if is_word {
+                        on_word(s, j, &mut out);
+                    } else {
+                        on_token(s, j, &mut out);
+                    }
+                }
+            }
+        }
+    }
+    let window = &text[lo..n.min(hi + 16)];
+    for hit in memchr::memmem::find_iter(window, b"://")
+        .map(|k| lo + k)
+        .filter(|&k| k < hi)
+    {
+        let lo = hit.saturating_sub(21);
+        let mut s = hit;
+        while s > lo
+            && matches!(text[s - 1], b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'.' | b'-')
+        {
+            s -= 1;
+        }
+        while s < hit && !text[s].is_ascii_alphabetic() {
+            s += 1;
+        }
+        for &r in &c.schemes {
+            try_rule(r, s, &mut out);
+        }
+    }
+    for &(lit, r) in &c.literals {
+        let mut from = lo;
+        while let Some(k) = memchr::memmem::find(&text[from..n.min(hi + lit.len())], lit) {
+            let at = from + k;
+            if at >= hi {
+                break;
+            }
+            let before = out.len();
+            try_rule(r, at, &mut out);
+            from = out.get(before).map_or(at + lit.len(), |m| m.1.max(at + 1));
+        }
+    }
+    out
 }
 
 /// Result of filtering one piece of output.
@@ -110,6 +451,12 @@ impl EgressFilter {
         EgressFilter { cfg, echo: None }
     }
 
+    /// A filter that also cuts verbatim runs of `context` (fingerprints the whole context:
+    /// CPU work proportional to its size, so call it off the executor for large files).
+    pub fn for_context(cfg: EgressConfig, context: &crate::Context) -> Result<Self> {
+        Ok(Self::with_context(cfg, LoadedContext::load(context)?))
+    }
+
     pub(crate) fn with_context(cfg: EgressConfig, ctx: Arc<LoadedContext>) -> Self {
         let echo = EchoIndex::build(ctx, cfg.echo_min_bytes);
         EgressFilter {
@@ -138,24 +485,30 @@ impl EgressFilter {
         }
         // Not binary, hence valid UTF-8.
         let text = std::str::from_utf8(input).unwrap_or_default();
-        let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
-        for m in secret_regex().find_iter(text) {
-            spans.push((m.start(), m.end(), SECRET_RULES[m.pattern().as_usize()].0));
-        }
-        for (s, e) in
-            high_entropy_tokens(text, self.cfg.min_entropy_len, self.cfg.entropy_threshold)
-        {
-            if !overlaps(&spans, s, e) {
-                spans.push((s, e, "high_entropy"));
-            }
-        }
-        if dir == Direction::ToRoot
-            && let Some(echo) = &self.echo
-        {
-            for (s, e) in echo.find(input) {
-                spans.push((s, e, "context_echo"));
-            }
-        }
+        // Every scan looks for things *starting* in a byte range, so large outputs are cut at
+        // a whitespace byte (no word or token spans it) and the halves scanned on two
+        // threads; matches may extend past their half.
+        let echo = self.echo.as_deref().filter(|_| dir == Direction::ToRoot);
+        let scan = |lo: usize, hi: usize| scan_range(input, lo, hi, &self.cfg, echo);
+        let n = input.len();
+        let mid = (n >= PARALLEL_BYTES)
+            .then(|| {
+                input[n / 2..]
+                    .iter()
+                    .take(64 << 10)
+                    .position(|b| b.is_ascii_whitespace())
+                    .map(|k| n / 2 + k)
+            })
+            .flatten();
+        let mut spans = match mid {
+            Some(mid) => std::thread::scope(|sc| {
+                let h = sc.spawn(|| scan(mid, n));
+                let mut v = scan(0, mid);
+                v.extend(h.join().expect("egress scan thread panicked"));
+                v
+            }),
+            None => scan(0, n),
+        };
         spans.sort_unstable();
         let merged = merge(spans);
         if self.cfg.raise_on_leak
@@ -193,17 +546,30 @@ impl EgressFilter {
     }
 }
 
-fn overlaps(spans: &[(usize, usize, &str)], s: usize, e: usize) -> bool {
-    spans.iter().any(|&(a, b, _)| a < e && s < b)
+/// Outputs at least this large are scanned on two threads.
+const PARALLEL_BYTES: usize = 256 << 10;
+
+/// Which name a merged span keeps: a specific secret rule beats the generic ones.
+fn rank(rule: &str) -> u8 {
+    match rule {
+        "high_entropy" => 1,
+        "context_echo" => 2,
+        _ => 0,
+    }
 }
 
-/// Sorted spans → non-overlapping spans (a later span overlapping an earlier one is joined
-/// to it, keeping the first rule's name).
+/// Sorted spans → non-overlapping spans (overlapping spans are joined; the joined span is
+/// named after its most specific rule).
 fn merge(spans: Vec<(usize, usize, &'static str)>) -> Vec<(usize, usize, &'static str)> {
     let mut out: Vec<(usize, usize, &'static str)> = Vec::with_capacity(spans.len());
     for (s, e, r) in spans {
         match out.last_mut() {
-            Some(last) if s < last.1 => last.1 = last.1.max(e),
+            Some(last) if s < last.1 => {
+                last.1 = last.1.max(e);
+                if rank(r) < rank(last.2) {
+                    last.2 = r;
+                }
+            }
             _ => out.push((s, e, r)),
         }
     }
@@ -241,32 +607,8 @@ pub(crate) fn describe_binary(b: &[u8]) -> Option<String> {
     ))
 }
 
-fn is_token_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=' | b'_' | b'-')
-}
-
-/// Spans of tokens at least `min_len` long whose Shannon entropy exceeds `threshold`,
-/// except benign shapes (UUIDs, pure hex digests).
-fn high_entropy_tokens(text: &str, min_len: usize, threshold: f64) -> Vec<(usize, usize)> {
-    let b = text.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        if !is_token_byte(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && is_token_byte(b[i]) {
-            i += 1;
-        }
-        let tok = &b[start..i];
-        if tok.len() >= min_len && !is_benign(tok) && shannon_entropy(tok) > threshold {
-            out.push((start, i));
-        }
-    }
-    out
-}
+/// Bytes of a token for the entropy rule: base64/hex-like `[A-Za-z0-9+/=_-]`.
+static TOKEN: [bool; 256] = class_table(b"+/=-");
 
 fn is_benign(tok: &[u8]) -> bool {
     let all_hex = tok.iter().all(u8::is_ascii_hexdigit);
@@ -333,117 +675,150 @@ fn ceil_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Fingerprints of the whole context: hashes of `WINDOW`-byte windows taken every `stride`
-/// bytes. Any verbatim run of at least `WINDOW + stride - 1` bytes contains one of them; a hit
-/// is verified byte by byte and extended in both directions.
+/// Fingerprints of the whole context, chosen by content: the start of a run of word bytes
+/// is an anchor when a hash of its first 8 bytes has its top `bits` bits clear; its key hashes
+/// the 32 bytes from there. Identical text has identical anchors wherever it appears, so the
+/// output scan applies the same test at its own run starts and looks up only anchors; a hit is
+/// verified byte by byte and extended both ways. With `bits = 2` (contexts up to about
+/// 96 MiB) a 256-byte echo of prose holds ~40 run starts, so it is missed with probability
+/// about (3/4)^40 ≈ 1e-5. Larger contexts raise `bits` to keep the index at most 4 Mi
+/// entries, so short echoes may pass there; long runs without separators (one huge token)
+/// have no anchors and are left to the entropy rule.
 struct EchoIndex {
     ctx: Arc<LoadedContext>,
-    stride: usize,
+    shift: u32,
     min_run: usize,
-    table: HashMap<u64, Vec<(u32, u64)>>,
+    table: HashMap<u64, (u32, u64), BuildHasherDefault<KeyIsHash>>,
+}
+
+/// The table's keys are already hashes: use them as they are.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl std::hash::Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ b as u64;
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
 }
 
 impl std::fmt::Debug for EchoIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EchoIndex")
-            .field("stride", &self.stride)
+            .field("shift", &self.shift)
             .field("entries", &self.table.len())
             .finish()
     }
 }
 
-const WINDOW: usize = 64;
+/// Bytes hashed into an anchor's key (and verified before extending).
+const KEY_SPAN: usize = 32;
 const MAX_ENTRIES: usize = 4 << 20;
-const BASE: u64 = 1_000_003;
 
-fn window_hash(w: &[u8]) -> u64 {
-    w.iter().fold(0u64, |h, &c| {
-        h.wrapping_mul(BASE).wrapping_add(c as u64 + 1)
-    })
+#[inline(always)]
+fn load(b: &[u8], i: usize) -> u64 {
+    u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"))
+}
+
+/// The key of position `i` when it is an anchor.
+#[inline(always)]
+fn anchor_key(b: &[u8], i: usize, shift: u32) -> Option<u64> {
+    if i + KEY_SPAN > b.len() || load(b, i).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift != 0 {
+        return None;
+    }
+    let k = load(b, i + 8).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ load(b, i + 16)
+            .rotate_left(21)
+            .wrapping_mul(0x1656_67B1_9E37_79F9)
+        ^ load(b, i + 24).rotate_left(42)
+        ^ load(b, i);
+    Some(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
 impl EchoIndex {
     fn build(ctx: Arc<LoadedContext>, min_run: usize) -> Self {
         let total = ctx.total_bytes() as usize;
-        let min_run = min_run.max(WINDOW);
-        let stride = (min_run - WINDOW + 1)
-            .max(total.div_ceil(MAX_ENTRIES))
-            .max(1);
-        let mut table: HashMap<u64, Vec<(u32, u64)>> = HashMap::new();
+        let mut bits = 2u32;
+        // About one run start per 6 bytes of text.
+        while (total / 6) >> bits > MAX_ENTRIES && bits < 40 {
+            bits += 1;
+        }
+        let shift = 64 - bits;
+        let mut table: HashMap<u64, (u32, u64), BuildHasherDefault<KeyIsHash>> =
+            HashMap::with_capacity_and_hasher(
+                ((total / 6) >> bits).min(MAX_ENTRIES),
+                Default::default(),
+            );
         for (di, d) in ctx.docs.iter().enumerate() {
             let b = d.as_bytes();
-            let mut p = 0;
-            while p + WINDOW <= b.len() {
-                table
-                    .entry(window_hash(&b[p..p + WINDOW]))
-                    .or_default()
-                    .push((di as u32, p as u64));
-                p += stride;
+            let mut prev = 0u8;
+            for (i, &byte) in b.iter().enumerate() {
+                let k = CLASS[byte as usize];
+                if k != 0 && prev == 0 {
+                    if let Some(key) = anchor_key(b, i, shift) {
+                        table.entry(key).or_insert((di as u32, i as u64));
+                    }
+                }
+                prev = k;
             }
         }
         EchoIndex {
             ctx,
-            stride,
-            min_run,
+            shift,
+            min_run: min_run.max(KEY_SPAN),
             table,
         }
     }
 
-    /// Spans of `out` that reproduce at least `min_run` verbatim bytes of the context.
-    fn find(&self, out: &[u8]) -> Vec<(usize, usize)> {
-        let mut spans: Vec<(usize, usize)> = Vec::new();
-        if out.len() < WINDOW || self.table.is_empty() {
-            return spans;
+    /// Tests the run start `i` of `out`; records a verbatim context run of at least
+    /// `min_run` bytes through it. `compared_until` skips anchors inside a region already
+    /// compared, so each output byte is compared forwards at most once.
+    fn probe(
+        &self,
+        out: &[u8],
+        i: usize,
+        compared_until: &mut usize,
+        spans: &mut Vec<(usize, usize, &'static str)>,
+    ) {
+        if i < *compared_until {
+            return;
         }
-        let mut pow = 1u64;
-        for _ in 0..WINDOW - 1 {
-            pow = pow.wrapping_mul(BASE);
+        let Some(key) = anchor_key(out, i, self.shift) else {
+            return;
+        };
+        let Some(&(di, p)) = self.table.get(&key) else {
+            return;
+        };
+        let c = self.ctx.docs[di as usize].as_bytes();
+        let p = p as usize;
+        let fwd = (0..)
+            .take_while(|&k| i + k < out.len() && p + k < c.len() && out[i + k] == c[p + k])
+            .count();
+        if fwd < KEY_SPAN {
+            return; // hash collision
         }
-        let mut h = window_hash(&out[..WINDOW]);
-        let mut i = 0;
-        loop {
-            if spans.last().is_none_or(|&(_, e)| i >= e)
-                && let Some(cands) = self.table.get(&h)
-            {
-                for &(di, p) in cands {
-                    let c = self.ctx.docs[di as usize].as_bytes();
-                    let p = p as usize;
-                    if c[p..p + WINDOW] != out[i..i + WINDOW] {
-                        continue;
-                    }
-                    let back = (1..=i.min(p))
-                        .take_while(|k| out[i - k] == c[p - k])
-                        .count();
-                    let fwd = (WINDOW..)
-                        .take_while(|k| {
-                            i + k < out.len() && p + k < c.len() && out[i + k] == c[p + k]
-                        })
-                        .count();
-                    let (s, e) = (i - back, i + WINDOW + fwd);
-                    if e - s >= self.min_run {
-                        spans.push((s, e));
-                        break;
-                    }
-                }
+        let back = (1..=i.min(p))
+            .take_while(|&k| out[i - k] == c[p - k])
+            .count();
+        let (mut s, mut e) = (i - back, i + fwd);
+        *compared_until = e;
+        if e - s >= self.min_run {
+            // Whole UTF-8 characters only.
+            while s > 0 && out[s] & 0xC0 == 0x80 {
+                s -= 1;
             }
-            if i + WINDOW >= out.len() {
-                break;
+            while e < out.len() && out[e] & 0xC0 == 0x80 {
+                e += 1;
             }
-            h = h
-                .wrapping_sub((out[i] as u64 + 1).wrapping_mul(pow))
-                .wrapping_mul(BASE)
-                .wrapping_add(out[i + WINDOW] as u64 + 1);
-            i += 1;
+            spans.push((s, e, "context_echo"));
         }
-        // Snap to UTF-8 boundaries so redaction never splits a character.
-        let text = std::str::from_utf8(out).ok();
-        spans
-            .into_iter()
-            .map(|(s, e)| match text {
-                Some(t) => (floor_boundary(t, s), ceil_boundary(t, e)),
-                None => (s, e),
-            })
-            .collect()
     }
 }
 
@@ -639,5 +1014,47 @@ mod tests {
             prop_assert!(!out.text.contains(secret));
             prop_assert!(!out.findings.is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    /// Component timings on 1 MiB (run with --ignored --nocapture in release).
+    #[test]
+    #[ignore]
+    fn timing() {
+        let mut s = String::new();
+        let mut i = 0u64;
+        while s.len() < 1 << 20 {
+            i += 1;
+            s.push_str(&format!("2026-11-25T09:00:{:02}Z INFO request id={} status=200 took={}ms\nThe quarterly report shows revenue growth across all regions.\n{{\"user\": \"u{}\", \"total\": {}}}\n", i % 60, i * 7919 % 100000, i % 900, i, i * 31));
+        }
+        let cfg = crate::EgressConfig::default();
+        let time = |label: &str, f: &dyn Fn()| {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                f();
+            }
+            eprintln!("{label}: {:?}", t.elapsed() / 20);
+        };
+        time("scan_range single thread", &|| {
+            drop(std::hint::black_box(super::scan_range(
+                s.as_bytes(),
+                0,
+                s.len(),
+                &cfg,
+                None,
+            )))
+        });
+        time("describe_binary", &|| {
+            drop(std::hint::black_box(super::describe_binary(s.as_bytes())))
+        });
+        let f = super::EgressFilter::new(cfg.clone());
+        time("whole filter", &|| {
+            drop(std::hint::black_box(f.filter(s.as_bytes(), "x").unwrap()))
+        });
+        time("thread spawn", &|| {
+            drop(std::thread::scope(|sc| sc.spawn(|| 1).join().unwrap()))
+        });
     }
 }

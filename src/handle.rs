@@ -324,7 +324,8 @@ mod tests {
             use std::io::{Seek, SeekFrom, Write};
             let mut f = std::fs::File::create(&p).unwrap();
             f.write_all(b"header line\n").unwrap();
-            f.write_all("filler line\n".repeat(8000).as_bytes()).unwrap(); // text past the 64 KiB probe
+            f.write_all("filler line\n".repeat(8000).as_bytes())
+                .unwrap(); // text past the 64 KiB probe
             f.set_len(size).unwrap();
             f.seek(SeekFrom::Start(size - 10)).unwrap();
             f.write_all(b"last line\n").unwrap();

@@ -12,6 +12,9 @@ rlm: run a Recursive Language Model task with sandboxed Python
 
 Usage:
   rlm run [OPTIONS] QUERY      answer QUERY, optionally over context files
+  rlm egress scan [--context FILE] [--json]
+                               filter stdin as if it were sandbox output; print the result
+                               (with --json: one object with output and findings: rule, start, end)
   rlm help                     this text
 
 Options of `rlm run`:
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => cmd_run(&args[1..]),
+        Some("egress") => cmd_egress(&args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             ExitCode::SUCCESS
@@ -139,6 +143,56 @@ fn cmd_run(args: &[String]) -> ExitCode {
             _ => ExitCode::from(1),
         }
     }
+}
+
+fn cmd_egress(args: &[String]) -> ExitCode {
+    if args.first().map(String::as_str) != Some("scan") {
+        return usage_error("usage: rlm egress scan [--context FILE] [--json]");
+    }
+    let (mut json, mut context) = (false, None);
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--json" => json = true,
+            "--context" => match it.next() {
+                Some(p) => context = Some(Context::file(p)),
+                None => return usage_error("--context needs a value"),
+            },
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage_error(format!("unknown argument {other:?}")),
+        }
+    }
+    let cfg = match rlm::Config::from_lookup(|k| std::env::var(k).ok()) {
+        Ok(c) => c.egress,
+        Err(e) => return usage_error(e),
+    };
+    let filter = match context {
+        Some(c) => match rlm::EgressFilter::for_context(cfg, &c) {
+            Ok(f) => f,
+            Err(e) => return usage_error(e),
+        },
+        None => rlm::EgressFilter::new(cfg),
+    };
+    let mut input = Vec::new();
+    if let Err(e) = std::io::Read::read_to_end(&mut std::io::stdin(), &mut input) {
+        eprintln!("rlm: cannot read stdin: {e}");
+        return ExitCode::from(2);
+    }
+    let out = match filter.filter(&input, "stdin") {
+        Ok(o) => o,
+        Err(e) => return usage_error(e),
+    };
+    let mut stdout = std::io::stdout();
+    let _ = if json {
+        let v = serde_json::json!({ "output": out.text, "findings": out.findings });
+        writeln!(stdout, "{v}")
+    } else {
+        write!(stdout, "{}", out.text)
+    };
+    ExitCode::SUCCESS
 }
 
 fn apply_options(
