@@ -216,6 +216,9 @@ pub struct EgressConfig {
     pub entropy_threshold: f64,
     /// Minimum token length for the entropy rule.
     pub min_entropy_len: usize,
+    /// Let hex digests (32, 40, 64 or 128 hex digits: MD5, git SHAs, SHA-256, SHA-512) and
+    /// UUIDs through the entropy rule; on by default, since code prints them on purpose.
+    pub allow_digests: bool,
     /// Minimum length of a verbatim context run that counts as an echo (bytes).
     pub echo_min_bytes: usize,
     /// Turn findings into [`Error::DataLeak`] instead of redacting them.
@@ -229,6 +232,7 @@ impl Default for EgressConfig {
         EgressConfig {
             entropy_threshold: 4.5,
             min_entropy_len: 32,
+            allow_digests: true,
             echo_min_bytes: 256,
             raise_on_leak: false,
             max_output_bytes: 20_000,

@@ -333,7 +333,7 @@ fn scan_range(
     let on_token = |ts: usize, te: usize, out: &mut Vec<(usize, usize, &'static str)>| {
         let tok = &text[ts..te];
         if tok.len() >= cfg.min_entropy_len
-            && !is_benign(tok)
+            && !is_benign(tok, cfg.allow_digests)
             && shannon_entropy(tok) > cfg.entropy_threshold
         {
             out.push((ts, te, "high_entropy"));
@@ -610,12 +610,23 @@ pub(crate) fn describe_binary(b: &[u8]) -> Option<String> {
 /// Bytes of a token for the entropy rule: base64/hex-like `[A-Za-z0-9+/=_-]`.
 static TOKEN: [bool; 256] = class_table(b"+/=-");
 
-fn is_benign(tok: &[u8]) -> bool {
-    let all_hex = tok.iter().all(u8::is_ascii_hexdigit);
-    // git SHAs and sha256/sha512 digests printed on purpose; hex cannot exceed 4 bits/char
-    // anyway, so this only matters for low thresholds.
-    if all_hex && matches!(tok.len(), 32 | 40 | 64 | 128) {
-        return true;
+fn is_benign(tok: &[u8], allow_digests: bool) -> bool {
+    if allow_digests {
+        let all_hex = tok.iter().all(u8::is_ascii_hexdigit);
+        if all_hex && matches!(tok.len(), 32 | 40 | 64 | 128) {
+            return true; // MD5, git SHA-1, SHA-256, SHA-512
+        }
+        let uuid_shape = tok.len() == 36
+            && tok.iter().enumerate().all(|(i, c)| {
+                if matches!(i, 8 | 13 | 18 | 23) {
+                    *c == b'-'
+                } else {
+                    c.is_ascii_hexdigit()
+                }
+            });
+        if uuid_shape {
+            return true;
+        }
     }
     // Paths and identifiers made of words: mostly letters with separators.
     let letters = tok.iter().filter(|c| c.is_ascii_alphabetic()).count();
@@ -996,7 +1007,70 @@ mod tests {
         assert_eq!(out.text, slice);
     }
 
+    #[test]
+    fn digest_allowlist_is_configurable() {
+        let sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let strict = EgressConfig {
+            entropy_threshold: 3.0,
+            allow_digests: false,
+            ..EgressConfig::default()
+        };
+        let out = EgressFilter::new(strict)
+            .filter(sha.as_bytes(), "stdout")
+            .unwrap();
+        assert_eq!(
+            out.findings.len(),
+            1,
+            "with the allowlist off a digest above the threshold is cut"
+        );
+        let relaxed = EgressConfig {
+            entropy_threshold: 3.0,
+            ..EgressConfig::default()
+        };
+        let out = EgressFilter::new(relaxed)
+            .filter(sha.as_bytes(), "stdout")
+            .unwrap();
+        assert!(out.findings.is_empty());
+    }
+
+    /// Random secrets of each shape, embedded in random text: never in the output.
+    fn random_secret() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Z0-9]{16}".prop_map(|b| format!("AKIA{b}")),
+            "[A-Za-z0-9]{36}".prop_map(|b| format!("ghp_{b}")),
+            "[A-Za-z0-9_]{40}".prop_map(|b| format!("github_pat_{b}")),
+            "[A-Za-z0-9_-]{20,60}".prop_map(|b| format!("sk-proj-{b}")),
+            "[A-Za-z0-9_-]{30,60}".prop_map(|b| format!("sk-ant-api03-{b}")),
+            "[A-Za-z0-9-]{10,40}".prop_map(|b| format!("xoxb-{b}")),
+            "[A-Za-z0-9_-]{20,40}".prop_map(|b| format!("glpat-{b}")),
+            "[A-Za-z0-9]{34,40}".prop_map(|b| format!("hf_{b}")),
+            "[A-Za-z0-9]{36}".prop_map(|b| format!("npm_{b}")),
+            "[A-Za-z0-9_-]{35}".prop_map(|b| format!("AIza{b}")),
+            (
+                "[A-Za-z0-9_-]{10,40}",
+                "[A-Za-z0-9_-]{10,40}",
+                "[A-Za-z0-9_-]{10,60}"
+            )
+                .prop_map(|(a, b, c)| format!("eyJ{a}.eyJ{b}.{c}")),
+            ("[a-z]{3,8}", "[a-zA-Z0-9]{6,20}")
+                .prop_map(|(u, p)| format!("postgres://{u}:{p}@db.example:5432/x")),
+            "[A-Za-z0-9!#%]{8,30}".prop_map(|p| format!("password={p}")),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn output_never_contains_a_generated_secret(
+            pre in "[a-zA-Z0-9 ,.:=\n]{0,200}",
+            post in "[a-zA-Z0-9 ,.:=\n]{0,200}",
+            secret in random_secret(),
+        ) {
+            let input = format!("{pre} {secret}\n{post}");
+            let out = f().filter(input.as_bytes(), "stdout").unwrap();
+            prop_assert!(!out.text.contains(&secret), "{}", out.text);
+            prop_assert!(!out.findings.is_empty());
+        }
+
         #[test]
         fn never_panics_on_bytes(b in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let _ = f().filter(&b, "stdout");

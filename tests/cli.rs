@@ -147,3 +147,62 @@ fn exit_codes() {
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("--max-iterations")
     );
 }
+
+#[test]
+fn egress_scan_filters_stdin() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx.txt");
+    let ctx_text: String = (0..200)
+        .map(|i| format!("confidential line {i} of the customer database export\n"))
+        .collect();
+    std::fs::write(&ctx, &ctx_text).unwrap();
+    let input = format!("token AKIAIOSFODNN7EXAMPLE then {}", &ctx_text[1000..2000]);
+    let mut child = rlm()
+        .args([
+            "egress",
+            "scan",
+            "--json",
+            "--context",
+            ctx.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = v["findings"].as_array().unwrap();
+    assert_eq!(f[0]["rule"], "aws_access_key_id");
+    assert_eq!(
+        (f[0]["start"].as_u64(), f[0]["end"].as_u64()),
+        (Some(6), Some(26))
+    );
+    assert_eq!(f[1]["rule"], "context_echo");
+    assert!(
+        !v["output"].as_str().unwrap().contains("AKIA")
+            && !v["output"].as_str().unwrap().contains("line 30 of")
+    );
+
+    let mut child = rlm()
+        .args(["egress", "scan"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"plain text\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"plain text\n");
+}
