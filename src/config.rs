@@ -114,6 +114,9 @@ pub struct LlmConfig {
     pub max_attempts: u32,
     /// Maximum number of LLM requests in flight across all runs of one orchestrator.
     pub max_in_flight: usize,
+    /// Models that code in the REPL may ask for with `llm_query(prompt, model=...)` besides
+    /// `model` (checked by the host; anything else is refused).
+    pub allowed_models: Vec<String>,
 }
 
 impl fmt::Debug for LlmConfig {
@@ -128,6 +131,7 @@ impl fmt::Debug for LlmConfig {
             .field("request_timeout", &self.request_timeout)
             .field("max_attempts", &self.max_attempts)
             .field("max_in_flight", &self.max_in_flight)
+            .field("allowed_models", &self.allowed_models)
             .finish()
     }
 }
@@ -144,6 +148,7 @@ impl Default for LlmConfig {
             request_timeout: Duration::from_secs(300),
             max_attempts: 4,
             max_in_flight: 64,
+            allowed_models: Vec::new(),
         }
     }
 }
@@ -246,7 +251,9 @@ impl Default for EgressConfig {
 pub struct Limits {
     /// Maximum LLM turns of the root run.
     pub max_iterations: u32,
-    /// Maximum recursion depth (reserved for child runs).
+    /// Depth limit of the tree of runs: the root is depth 0, and `rlm_query` starts a child
+    /// run at depth + 1 only while that is below `max_depth`; at the limit it degrades to a
+    /// plain `llm_query`. 1 (the default) means sub-calls are plain LLM calls.
     pub max_depth: u32,
     /// Maximum spend of one run in USD (`None` = unlimited).
     pub max_cost_usd: Option<f64>,
@@ -258,7 +265,8 @@ pub struct Limits {
     pub run_timeout: Option<Duration>,
     /// Consecutive replies without code before the run gives up.
     pub max_no_code_replies: u32,
-    /// Sub-LLM calls of one run in flight at once (`llm_query_batched`).
+    /// Sub-calls of one tree of runs in flight at once (`llm_query_batched`,
+    /// `rlm_query_batched`).
     pub max_concurrent_subcalls: usize,
 }
 

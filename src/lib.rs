@@ -105,6 +105,7 @@ mod error;
 mod events;
 mod handle;
 pub mod llm;
+mod log;
 mod orchestrator;
 mod parse;
 mod prompt;
@@ -112,6 +113,7 @@ mod result;
 mod run;
 mod runtime;
 pub mod sandbox;
+pub mod trajectory;
 
 pub use config::{
     Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig, SandboxKind,
@@ -121,6 +123,7 @@ pub use egress::{EgressFilter, Filtered};
 pub use error::{Error, Result};
 pub use events::RunEvent;
 pub use handle::{Chunks, ContextHandle, SearchHit};
+pub use log::TrajectoryLog;
 pub use orchestrator::{ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use parse::{
     CodeBlock, extract_code_blocks, extract_python_code, final_from_stdout, final_from_text,

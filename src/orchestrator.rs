@@ -9,6 +9,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::RunEvent;
 use crate::llm::{HttpClient, LanguageModel, PriceTable};
+use crate::log::TrajectoryLog;
 use crate::result::RunResult;
 use crate::run::{self, Shared};
 use crate::runtime;
@@ -55,6 +56,7 @@ impl Orchestrator {
             llm: None,
             sandbox: None,
             prices: PriceTable::default(),
+            trajectory: None,
         }
     }
 
@@ -131,6 +133,7 @@ pub struct OrchestratorBuilder {
     llm: Option<Arc<dyn LanguageModel>>,
     sandbox: Option<Arc<dyn Sandbox>>,
     prices: PriceTable,
+    trajectory: Option<Arc<TrajectoryLog>>,
 }
 
 impl OrchestratorBuilder {
@@ -299,6 +302,28 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// Writes every run's trajectory (JSON Lines, schema in [`crate::trajectory`]) to `log`.
+    pub fn trajectory(mut self, log: TrajectoryLog) -> Self {
+        self.trajectory = Some(Arc::new(log));
+        self
+    }
+
+    /// Models the REPL may request with `llm_query(prompt, model=...)` besides the main one.
+    pub fn allowed_models<I, S>(mut self, models: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.llm.allowed_models = models.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sub-calls in flight at once per tree of runs.
+    pub fn max_concurrent_subcalls(mut self, n: usize) -> Self {
+        self.config.limits.max_concurrent_subcalls = n;
+        self
+    }
+
     /// Replaces the price table used for cost accounting.
     pub fn prices(mut self, prices: PriceTable) -> Self {
         self.prices = prices;
@@ -337,6 +362,7 @@ impl OrchestratorBuilder {
                 llm,
                 sandbox,
                 prices: self.prices,
+                trajectory: self.trajectory,
             }),
         })
     }

@@ -14,6 +14,8 @@ pub(crate) struct PromptInput<'a> {
     pub(crate) is_list: bool,
     pub(crate) max_iterations: u32,
     pub(crate) custom: Option<&'a str>,
+    /// `rlm_query` starts child runs (otherwise it is a plain sub-LLM call).
+    pub(crate) recursion: bool,
 }
 
 /// The system prompt. Every function it names is in [`crate::sandbox::REPL_FUNCTIONS`] (a
@@ -62,8 +64,17 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
          - `FINAL(value)`: give your final answer (converted with str). Call it only after you have seen the result printed.\n\
          - `FINAL_VAR(name)`: give the value of the variable called `name` as the final answer.\n\
          - `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters).\n\
-         - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n\
-         - `SHOW_VARS()`: list your variables.\n\n",
+         - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n",
+    );
+    s.push_str(if p.recursion {
+        "- `rlm_query(prompt, context=None)` -> str: hand a sub-task to a helper that has its own Python REPL (and `context`, a str or list of str, as its data) and returns its final answer.\n\
+         - `rlm_query_batched(prompts, contexts=None)` -> list of str: several `rlm_query` at once, answers in order.\n"
+    } else {
+        "- `rlm_query(prompt, context=None)` -> str and `rlm_query_batched(prompts, contexts=None)`: like `llm_query` here (no deeper helpers are available).\n"
+    });
+    s.push_str(
+        "- `SHOW_VARS()`: list your variables.\n\
+         Failed sub-calls return a string starting with `Error:`.\n\n",
     );
     if p.mode == PromptMode::Full {
         s.push_str(
@@ -208,7 +219,7 @@ mod tests {
             .join(", ");
         assert!(
             r.stdout.contains(&format!("user [{py_list}]")),
-            "REPL functions not in REPL_FUNCTIONS: {}",
+            "REPL functions not in REPL_FUNCTIONS: {} (expected {py_list})",
             r.stdout
         );
     }

@@ -58,6 +58,21 @@ pub struct Step {
     /// Egress findings in this step's output.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<Finding>,
+    /// For LLM calls: the model that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// For LLM calls: prompt tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    /// For LLM calls: completion tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    /// For LLM calls: cost in USD, when the model's price is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// For `rlm_query` sub-queries: the id of the child run (see the trajectory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub child_run_id: Option<String>,
 }
 
 /// Token and cost accounting of one model.
@@ -132,6 +147,9 @@ pub struct RunResult {
     pub usage: Usage,
     /// Why the run ended without an answer.
     pub error: Option<String>,
+    /// This run's id (as in the trajectory).
+    #[serde(default)]
+    pub run_id: String,
     /// The typed error behind `error`, for matching (`None` on success).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<Error>,
@@ -153,14 +171,14 @@ impl RunResult {
     }
 }
 
-mod duration_ms {
+pub(crate) mod duration_ms {
     use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(d.as_secs_f64() * 1000.0)
     }
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
         Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
     }
@@ -185,6 +203,7 @@ mod tests {
     #[test]
     fn result_round_trips_through_json() {
         let r = RunResult {
+            run_id: "run-1".into(),
             final_answer: Some("4".into()),
             success: true,
             iterations: 1,

@@ -1,7 +1,8 @@
-//! One run: the agent loop and everything it owns (history, steps, budget, sandbox session,
-//! egress filter). Nothing here is shared between runs.
+//! Runs: the agent loop and everything a run owns (history, steps, sandbox session, egress
+//! filter). A root run and the child runs it starts with `rlm_query` form a tree that shares
+//! one budget, one deadline and one trajectory log; nothing is shared between trees.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,11 +12,13 @@ use crate::egress::{Direction, EgressFilter, Filtered};
 use crate::error::{Error, Result};
 use crate::events::RunEvent;
 use crate::llm::{CompletionRequest, LanguageModel, Message, PriceTable};
+use crate::log::TrajectoryLog;
 use crate::parse::{extract_python_code, final_from_stdout, final_from_text};
 use crate::prompt::{PromptInput, first_user_message, no_code_nudge, system_prompt};
 use crate::result::{Finding, RunResult, Step, StepKind, Usage};
 use crate::runtime::{self, Limiter};
 use crate::sandbox::{BoxFuture, ExecutionResult, HostCalls, Sandbox, SessionSpec};
+use crate::trajectory::{RunRef, SCHEMA_VERSION, TrajectoryEvent, now_ms};
 
 /// Immutable parts of an orchestrator, shared by all its runs.
 pub(crate) struct Shared {
@@ -23,51 +26,66 @@ pub(crate) struct Shared {
     pub(crate) llm: Arc<dyn LanguageModel>,
     pub(crate) sandbox: Arc<dyn Sandbox>,
     pub(crate) prices: PriceTable,
+    pub(crate) trajectory: Option<Arc<TrajectoryLog>>,
 }
 
 /// Outputs above this size are filtered on the blocking pool.
 const OFFLOAD_BYTES: usize = 64 << 10;
 
-/// State of one run.
-struct Run {
+/// What the runs of one tree share: the budget (usage), the observer of the root, the log.
+struct Tree {
     shared: Arc<Shared>,
-    start: Instant,
-    steps: Mutex<Vec<Step>>,
     usage: Mutex<Usage>,
     events: Option<async_channel::Sender<RunEvent>>,
+    /// Sub-calls of the whole tree in flight at once.
+    subcalls: Limiter,
+}
+
+/// State of one run (root or child).
+struct Run {
+    tree: Arc<Tree>,
+    id: String,
+    parent_id: Option<String>,
+    depth: u32,
+    start: Instant,
+    steps: Mutex<Vec<Step>>,
     fatal: Mutex<Option<Error>>,
     iteration: AtomicU32,
     filter: Mutex<Option<EgressFilter>>,
-    subcalls: Limiter,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Runs `query` to completion. Never panics on bad input; every failure ends up in the
-/// result.
+fn new_run_id() -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "run-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed) + 1
+    )
+}
+
+/// Runs `query` to completion as the root of a new tree. Never panics on bad input; every
+/// failure ends up in the result.
 pub(crate) async fn execute(
     shared: Arc<Shared>,
     query: String,
     context: Option<Context>,
     events: Option<async_channel::Sender<RunEvent>>,
 ) -> RunResult {
-    let run = Run {
+    let tree = Arc::new(Tree {
         subcalls: Limiter::new(shared.config.limits.max_concurrent_subcalls),
         shared,
-        start: Instant::now(),
-        steps: Mutex::new(Vec::new()),
         usage: Mutex::new(Usage::default()),
         events,
-        fatal: Mutex::new(None),
-        iteration: AtomicU32::new(0),
-        filter: Mutex::new(None),
-    };
+    });
+    let run = Run::new(tree.clone(), None, 0);
     run.emit(RunEvent::Started {
         query: query.clone(),
     });
-    let limit = run.shared.config.limits.run_timeout;
+    let limit = tree.shared.config.limits.run_timeout;
     let outcome = runtime::timeout(limit, run.drive(&query, context))
         .await
         .unwrap_or_else(|| {
@@ -78,20 +96,7 @@ pub(crate) async fn execute(
                 ),
             })
         });
-    let (final_answer, failure) = match outcome {
-        Ok(a) => (Some(a), None),
-        Err(e) => (None, Some(e)),
-    };
-    let result = RunResult {
-        success: final_answer.is_some(),
-        final_answer,
-        iterations: run.iteration.load(Ordering::Relaxed),
-        steps: std::mem::take(&mut *lock(&run.steps)),
-        usage: lock(&run.usage).clone(),
-        error: failure.as_ref().map(ToString::to_string),
-        failure,
-        duration: run.start.elapsed(),
-    };
+    let result = run.finish_run(outcome);
     run.emit(RunEvent::Finished {
         success: result.success,
         final_answer: result.final_answer.clone(),
@@ -101,15 +106,56 @@ pub(crate) async fn execute(
 }
 
 impl Run {
+    fn new(tree: Arc<Tree>, parent_id: Option<String>, depth: u32) -> Run {
+        Run {
+            tree,
+            id: new_run_id(),
+            parent_id,
+            depth,
+            start: Instant::now(),
+            steps: Mutex::new(Vec::new()),
+            fatal: Mutex::new(None),
+            iteration: AtomicU32::new(0),
+            filter: Mutex::new(None),
+        }
+    }
+
+    fn cfg(&self) -> &Config {
+        &self.tree.shared.config
+    }
+
+    fn at(&self) -> RunRef {
+        RunRef {
+            v: SCHEMA_VERSION,
+            ts: now_ms(),
+            run_id: self.id.clone(),
+            parent_id: self.parent_id.clone(),
+            depth: self.depth,
+        }
+    }
+
+    fn log(&self, e: TrajectoryEvent) {
+        if let Some(t) = &self.tree.shared.trajectory {
+            t.write(&e);
+        }
+    }
+
+    /// Root-run events for the observer (child runs are visible in the trajectory).
     fn emit(&self, ev: RunEvent) {
-        if let Some(tx) = &self.events {
-            let _ = tx.try_send(ev);
+        if self.depth == 0 {
+            if let Some(tx) = &self.tree.events {
+                let _ = tx.try_send(ev);
+            }
         }
     }
 
     fn push_step(&self, step: Step) {
-        let usage = lock(&self.usage).clone();
+        self.log(TrajectoryEvent::Step {
+            at: self.at(),
+            step: step.clone(),
+        });
         lock(&self.steps).push(step.clone());
+        let usage = lock(&self.tree.usage).clone();
         self.emit(RunEvent::Step { step, usage });
     }
 
@@ -124,12 +170,47 @@ impl Run {
             started,
             duration: self.start.elapsed().saturating_sub(started),
             findings: Vec::new(),
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cost_usd: None,
+            child_run_id: None,
         }
     }
 
+    /// The result of this run; for the root, `usage` covers the whole tree.
+    fn finish_run(&self, outcome: Result<String>) -> RunResult {
+        let (final_answer, failure) = match outcome {
+            Ok(a) => (Some(a), None),
+            Err(e) => (None, Some(e)),
+        };
+        let result = RunResult {
+            run_id: self.id.clone(),
+            success: final_answer.is_some(),
+            final_answer,
+            iterations: self.iteration.load(Ordering::Relaxed),
+            steps: std::mem::take(&mut *lock(&self.steps)),
+            usage: lock(&self.tree.usage).clone(),
+            error: failure.as_ref().map(ToString::to_string),
+            failure,
+            duration: self.start.elapsed(),
+        };
+        self.log(TrajectoryEvent::RunEnd {
+            at: self.at(),
+            success: result.success,
+            final_answer: result.final_answer.clone(),
+            error: result.error.clone(),
+            iterations: result.iterations,
+            usage: result.usage.clone(),
+            duration: result.duration,
+        });
+        result
+    }
+
+    /// Limits of the whole tree, checked before every LLM call.
     fn check_budget(&self) -> Result<()> {
-        let l = &self.shared.config.limits;
-        let u = lock(&self.usage);
+        let l = &self.cfg().limits;
+        let u = lock(&self.tree.usage);
         if let Some(max) = l.max_llm_calls
             && u.calls >= u64::from(max)
         {
@@ -173,31 +254,31 @@ impl Run {
     async fn call_llm(
         &self,
         messages: Vec<Message>,
+        model: Option<String>,
         kind: StepKind,
         input: String,
     ) -> Result<String> {
         self.check_budget()?;
         let started = self.start.elapsed();
-        let res = self
-            .shared
-            .llm
-            .complete(CompletionRequest::new(messages))
-            .await;
+        let mut req = CompletionRequest::new(messages);
+        req.model = model;
+        let res = self.tree.shared.llm.complete(req).await;
         let mut step = self.step(kind, input, String::new(), started);
         match res {
             Ok(c) => {
+                let (p, q) = (c.usage.prompt_tokens, c.usage.completion_tokens);
                 let cost = self
+                    .tree
                     .shared
                     .prices
                     .lookup(&c.model)
-                    .map(|p| p.cost(c.usage.prompt_tokens, c.usage.completion_tokens));
-                lock(&self.usage).record(
-                    &c.model,
-                    c.usage.prompt_tokens,
-                    c.usage.completion_tokens,
-                    cost,
-                );
+                    .map(|price| price.cost(p, q));
+                lock(&self.tree.usage).record(&c.model, p, q, cost);
                 step.output = c.text.clone();
+                step.model = Some(c.model);
+                step.prompt_tokens = Some(p);
+                step.completion_tokens = Some(q);
+                step.cost_usd = cost;
                 self.push_step(step);
                 Ok(c.text)
             }
@@ -213,7 +294,7 @@ impl Run {
     fn filter(&self) -> EgressFilter {
         lock(&self.filter)
             .clone()
-            .unwrap_or_else(|| EgressFilter::new(self.shared.config.egress.clone()))
+            .unwrap_or_else(|| EgressFilter::new(self.cfg().egress.clone()))
     }
 
     async fn filter_out(
@@ -250,7 +331,7 @@ impl Run {
     }
 
     async fn drive(&self, query: &str, context: Option<Context>) -> Result<String> {
-        let cfg = &self.shared.config;
+        let cfg = self.cfg();
         let loaded = match context {
             Some(c) => Some(runtime::unblock(move || LoadedContext::load(&c)).await?),
             None => None,
@@ -265,6 +346,16 @@ impl Run {
             .map(|lc| SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes))
             .unwrap_or_default();
         let desc = loaded.as_ref().map(|lc| lc.describe(400));
+        self.log(TrajectoryEvent::RunStart {
+            at: self.at(),
+            query: query.to_string(),
+            model: self.tree.shared.llm.model().to_string(),
+            max_iterations: cfg.limits.max_iterations,
+            max_depth: cfg.limits.max_depth,
+            context: loaded
+                .as_ref()
+                .map(|lc| format!("{} document(s), {} bytes", lc.docs.len(), lc.total_bytes())),
+        });
         let system = system_prompt(&PromptInput {
             mode: cfg.prompt_mode,
             context: desc.as_deref(),
@@ -272,8 +363,9 @@ impl Run {
             is_list: spec.is_list,
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
+            recursion: self.depth + 1 < cfg.limits.max_depth,
         });
-        let mut session = self.shared.sandbox.start(spec).await?;
+        let mut session = self.tree.shared.sandbox.start(spec).await?;
         let mut history = vec![
             Message::system(system),
             Message::user(first_user_message(query)),
@@ -288,7 +380,7 @@ impl Run {
                 .map(|m| m.content.clone())
                 .unwrap_or_default();
             let reply = self
-                .call_llm(history.clone(), StepKind::LlmCall, last)
+                .call_llm(history.clone(), None, StepKind::LlmCall, last)
                 .await?;
             let blocks = extract_python_code(&reply);
             history.push(Message::assistant(reply.clone()));
@@ -375,31 +467,159 @@ impl Run {
         })
     }
 
+    /// Records an error that must end this run (budget, leak) and returns the message the
+    /// REPL sees.
+    fn fail(&self, e: Error) -> String {
+        let msg = format!("Error: {e}");
+        let mut f = lock(&self.fatal);
+        if f.is_none() {
+            *f = Some(e);
+        }
+        msg
+    }
+
+    /// Checks a model requested from the REPL against the allowed list (host-side).
+    fn allowed_model(&self, model: Option<&str>) -> std::result::Result<Option<String>, String> {
+        match model {
+            None => Ok(None),
+            Some(m) if m == self.tree.shared.llm.model() => Ok(None),
+            Some(m) if self.cfg().llm.allowed_models.iter().any(|a| a == m) => {
+                Ok(Some(m.to_string()))
+            }
+            Some(m) => Err(format!(
+                "Error: model {m:?} is not allowed; allowed: {}",
+                std::iter::once(self.tree.shared.llm.model())
+                    .chain(self.cfg().llm.allowed_models.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
     /// `llm_query` on behalf of the REPL: secrets filtered out of the prompt, budget shared
-    /// with the run, recorded as a sub-query step.
-    async fn sub_query(&self, prompt: String) -> std::result::Result<String, String> {
-        let _permit = self.subcalls.acquire().await;
+    /// with the tree, recorded as a sub-query step.
+    async fn sub_query(
+        &self,
+        prompt: String,
+        model: Option<String>,
+    ) -> std::result::Result<String, String> {
+        let _permit = self.tree.subcalls.acquire().await;
         let f = match self
             .filter_out(&prompt, "llm_query", Direction::ToSubLlm)
             .await
         {
             Ok(f) => f,
-            Err(e) => {
-                let msg = format!("Error: prompt blocked by the egress filter: {e}");
-                *lock(&self.fatal) = Some(e);
-                return Err(msg);
-            }
+            Err(e) => return Err(self.fail(e)),
         };
         let messages = vec![Message::user(f.text.clone())];
-        match self.call_llm(messages, StepKind::SubQuery, f.text).await {
+        match self
+            .call_llm(messages, model, StepKind::SubQuery, f.text)
+            .await
+        {
             Ok(t) => Ok(t),
-            Err(e @ Error::BudgetExceeded { .. }) => {
-                let msg = format!("Error: {e}");
-                *lock(&self.fatal) = Some(e);
-                Err(msg)
-            }
+            Err(e @ Error::BudgetExceeded { .. }) => Err(self.fail(e)),
             Err(e) => Err(format!("Error: {e}")),
         }
+    }
+
+    /// `rlm_query`: a whole child run at depth + 1 with its own sandbox session; at the
+    /// depth limit it degrades to `llm_query`.
+    fn child_query(
+        &self,
+        prompt: String,
+        context: Option<Context>,
+    ) -> BoxFuture<'_, std::result::Result<String, String>> {
+        Box::pin(async move {
+            if self.depth + 1 >= self.cfg().limits.max_depth {
+                return self.sub_query(prompt, None).await;
+            }
+            let started = self.start.elapsed();
+            let child = Run::new(self.tree.clone(), Some(self.id.clone()), self.depth + 1);
+            let outcome = child.drive(&prompt, context).await;
+            let result = child.finish_run(outcome);
+            let mut step = self.step(
+                StepKind::SubQuery,
+                prompt,
+                result.final_answer.clone().unwrap_or_default(),
+                started,
+            );
+            step.child_run_id = Some(child.id.clone());
+            step.success = result.success;
+            step.error = result.error.clone();
+            self.push_step(step);
+            match (result.final_answer, result.failure) {
+                (Some(a), _) => Ok(a),
+                // Limits and leaks end the whole tree, not just the child.
+                (None, Some(e @ (Error::BudgetExceeded { .. } | Error::DataLeak { .. }))) => {
+                    Err(self.fail(e))
+                }
+                (None, e) => Err(format!(
+                    "Error: the child run ended without an answer: {}",
+                    e.map(|e| e.to_string()).unwrap_or_else(|| "unknown".into())
+                )),
+            }
+        })
+    }
+
+    async fn batched<F>(&self, items: Vec<F>) -> Vec<serde_json::Value>
+    where
+        F: std::future::Future<Output = std::result::Result<String, String>> + Send,
+    {
+        let ex = async_executor::Executor::new();
+        ex.run(async {
+            let tasks: Vec<_> = items.into_iter().map(|f| ex.spawn(f)).collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(serde_json::Value::String(t.await.unwrap_or_else(|e| e)));
+            }
+            out
+        })
+        .await
+    }
+}
+
+fn str_arg<'a>(
+    args: &'a serde_json::Value,
+    key: &str,
+    func: &str,
+) -> std::result::Result<&'a str, String> {
+    args.get(key)
+        .and_then(|p| p.as_str())
+        .ok_or_else(|| format!("{func}: {key} must be a string"))
+}
+
+fn str_list(
+    args: &serde_json::Value,
+    key: &str,
+    func: &str,
+) -> std::result::Result<Vec<String>, String> {
+    args.get(key)
+        .and_then(|p| p.as_array())
+        .ok_or_else(|| format!("{func}: {key} must be a list of strings"))?
+        .iter()
+        .map(|p| {
+            p.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("{func}: {key} must be strings"))
+        })
+        .collect()
+}
+
+/// A context passed from the REPL: a string, a list of strings, or nothing.
+fn context_arg(v: Option<&serde_json::Value>) -> std::result::Result<Option<Context>, String> {
+    match v {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(Context::Text(s.clone()))),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "rlm_query: context must be a str or a list of str".to_string())
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(|d| Some(Context::Documents(d))),
+        Some(_) => Err("rlm_query: context must be a str or a list of str".into()),
     }
 }
 
@@ -411,43 +631,48 @@ impl HostCalls for Run {
     ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
         let name = name.to_string();
         Box::pin(async move {
+            let model = self.allowed_model(args.get("model").and_then(|m| m.as_str()))?;
             match name.as_str() {
                 "llm_query" => {
-                    let prompt = args
-                        .get("prompt")
-                        .and_then(|p| p.as_str())
-                        .ok_or("llm_query: prompt must be a string")?;
-                    self.sub_query(prompt.to_string())
+                    let prompt = str_arg(&args, "prompt", "llm_query")?;
+                    self.sub_query(prompt.to_string(), model)
                         .await
                         .map(serde_json::Value::String)
                 }
                 "llm_query_batched" => {
-                    let prompts: Vec<String> = args
-                        .get("prompts")
-                        .and_then(|p| p.as_array())
-                        .ok_or("llm_query_batched: prompts must be a list of strings")?
-                        .iter()
-                        .map(|p| {
-                            p.as_str()
-                                .map(str::to_string)
-                                .ok_or("llm_query_batched: prompts must be strings")
-                        })
-                        .collect::<std::result::Result<_, _>>()?;
-                    let ex = async_executor::Executor::new();
-                    let answers = ex
-                        .run(async {
-                            let tasks: Vec<_> = prompts
-                                .into_iter()
-                                .map(|p| ex.spawn(self.sub_query(p)))
-                                .collect();
-                            let mut out = Vec::with_capacity(tasks.len());
-                            for t in tasks {
-                                out.push(serde_json::Value::String(t.await.unwrap_or_else(|e| e)));
-                            }
-                            out
-                        })
-                        .await;
-                    Ok(serde_json::Value::Array(answers))
+                    let prompts = str_list(&args, "prompts", "llm_query_batched")?;
+                    let futs = prompts
+                        .into_iter()
+                        .map(|p| self.sub_query(p, model.clone()))
+                        .collect();
+                    Ok(serde_json::Value::Array(self.batched(futs).await))
+                }
+                "rlm_query" => {
+                    let prompt = str_arg(&args, "prompt", "rlm_query")?;
+                    let context = context_arg(args.get("context"))?;
+                    self.child_query(prompt.to_string(), context)
+                        .await
+                        .map(serde_json::Value::String)
+                }
+                "rlm_query_batched" => {
+                    let prompts = str_list(&args, "prompts", "rlm_query_batched")?;
+                    let contexts: Vec<Option<Context>> = match args.get("contexts") {
+                        None | Some(serde_json::Value::Null) => vec![None; prompts.len()],
+                        Some(serde_json::Value::Array(cs)) if cs.len() == prompts.len() => cs
+                            .iter()
+                            .map(|c| context_arg(Some(c)))
+                            .collect::<std::result::Result<_, _>>()?,
+                        Some(_) => return Err(
+                            "rlm_query_batched: contexts must be None or a list as long as prompts"
+                                .into(),
+                        ),
+                    };
+                    let futs = prompts
+                        .into_iter()
+                        .zip(contexts)
+                        .map(|(p, c)| self.child_query(p, c))
+                        .collect();
+                    Ok(serde_json::Value::Array(self.batched(futs).await))
                 }
                 other => Err(format!("unknown host function {other:?}")),
             }

@@ -37,6 +37,8 @@ pub const REPL_FUNCTIONS: &[&str] = &[
     "SHOW_VARS",
     "llm_query",
     "llm_query_batched",
+    "rlm_query",
+    "rlm_query_batched",
 ];
 
 /// Outcome of one code block.

@@ -238,6 +238,33 @@ def llm_query_batched(prompts, model=None):
     return _host_call("llm_query_batched", {"prompts": prompts, "model": model})
 
 
+def _context_arg(context):
+    if context is None or isinstance(context, str):
+        return context
+    if isinstance(context, (list, tuple)):
+        return [c if isinstance(c, str) else str(c) for c in context]
+    return str(context)
+
+
+def rlm_query(prompt, context=None):
+    """Hands a sub-task to a child run (its own REPL; `context` is its data) and returns its
+    final answer. At the depth limit this is a plain llm_query."""
+    if not isinstance(prompt, str):
+        prompt = str(prompt)
+    return _host_call("rlm_query", {"prompt": prompt, "context": _context_arg(context)})
+
+
+def rlm_query_batched(prompts, contexts=None):
+    """Several rlm_query calls at once; answers come back in prompt order. A failed item
+    yields a string starting with 'Error:' in its slot."""
+    prompts = [p if isinstance(p, str) else str(p) for p in prompts]
+    if contexts is not None:
+        contexts = [_context_arg(c) for c in contexts]
+        if len(contexts) != len(prompts):
+            raise ValueError("rlm_query_batched: contexts must be as long as prompts")
+    return _host_call("rlm_query_batched", {"prompts": prompts, "contexts": contexts})
+
+
 _G = {"__name__": "__main__", "__builtins__": __builtins__}
 _RESERVED = {}
 
@@ -251,6 +278,7 @@ def _setup():
     _RESERVED.update(
         FINAL=FINAL, FINAL_VAR=FINAL_VAR, SHOW_VARS=SHOW_VARS,
         llm_query=llm_query, llm_query_batched=llm_query_batched,
+        rlm_query=rlm_query, rlm_query_batched=rlm_query_batched,
     )
     if handles:
         inline = spec.get("inline", False)
