@@ -30,7 +30,7 @@ pub enum RunEvent {
     /// A step finished.
     Step {
         /// The finished step.
-        step: Step,
+        step: Box<Step>,
         /// Usage so far.
         usage: Usage,
     },

@@ -156,7 +156,7 @@ impl Run {
         });
         lock(&self.steps).push(step.clone());
         let usage = lock(&self.tree.usage).clone();
-        self.emit(RunEvent::Step { step, usage });
+        self.emit(RunEvent::Step { step: Box::new(step), usage });
     }
 
     fn step(&self, kind: StepKind, input: String, output: String, started: Duration) -> Step {
