@@ -280,7 +280,7 @@ impl Default for Limits {
             max_llm_calls: None,
             run_timeout: Some(Duration::from_secs(1800)),
             max_no_code_replies: 3,
-            max_concurrent_subcalls: 16,
+            max_concurrent_subcalls: 32,
         }
     }
 }

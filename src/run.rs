@@ -39,6 +39,9 @@ struct Tree {
     events: Option<async_channel::Sender<RunEvent>>,
     /// Sub-calls of the whole tree in flight at once.
     subcalls: Limiter,
+    /// LLM calls started but not yet recorded in `usage` (so concurrent calls cannot all
+    /// pass the call limit at once).
+    reserved_calls: Mutex<u64>,
 }
 
 /// State of one run (root or child).
@@ -80,6 +83,7 @@ pub(crate) async fn execute(
         shared,
         usage: Mutex::new(Usage::default()),
         events,
+        reserved_calls: Mutex::new(0),
     });
     let run = Run::new(tree.clone(), None, 0);
     run.emit(RunEvent::Started {
@@ -156,7 +160,10 @@ impl Run {
         });
         lock(&self.steps).push(step.clone());
         let usage = lock(&self.tree.usage).clone();
-        self.emit(RunEvent::Step { step: Box::new(step), usage });
+        self.emit(RunEvent::Step {
+            step: Box::new(step),
+            usage,
+        });
     }
 
     fn step(&self, kind: StepKind, input: String, output: String, started: Duration) -> Step {
@@ -207,15 +214,20 @@ impl Run {
         result
     }
 
-    /// Limits of the whole tree, checked before every LLM call.
+    /// Limits of the whole tree, checked before every LLM call; on success one call is
+    /// reserved until [`Run::release_call`].
     fn check_budget(&self) -> Result<()> {
         let l = &self.cfg().limits;
         let u = lock(&self.tree.usage);
+        let mut reserved = lock(&self.tree.reserved_calls);
         if let Some(max) = l.max_llm_calls
-            && u.calls >= u64::from(max)
+            && u.calls + *reserved >= u64::from(max)
         {
             return Err(Error::BudgetExceeded {
-                message: format!("{} LLM calls made, limit {max}", u.calls),
+                message: format!(
+                    "{} LLM calls made or in flight, limit {max}",
+                    u.calls + *reserved
+                ),
             });
         }
         if let Some(max) = l.max_tokens
@@ -247,7 +259,13 @@ impl Run {
                 message: format!("${spent:.4} spent, limit ${max:.4} (RLM_COST_LIMIT_USD)"),
             });
         }
+        *reserved += 1;
         Ok(())
+    }
+
+    fn release_call(&self) {
+        let mut r = lock(&self.tree.reserved_calls);
+        *r = r.saturating_sub(1);
     }
 
     /// One LLM call with budget check before and accounting after.
@@ -263,6 +281,7 @@ impl Run {
         let mut req = CompletionRequest::new(messages);
         req.model = model;
         let res = self.tree.shared.llm.complete(req).await;
+        self.release_call();
         let mut step = self.step(kind, input, String::new(), started);
         match res {
             Ok(c) => {
@@ -624,6 +643,9 @@ fn context_arg(v: Option<&serde_json::Value>) -> std::result::Result<Option<Cont
 }
 
 impl HostCalls for Run {
+    /// Sub-call failures (an LLM error, a disallowed model, a child run without answer) come
+    /// back to the code as strings starting with `Error:`, never as exceptions; malformed
+    /// arguments raise. Limits and leaks end the run.
     fn call(
         &self,
         name: &str,
@@ -631,28 +653,40 @@ impl HostCalls for Run {
     ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
         let name = name.to_string();
         Box::pin(async move {
-            let model = self.allowed_model(args.get("model").and_then(|m| m.as_str()))?;
+            let text = |r: std::result::Result<String, String>| {
+                serde_json::Value::String(r.unwrap_or_else(|e| e))
+            };
+            let model = self.allowed_model(args.get("model").and_then(|m| m.as_str()));
             match name.as_str() {
                 "llm_query" => {
-                    let prompt = str_arg(&args, "prompt", "llm_query")?;
-                    self.sub_query(prompt.to_string(), model)
-                        .await
-                        .map(serde_json::Value::String)
+                    let prompt = str_arg(&args, "prompt", "llm_query")?.to_string();
+                    Ok(match model {
+                        Ok(m) => text(self.sub_query(prompt, m).await),
+                        Err(e) => serde_json::Value::String(e),
+                    })
                 }
                 "llm_query_batched" => {
                     let prompts = str_list(&args, "prompts", "llm_query_batched")?;
-                    let futs = prompts
-                        .into_iter()
-                        .map(|p| self.sub_query(p, model.clone()))
-                        .collect();
-                    Ok(serde_json::Value::Array(self.batched(futs).await))
+                    Ok(match model {
+                        Ok(m) => {
+                            let futs = prompts
+                                .into_iter()
+                                .map(|p| self.sub_query(p, m.clone()))
+                                .collect();
+                            serde_json::Value::Array(self.batched(futs).await)
+                        }
+                        Err(e) => serde_json::Value::Array(
+                            prompts
+                                .iter()
+                                .map(|_| serde_json::Value::String(e.clone()))
+                                .collect(),
+                        ),
+                    })
                 }
                 "rlm_query" => {
                     let prompt = str_arg(&args, "prompt", "rlm_query")?;
                     let context = context_arg(args.get("context"))?;
-                    self.child_query(prompt.to_string(), context)
-                        .await
-                        .map(serde_json::Value::String)
+                    Ok(text(self.child_query(prompt.to_string(), context).await))
                 }
                 "rlm_query_batched" => {
                     let prompts = str_list(&args, "prompts", "rlm_query_batched")?;

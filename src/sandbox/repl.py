@@ -225,7 +225,8 @@ def SHOW_VARS():
 
 
 def llm_query(prompt, model=None):
-    """Asks a sub-LLM one question and returns its answer as a string."""
+    """Asks a sub-LLM one question and returns its answer as a string (a failure comes back
+    as a string starting with 'Error:')."""
     if not isinstance(prompt, str):
         prompt = str(prompt)
     return _host_call("llm_query", {"prompt": prompt, "model": model})

@@ -1,0 +1,317 @@
+//! Sub-LLM calls and child runs from inside the REPL, through the real sandbox and a loopback
+//! OpenAI-format server scripted per prompt. Serialized: the cancellation test counts
+//! sandbox processes.
+
+mod support;
+
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rlm::trajectory::{TrajectoryEvent, parse_trajectory};
+use rlm::{Context, Error, Orchestrator, StepKind, TrajectoryLog};
+use support::{LlmServer, Reply, first_user, last_message, turns, wait_no_repl};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn code(c: &str) -> Reply {
+    Reply::Text(format!("```python\n{c}\n```"))
+}
+
+fn is_root(req: &serde_json::Value) -> bool {
+    first_user(req).starts_with("Question: ROOT")
+}
+
+#[test]
+fn twenty_chunks_batched_concurrently_in_order() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("data.txt");
+    let text: String = (0..20)
+        .map(|i| format!("chunk {i:02} {}\n", "x".repeat(990)))
+        .collect();
+    std::fs::write(&path, &text).unwrap();
+    let server = LlmServer::start(|req, _| {
+        if is_root(req) {
+            match turns(req) {
+                0 => code(
+                    "chunks = list(ctx.chunks(1000))\nprint(len(chunks))\nanswers = llm_query_batched([f'Which chunk? {c[:8]}' for c in chunks])\nprint(answers[:3])",
+                ),
+                _ => code("FINAL(','.join(a.split()[-1] for a in answers))"),
+            }
+        } else {
+            // "Which chunk? chunk NN": answer NN after a delay, so the calls overlap.
+            let n = first_user(req)
+                .split_whitespace()
+                .last()
+                .unwrap_or("?")
+                .to_string();
+            Reply::Delay(Duration::from_millis(300), format!("it is {n}"))
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .build()
+        .unwrap();
+    let r = o.run_with_context("ROOT: label every chunk", Context::file(&path));
+    let want: Vec<String> = (0..20).map(|i| format!("{i:02}")).collect();
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some(want.join(",").as_str()),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(
+        server.in_flight_peak.load(Ordering::SeqCst),
+        20,
+        "the server saw 20 concurrent sub-calls"
+    );
+    assert_eq!(
+        r.steps
+            .iter()
+            .filter(|s| s.kind == StepKind::SubQuery)
+            .count(),
+        20
+    );
+    assert_eq!(r.usage.calls, 22, "sub-calls share the run's budget");
+}
+
+#[test]
+fn depth_two_run_with_rlm_query_and_trajectory() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        let first = first_user(req);
+        if is_root(req) {
+            match turns(req) {
+                0 => code(
+                    "a = rlm_query('CHILD: count the words', context='alpha beta gamma delta')\nprint(a)",
+                ),
+                _ => code("FINAL('child said ' + a)"),
+            }
+        } else if first.starts_with("Question: CHILD") {
+            match turns(req) {
+                // The child tries to go deeper: at the depth limit this is a plain LLM call.
+                0 => code(
+                    "n = len(context.split())\ndeeper = rlm_query('GRANDCHILD: hello')\nprint(n, deeper)",
+                ),
+                _ => code("FINAL(n)"),
+            }
+        } else {
+            assert!(first.contains("GRANDCHILD"), "unexpected prompt {first}");
+            Reply::Text("plain answer".into())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("trajectory.jsonl");
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .max_depth(2)
+        .trajectory(TrajectoryLog::create(&log).unwrap())
+        .build()
+        .unwrap();
+    let r = o.run("ROOT: delegate");
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("child said 4"),
+        "{:?}",
+        r.error
+    );
+    let sub = r
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::SubQuery)
+        .unwrap();
+    let child_id = sub
+        .child_run_id
+        .clone()
+        .expect("rlm_query records the child run");
+    assert_eq!(
+        r.usage.calls, 5,
+        "root 2 + child 2 + degraded grandchild 1, one budget"
+    );
+
+    let events = parse_trajectory(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    let starts: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, TrajectoryEvent::RunStart { .. }))
+        .map(|e| e.at().clone())
+        .collect();
+    assert_eq!(
+        starts.len(),
+        2,
+        "root and child; the grandchild was degraded to llm_query"
+    );
+    assert_eq!((starts[0].depth, starts[0].parent_id.as_deref()), (0, None));
+    assert_eq!(starts[0].run_id, r.run_id);
+    assert_eq!(
+        (
+            starts[1].depth,
+            starts[1].parent_id.as_deref(),
+            starts[1].run_id.as_str()
+        ),
+        (1, Some(r.run_id.as_str()), child_id.as_str())
+    );
+    let llm_steps: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            TrajectoryEvent::Step { step, .. } if step.kind == StepKind::LlmCall => Some(step),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        llm_steps
+            .iter()
+            .all(|s| s.prompt_tokens == Some(100) && s.cost_usd.is_some() && s.model.is_some())
+    );
+    assert!(events.iter().all(|e| e.at().v == 1 && e.at().ts > 0.0));
+    let ends = events
+        .iter()
+        .filter(|e| matches!(e, TrajectoryEvent::RunEnd { .. }))
+        .count();
+    assert_eq!(ends, 2);
+    match events.last().unwrap() {
+        TrajectoryEvent::RunEnd {
+            at,
+            success: true,
+            final_answer: Some(a),
+            ..
+        } => {
+            assert_eq!(
+                (at.run_id.as_str(), a.as_str()),
+                (r.run_id.as_str(), "child said 4")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn the_host_enforces_depth_budget_and_models() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        if is_root(req) {
+            match turns(req) {
+                0 => code(
+                    "import json\n# Forged requests cannot raise the limits: the host ignores extra fields.\nimport sys\nr = sys.modules['__main__']._host_call('rlm_query', {'prompt': 'x', 'depth': -5, 'max_depth': 99})\nprint('forged:', r)\nprint(llm_query('hi', model='gpt-4o'))\nprint(llm_query('hi', model='gpt-4.1-nano'))\nanswers = llm_query_batched([f'q{i}' for i in range(50)])",
+                ),
+                _ => code("FINAL('should not get here')"),
+            }
+        } else {
+            Reply::Text(format!(
+                "answer for {}",
+                req["model"].as_str().unwrap_or("")
+            ))
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .allowed_models(["gpt-4.1-nano"])
+        .max_llm_calls(10)
+        .build()
+        .unwrap();
+    let r = o.run("ROOT: misbehave");
+    assert!(
+        matches!(r.failure, Some(Error::BudgetExceeded { .. })),
+        "{:?}",
+        r.failure
+    );
+    assert_eq!(r.usage.calls, 10, "no call beyond the limit was made");
+    assert_eq!(server.count(), 10);
+    let exec = r.steps.iter().find(|s| s.kind == StepKind::CodeExecution);
+    assert!(
+        exec.is_none(),
+        "the run ended inside the block, before its step was recorded"
+    );
+    let subs: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::SubQuery)
+        .collect();
+    // max_depth 1: the forged rlm_query ran as a plain sub-call.
+    assert_eq!(subs[0].input, "x");
+    assert!(
+        subs.iter()
+            .any(|s| s.model.as_deref() == Some("gpt-4.1-nano")),
+        "an allowed model is used"
+    );
+    assert!(
+        !subs.iter().any(|s| s.model.as_deref() == Some("gpt-4o")),
+        "a disallowed model never reaches the server"
+    );
+}
+
+#[test]
+fn disallowed_model_and_failed_items_are_errors_the_model_sees() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        if is_root(req) {
+            match turns(req) {
+                0 => code(
+                    "print(llm_query('hi', model='gpt-4o'))\nprint(llm_query_batched(['ok 1', 'fail 2', 'ok 3']))",
+                ),
+                _ => {
+                    let obs = last_message(req);
+                    assert!(
+                        obs.contains("Error: model \"gpt-4o\" is not allowed"),
+                        "{obs}"
+                    );
+                    assert!(
+                        obs.contains("['answer ok 1', 'Error: LLM error from openai (HTTP 400)"),
+                        "{obs}"
+                    );
+                    code("FINAL('seen')")
+                }
+            }
+        } else if first_user(req).contains("fail") {
+            Reply::Status(400, "prompt too long".into(), None)
+        } else {
+            Reply::Text(format!("answer {}", first_user(req)))
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .build()
+        .unwrap();
+    let r = o.run("ROOT: try things");
+    assert_eq!(r.final_answer.as_deref(), Some("seen"), "{:?}", r.error);
+}
+
+#[test]
+fn cancelling_the_root_kills_every_child_sandbox() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        if is_root(req) {
+            code("rlm_query_batched(['CHILD a', 'CHILD b', 'CHILD c'])")
+        } else {
+            code("import time\ntime.sleep(60)")
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .max_depth(2)
+        .build()
+        .unwrap();
+    let run = o.arun("ROOT: fan out");
+    let r = futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(run.await) },
+        async {
+            // Wait until the children's sandboxes are running, then drop the root run.
+            let t = Instant::now();
+            while support::repl_processes() < 4 && t.elapsed() < Duration::from_secs(20) {
+                blocking::unblock(|| std::thread::sleep(Duration::from_millis(50))).await;
+            }
+            None
+        },
+    ));
+    assert!(r.is_none());
+    assert_eq!(wait_no_repl(2), 0, "sandboxes survived cancelling the root");
+}
