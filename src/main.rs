@@ -19,12 +19,14 @@ Usage:
 
 Options of `rlm run`:
   --context FILE           context file (repeat for a list of documents)
+  --provider P             openai|anthropic|gemini  (RLM_LLM_PROVIDER)
   --model M                model name               (RLM_LLM_MODEL)
   --base-url URL           OpenAI-compatible server (RLM_LLM_BASE_URL)
   --max-iterations N       LLM turns                (RLM_MAX_ITERATIONS)
   --max-depth N            recursion depth          (RLM_MAX_DEPTH)
   --budget-usd X           spending limit           (RLM_COST_LIMIT_USD)
   --timeout SECS           wall-clock limit         (RLM_RUN_TIMEOUT)
+  --log FILE               write the trajectory (JSON Lines) to FILE as the run happens
   --json                   print the whole run result as JSON
   --quiet                  no progress on stderr
 
@@ -80,7 +82,7 @@ fn cmd_run(args: &[String]) -> ExitCode {
             "--json" => ra.json = true,
             "--quiet" | "-q" => ra.quiet = true,
             "--context" | "--model" | "--base-url" | "--max-iterations" | "--max-depth"
-            | "--budget-usd" | "--timeout" => {
+            | "--budget-usd" | "--timeout" | "--log" | "--provider" => {
                 let Some(v) = it.next() else {
                     return usage_error(format!("{a} needs a value"));
                 };
@@ -207,6 +209,10 @@ fn apply_options(
         b = match k.as_str() {
             "--model" => b.model(v.clone()),
             "--base-url" => b.base_url(v.clone()),
+            "--provider" => b.provider(rlm::Provider::parse(v).ok_or_else(|| {
+                format!("--provider expects openai, anthropic or gemini, got {v:?}")
+            })?),
+            "--log" => b.trajectory(rlm::TrajectoryLog::create(v).map_err(|e| e.to_string())?),
             "--max-iterations" => b.max_iterations(num(k, v, "a positive integer")?),
             "--max-depth" => b.max_depth(num(k, v, "an integer")?),
             "--budget-usd" => {

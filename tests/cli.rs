@@ -88,6 +88,31 @@ fn run_prints_answer_progress_and_json() {
     assert_eq!(v["success"], true);
     assert_eq!(v["iterations"], 2);
     assert!(v["steps"].as_array().unwrap().len() >= 4 && v["usage"]["calls"] == 2);
+
+    let log = dir.path().join("run.jsonl");
+    let out = rlm()
+        .args([
+            "run",
+            "--quiet",
+            "--base-url",
+            &server.base_url(),
+            "--log",
+            log.to_str().unwrap(),
+        ])
+        .args(["--context", ctx.to_str().unwrap(), "find it"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let events =
+        rlm::trajectory::parse_trajectory(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    assert!(matches!(
+        events.first(),
+        Some(rlm::trajectory::TrajectoryEvent::RunStart { .. })
+    ));
+    assert!(matches!(
+        events.last(),
+        Some(rlm::trajectory::TrajectoryEvent::RunEnd { success: true, .. })
+    ));
 }
 
 #[test]
