@@ -178,8 +178,13 @@ mod tests {
         use crate::sandbox::{NoHostCalls, REPL_FUNCTIONS, Sandbox, SessionSpec};
         let mut names = std::collections::BTreeSet::new();
         for mode in [PromptMode::Full, PromptMode::Simple] {
-            for context in [None, Some("- `a.txt`: 3 bytes")] {
+            for (context, recursion) in [
+                (None, false),
+                (Some("- `a.txt`: 3 bytes"), true),
+                (None, true),
+            ] {
                 let p = system_prompt(&PromptInput {
+                    recursion,
                     mode,
                     context,
                     inline: true,

@@ -315,3 +315,45 @@ fn cancelling_the_root_kills_every_child_sandbox() {
     assert!(r.is_none());
     assert_eq!(wait_no_repl(2), 0, "sandboxes survived cancelling the root");
 }
+
+#[test]
+fn sub_call_prompts_lose_their_secrets_and_final_var_checks_names() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        if is_root(req) {
+            match turns(req) {
+                0 => code(
+                    "key = 'ghp_' + 'Z' * 36\nprint(llm_query(f'summarise: token {key} in config'))\nFINAL_VAR('nope')",
+                ),
+                1 => {
+                    let obs = last_message(req);
+                    assert!(obs.contains("FINAL_VAR: no variable named 'nope'"), "{obs}");
+                    code("FINAL_VAR('key')")
+                }
+                _ => code("FINAL('x')"),
+            }
+        } else {
+            Reply::Text(format!("got: {}", first_user(req)))
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .build()
+        .unwrap();
+    let r = o.run("ROOT: leak via sub-call");
+    let secret = format!("ghp_{}", "Z".repeat(36));
+    let sent = serde_json::to_string(&*server.requests.lock().unwrap()).unwrap();
+    assert!(
+        !sent.contains(&secret),
+        "a secret reached the provider through llm_query"
+    );
+    assert!(sent.contains("[REDACTED:github_token]"));
+    // The final answer is filtered for secrets too.
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("[REDACTED:github_token]"),
+        "{:?}",
+        r.error
+    );
+}
