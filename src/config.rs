@@ -377,6 +377,12 @@ impl Config {
                 }
             };
         }
+        if let Some(v) = var("RLM_BWRAP") {
+            c.sandbox.bwrap = PathBuf::from(v);
+        }
+        if let Some(v) = var("RLM_PYTHON") {
+            c.sandbox.python = PathBuf::from(v);
+        }
         if let Some(v) = var("RLM_EXECUTION_TIMEOUT") {
             c.sandbox.execution_timeout = parse_duration("RLM_EXECUTION_TIMEOUT", &v)?;
         }
@@ -507,6 +513,12 @@ pub(crate) fn parse_duration(name: &str, v: &str) -> Result<Duration> {
         ));
     }
     Ok(Duration::from_secs_f64(x * mult))
+}
+
+/// Parses a size setting (`1048576`, `512k`, `512m`, `512MB`, `1.5g`, `2GiB`); errors name
+/// `setting`.
+pub fn parse_size_setting(setting: &str, value: &str) -> Result<u64> {
+    parse_size(setting, value)
 }
 
 /// Bytes, with optional unit: `1048576`, `512k`, `512m`, `512MB`, `1.5g`, `2GiB`.

@@ -117,6 +117,7 @@ pub mod trajectory;
 
 pub use config::{
     Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig, SandboxKind,
+    parse_size_setting,
 };
 pub use context::Context;
 pub use egress::{EgressFilter, Filtered};

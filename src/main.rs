@@ -15,6 +15,10 @@ Usage:
   rlm egress scan [--context FILE] [--json]
                                filter stdin as if it were sandbox output; print the result
                                (with --json: one object with output and findings: rule, start, end)
+  rlm sandbox exec [--context FILE] [--timeout SECS] [--memory BYTES] [--json]
+                               run Python code from stdin in a fresh sandbox
+  rlm sandbox check [--json]   report each isolation layer; non-zero exit if the sandbox
+                               would refuse to run
   rlm help                     this text
 
 Options of `rlm run`:
@@ -51,6 +55,11 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => cmd_run(&args[1..]),
         Some("egress") => cmd_egress(&args[1..]),
+        Some("sandbox") => match args.get(1).map(String::as_str) {
+            Some("exec") => cmd_sandbox_exec(&args[2..]),
+            Some("check") => cmd_sandbox_check(&args[2..]),
+            _ => usage_error("usage: rlm sandbox exec|check [OPTIONS]"),
+        },
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{HELP}");
             ExitCode::SUCCESS
@@ -144,6 +153,280 @@ fn cmd_run(args: &[String]) -> ExitCode {
             Some(rlm::Error::Config { .. }) | Some(rlm::Error::Context { .. }) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
+    }
+}
+
+fn sandbox_config() -> Result<rlm::SandboxConfig, String> {
+    rlm::Config::from_lookup(|k| std::env::var(k).ok())
+        .map(|c| c.sandbox)
+        .map_err(|e| e.to_string())
+}
+
+fn cmd_sandbox_exec(args: &[String]) -> ExitCode {
+    let mut cfg = match sandbox_config() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let (mut json, mut context) = (false, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = || {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{a} needs a value"))
+        };
+        let r: Result<(), String> = match a.as_str() {
+            "--json" => {
+                json = true;
+                Ok(())
+            }
+            "--context" => value().map(|v| context = Some(v)),
+            "--timeout" => value().and_then(|v| {
+                let x: f64 = v
+                    .parse()
+                    .map_err(|_| format!("--timeout expects seconds, got {v:?}"))?;
+                if x.is_nan() || x <= 0.0 || x.is_infinite() {
+                    return Err(format!(
+                        "--timeout expects a positive number of seconds, got {v:?}"
+                    ));
+                }
+                cfg.execution_timeout = Duration::from_secs_f64(x);
+                Ok(())
+            }),
+            "--memory" => value().and_then(|v| {
+                cfg.memory_bytes =
+                    rlm::parse_size_setting("--memory", &v).map_err(|e| e.to_string())?;
+                Ok(())
+            }),
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            other => Err(format!("unknown argument {other:?}")),
+        };
+        if let Err(e) = r {
+            return usage_error(e);
+        }
+    }
+    let spec = match context {
+        Some(p) => match rlm::sandbox::SessionSpec::for_file(&p, cfg.inline_context_bytes) {
+            Ok(s) => s,
+            Err(e) => return usage_error(e),
+        },
+        None => rlm::sandbox::SessionSpec::empty(),
+    };
+    let mut code = String::new();
+    if let Err(e) = std::io::Read::read_to_string(&mut std::io::stdin(), &mut code) {
+        return usage_error(format!("cannot read Python code from stdin: {e}"));
+    }
+    let sandbox = match rlm::sandbox::from_config(&cfg) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let result = futures_lite::future::block_on(async {
+        let mut session = sandbox.start(spec).await?;
+        session.execute(&code, &rlm::sandbox::NoHostCalls).await
+    });
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rlm: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let backend = if r.unsafe_runtime {
+        "unsafe"
+    } else {
+        sandbox.backend()
+    };
+    if json {
+        let v = serde_json::json!({
+            "stdout": r.stdout,
+            "stderr": r.stderr,
+            "exit_code": r.exit_code,
+            "timed_out": r.timed_out,
+            "memory_exceeded": r.memory_exceeded,
+            "duration_ms": r.duration.as_secs_f64() * 1000.0,
+            "backend": backend,
+        });
+        println!("{v}");
+    } else {
+        print!("{}", r.stdout);
+        eprint!("{}", r.stderr);
+    }
+    ExitCode::SUCCESS
+}
+
+/// Python run inside the sandbox by `rlm sandbox check`: what the jail looks like from inside.
+const PROBE: &str = r#"
+import json, os, socket, errno
+st = {l.split(':')[0]: l.split(':', 1)[1].strip() for l in open('/proc/self/status') if ':' in l}
+ns = {n: os.readlink('/proc/self/ns/' + n) for n in ['user', 'mnt', 'pid', 'net', 'ipc', 'uts', 'cgroup']}
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM).close(); inet = 'allowed'
+except OSError as e:
+    inet = errno.errorcode.get(e.errno, str(e.errno))
+ifaces = [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]]
+limits = {}
+for l in open('/proc/self/limits').readlines()[1:]:
+    name = l[:26].strip(); soft = l[26:47].strip()
+    limits[name] = soft
+print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'ns': ns, 'no_new_privs': st.get('NoNewPrivs'),
+    'seccomp': st.get('Seccomp'), 'cap_eff': st.get('CapEff'), 'inet_socket': inet, 'interfaces': ifaces,
+    'limits': limits, 'root': sorted(os.listdir('/'))}))
+"#;
+
+fn cmd_sandbox_check(args: &[String]) -> ExitCode {
+    let json = args.iter().any(|a| a == "--json");
+    if let Some(a) = args.iter().find(|a| *a != "--json") {
+        return usage_error(format!("unknown argument {a:?}"));
+    }
+    let cfg = match sandbox_config() {
+        Ok(c) => c,
+        Err(e) => return usage_error(e),
+    };
+    let mut layers: Vec<(String, bool, String)> = Vec::new();
+    let sandbox = match rlm::sandbox::from_config(&cfg) {
+        Ok(s) => s,
+        Err(e) => return usage_error(e),
+    };
+    let outcome = futures_lite::future::block_on(async {
+        let mut s = sandbox.start(rlm::sandbox::SessionSpec::empty()).await?;
+        s.execute(PROBE, &rlm::sandbox::NoHostCalls).await
+    });
+    let ok = match outcome {
+        Err(e) => {
+            layers.push(("sandbox".into(), false, e.to_string()));
+            false
+        }
+        Ok(r) if r.unsafe_runtime => {
+            layers.push((
+                "sandbox".into(),
+                false,
+                "UNSAFE runtime: plain subprocess with rlimits only".into(),
+            ));
+            true
+        }
+        Ok(r) => match serde_json::from_str::<serde_json::Value>(r.stdout.trim()) {
+            Err(_) => {
+                layers.push((
+                    "sandbox".into(),
+                    false,
+                    format!("probe failed: {}", r.stderr.trim()),
+                ));
+                false
+            }
+            Ok(p) => {
+                let host_ns = |n: &str| {
+                    std::fs::read_link(format!("/proc/self/ns/{n}"))
+                        .ok()
+                        .map(|l| l.display().to_string())
+                };
+                for n in ["user", "mnt", "pid", "net", "ipc", "uts", "cgroup"] {
+                    let inside = p["ns"][n].as_str().unwrap_or("").to_string();
+                    let differs = host_ns(n).is_some_and(|h| h != inside);
+                    layers.push((format!("{n} namespace"), differs, inside));
+                }
+                let uid = p["uid"].as_u64().unwrap_or(0);
+                layers.push((
+                    "unprivileged uid".into(),
+                    uid == 65534,
+                    format!("uid {uid}, gid {}", p["gid"]),
+                ));
+                // The sandbox's own uid_map only shows the nested namespace bwrap adds, so the
+                // host side reports the uid drop.
+                let root = std::fs::read_to_string("/proc/self/status")
+                    .ok()
+                    .and_then(|st| {
+                        st.lines()
+                            .find(|l| l.starts_with("Uid:"))
+                            .map(|l| l.split_whitespace().nth(2) == Some("0"))
+                    })
+                    .unwrap_or(false);
+                layers.push((
+                    "host uid drop".into(),
+                    true,
+                    if root {
+                        format!(
+                            "host is root: each sandbox runs as its own host uid from {}",
+                            cfg.host_uid
+                        )
+                    } else {
+                        "host is not root: the sandbox runs as the calling user".into()
+                    },
+                ));
+                layers.push((
+                    "capabilities dropped".into(),
+                    p["cap_eff"] == "0000000000000000",
+                    format!("CapEff {}", p["cap_eff"].as_str().unwrap_or("?")),
+                ));
+                layers.push((
+                    "no new privileges".into(),
+                    p["no_new_privs"] == "1",
+                    format!("NoNewPrivs {}", p["no_new_privs"].as_str().unwrap_or("?")),
+                ));
+                layers.push((
+                    "seccomp filter".into(),
+                    p["seccomp"] == "2",
+                    format!("Seccomp mode {}", p["seccomp"].as_str().unwrap_or("?")),
+                ));
+                let ifaces = p["interfaces"].to_string();
+                let no_net = p["interfaces"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(|i| i == "lo"));
+                layers.push((
+                    "network isolated".into(),
+                    no_net && !cfg.network_enabled,
+                    format!("interfaces {ifaces}, AF_INET socket: {}", p["inet_socket"]),
+                ));
+                let lim = &p["limits"];
+                for (label, key) in [
+                    ("memory limit", "Max address space"),
+                    ("CPU limit", "Max cpu time"),
+                    ("process limit", "Max processes"),
+                    ("file size limit", "Max file size"),
+                    ("open files limit", "Max open files"),
+                ] {
+                    let v = lim[key].as_str().unwrap_or("?").to_string();
+                    layers.push((label.into(), v != "unlimited" && v != "?", v));
+                }
+                layers.push((
+                    "read-only root".into(),
+                    true,
+                    format!("/ holds {}", p["root"]),
+                ));
+                true
+            }
+        },
+    };
+    if json {
+        let v = serde_json::json!({
+            "backend": sandbox.backend(),
+            "ok": ok,
+            "layers": layers.iter().map(|(n, a, d)| serde_json::json!({"layer": n, "active": a, "detail": d})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    } else {
+        for (n, a, d) in &layers {
+            println!(
+                "{:<22} {:<8} {d}",
+                n,
+                if *a { "active" } else { "INACTIVE" }
+            );
+        }
+        println!(
+            "{}",
+            if ok {
+                "sandbox: ready"
+            } else {
+                "sandbox: would refuse to run"
+            }
+        );
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -231,3 +231,91 @@ fn egress_scan_filters_stdin() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.stdout, b"plain text\n");
 }
+
+#[test]
+fn sandbox_exec_and_check() {
+    use std::io::Write;
+    let run = |args: &[&str], code: &str, env: &[(&str, &str)]| {
+        let mut c = rlm();
+        c.args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(code.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let out = run(
+        &["sandbox", "exec", "--json"],
+        "import os\nprint(os.getuid())\nraise SystemExit(3)",
+        &[],
+    );
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["stdout"], "65534\n");
+    assert_eq!(v["backend"], "bwrap");
+    assert_eq!(v["timed_out"], false);
+    assert!(
+        v["duration_ms"].as_f64().unwrap() > 0.0
+            && v["exit_code"].is_i64()
+            && v["memory_exceeded"] == false
+    );
+
+    let out = run(
+        &[
+            "sandbox",
+            "exec",
+            "--json",
+            "--timeout",
+            "1",
+            "--memory",
+            "256m",
+        ],
+        "import time\ntime.sleep(30)",
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "the sandbox ran, whatever the code did"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["timed_out"], true);
+
+    let out = run(&["sandbox", "exec"], "print('plain')", &[]);
+    assert_eq!(out.stdout, b"plain\n");
+
+    let out = run(
+        &["sandbox", "exec"],
+        "print(1)",
+        &[("RLM_BWRAP", "/nonexistent/bwrap")],
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "a sandbox that cannot run is an error"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("apt-get install bubblewrap"));
+
+    let out = run(&["sandbox", "check", "--json"], "", &[]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true);
+    for l in v["layers"].as_array().unwrap() {
+        assert_eq!(l["active"], true, "{l}");
+    }
+    let out = run(
+        &["sandbox", "check"],
+        "",
+        &[("RLM_BWRAP", "/nonexistent/bwrap")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("would refuse to run"));
+}

@@ -434,3 +434,37 @@ fn fails_closed_without_bwrap_and_unsafe_is_explicit() {
     drop(s);
     assert_eq!(wait_no_repl(2), 0);
 }
+
+#[test]
+fn a_crashed_repl_is_restarted_and_nothing_is_left() {
+    let _g = serial();
+    let mut s = start(cfg());
+    exec(&mut s, "kept = 1");
+    let r = exec(&mut s, "import os\nos._exit(7)");
+    assert!(r.state_lost && r.exit_code == 7, "{r:?}");
+    assert!(r.stderr.contains("fresh state"), "{}", r.stderr);
+    let r = exec(&mut s, "print('kept' in globals())");
+    assert!(r.restarted);
+    assert_eq!(r.stdout, "False\n");
+    let r = exec(
+        &mut s,
+        "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+    );
+    assert!(r.state_lost, "{r:?}");
+    assert_eq!(exec(&mut s, "print(2)").stdout, "2\n");
+    drop(s);
+    assert_eq!(wait_no_repl(2), 0);
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("rlm-{}-", std::process::id()))
+        })
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary directories left behind: {leftovers:?}"
+    );
+}

@@ -116,6 +116,13 @@ impl SessionSpec {
         SessionSpec::default()
     }
 
+    /// A session whose context is the text file at `path` (validated like a run's context;
+    /// also exposed as `context` when at most `inline_limit` bytes).
+    pub fn for_file(path: impl AsRef<std::path::Path>, inline_limit: u64) -> Result<Self> {
+        let lc = LoadedContext::load(&crate::Context::file(path.as_ref()))?;
+        Ok(SessionSpec::for_context(&lc, inline_limit))
+    }
+
     pub(crate) fn for_context(ctx: &LoadedContext, inline_limit: u64) -> Self {
         SessionSpec {
             files: ctx

@@ -584,6 +584,19 @@ impl Proc {
         }
         self.child.wait().ok()
     }
+
+    /// The exit status of a REPL that is ending on its own (waits up to `grace`), killing it
+    /// if it does not.
+    fn reap(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.kill()
+    }
 }
 
 impl Drop for Proc {
@@ -794,10 +807,15 @@ impl SandboxSession for ProcessSession {
                             }
                             _ => String::new(),
                         };
-                        let status = self.proc.as_mut().map(|p| p.kill());
+                        let mut proc = self.proc.take();
+                        let status = runtime::unblock(move || {
+                            proc.as_mut()
+                                .and_then(|p| p.reap(Duration::from_millis(300)))
+                        })
+                        .await;
                         self.proc = None;
                         self.state_lost = true;
-                        let code = match status.flatten() {
+                        let code = match status {
                             Some(s) => s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(9)),
                             None => 137,
                         };

@@ -1,15 +1,14 @@
 # rlm REPL driver: runs inside the sandbox, standard library only.
 # Protocol: fd 3 carries host -> REPL frames, fd 4 REPL -> host frames; each frame is a
 # 4-byte big-endian length followed by one JSON object. User output goes to fds 1 and 2.
-import ast
 import json
-import linecache
 import mmap
 import os
-import re
 import struct
 import sys
-import traceback
+
+# ast, linecache, re and traceback are imported on first use: they cost more start-up time
+# than everything else the driver needs.
 
 _CMD = os.fdopen(3, "rb", buffering=0)
 _MSG = os.fdopen(4, "wb", buffering=0)
@@ -143,6 +142,8 @@ class ContextHandle:
         offset (byte), line (1-based) and match (text)."""
         if not isinstance(pattern, str):
             raise TypeError("ctx.search: pattern must be a str")
+        import re
+
         flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
         try:
             rx = re.compile(pattern.encode("utf-8"), flags)
@@ -164,6 +165,8 @@ class ContextHandle:
         return out
 
     def _search_unicode(self, pattern, flags, max_results):
+        import re
+
         rx = re.compile(pattern, flags)
         out = []
         step = 8 << 20
@@ -295,6 +298,9 @@ def _setup():
 
 
 def _run_cell(code, cell_id):
+    import ast
+    import linecache
+
     name = "<cell %d>" % cell_id
     linecache.cache[name] = (len(code), None, code.splitlines(True), name)
     tree = ast.parse(code, name, "exec")
@@ -329,6 +335,8 @@ def _main():
             ok, memory_error = False, True
             print("MemoryError: the memory limit of the sandbox was reached", file=sys.stderr)
         except BaseException as e:  # noqa: B902 - everything becomes an observation
+            import traceback
+
             ok = False
             tb = traceback.extract_tb(e.__traceback__)
             tb = [f for f in tb if not f.filename.endswith("repl.py")]
