@@ -61,7 +61,7 @@ pub fn document() -> String {
             continue;
         }
         match r % 9 {
-            0 | 1 | 2 => {
+            0..=2 => {
                 let _ = writeln!(
                     s,
                     "2025-{m:02}-{d:02} {depot}: inspection of VAN-{van} passed; odometer {} km.",
