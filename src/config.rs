@@ -78,6 +78,9 @@ pub enum SandboxKind {
     /// A plain subprocess with rlimits only. Requires `allow_unsafe_runtime`; every result is
     /// marked unsafe.
     Unsafe,
+    /// A container through the `docker` CLI (feature `docker`); gVisor required unless
+    /// `allow_unsafe_runtime`.
+    Docker,
 }
 
 /// How the system prompt is built.
@@ -164,8 +167,13 @@ pub struct SandboxConfig {
     /// The interpreter run inside the sandbox. Its prefix must live under `/usr` for the
     /// bubblewrap backend.
     pub python: PathBuf,
-    /// The bubblewrap binary.
+    /// The bubblewrap binary (`RLM_BWRAP`).
     pub bwrap: PathBuf,
+    /// The docker CLI for the Docker backend.
+    pub docker: PathBuf,
+    /// The container image for the Docker backend (`RLM_DOCKER_IMAGE`); never pulled
+    /// implicitly.
+    pub docker_image: String,
     /// Wall-clock limit of one code block; the whole sandbox is killed when it expires.
     pub execution_timeout: Duration,
     /// Address-space limit of the REPL (bytes).
@@ -198,6 +206,8 @@ impl Default for SandboxConfig {
             allow_unsafe_runtime: false,
             python: PathBuf::from("/usr/bin/python3"),
             bwrap: PathBuf::from("bwrap"),
+            docker: PathBuf::from("docker"),
+            docker_image: "python:3.11-slim".into(),
             execution_timeout: Duration::from_secs(60),
             memory_bytes: 1 << 30,
             cpu_seconds: 600,
@@ -338,6 +348,13 @@ impl Config {
             c.llm.base_url = u.trim_end_matches('/').to_string();
         }
         c.llm.api_key = var(c.llm.provider.key_var());
+        if let Some(v) = var("RLM_LLM_TEMPERATURE") {
+            let t = parse_f64("RLM_LLM_TEMPERATURE", &v)?;
+            if !(0.0..=2.0).contains(&t) {
+                return Err(Error::config("RLM_LLM_TEMPERATURE", format!("must be within 0..=2, got {v:?}")));
+            }
+            c.llm.temperature = t as f32;
+        }
         if let Some(v) = var("RLM_LLM_TIMEOUT") {
             c.llm.request_timeout = parse_duration("RLM_LLM_TIMEOUT", &v)?;
         }
@@ -367,11 +384,12 @@ impl Config {
             c.sandbox.kind = match v.to_ascii_lowercase().as_str() {
                 "bwrap" | "bubblewrap" => SandboxKind::Bwrap,
                 "unsafe" | "process" | "subprocess" => SandboxKind::Unsafe,
+                "docker" | "container" => SandboxKind::Docker,
                 other => {
                     return Err(Error::config(
                         "RLM_SANDBOX",
                         format!(
-                            "unknown sandbox {other:?}; use \"bwrap\" or \"unsafe\" (the latter also needs RLM_ALLOW_UNSAFE_RUNTIME=1)"
+                            "unknown sandbox {other:?}; use \"bwrap\", \"docker\" or \"unsafe\" (the latter also needs RLM_ALLOW_UNSAFE_RUNTIME=1)"
                         ),
                     ));
                 }
@@ -379,6 +397,9 @@ impl Config {
         }
         if let Some(v) = var("RLM_BWRAP") {
             c.sandbox.bwrap = PathBuf::from(v);
+        }
+        if let Some(v) = var("RLM_DOCKER_IMAGE") {
+            c.sandbox.docker_image = v;
         }
         if let Some(v) = var("RLM_PYTHON") {
             c.sandbox.python = PathBuf::from(v);

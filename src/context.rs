@@ -181,13 +181,18 @@ impl LoadedContext {
                 nl * b.len() as u64 / sample.len() as u64
             };
             let est = if b.len() > sample.len() { "about " } else { "" };
+            let first: String = preview(b, preview_bytes)
+                .lines()
+                .take(4)
+                .map(|l| format!("    | {}\n", l.chars().take(160).collect::<String>()))
+                .collect();
             out.push_str(&format!(
-                "- `{}`: {} bytes, {}{} lines. It starts with:\n```text\n{}\n```\n",
+                "- `{}`: {} bytes, {}{} lines. Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
                 d.name,
                 b.len(),
                 est,
                 lines,
-                preview(b, preview_bytes)
+                first
             ));
         }
         if self.docs.len() > 5 {

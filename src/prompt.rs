@@ -41,7 +41,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
                  - `ctx.size` (bytes), `ctx.line_count()`\n\
                  - `ctx.head(n)`, `ctx.tail(n)`, `ctx.read(start, length)` -> str\n\
                  - `ctx.lines(first, last)` -> str (1-based, inclusive)\n\
-                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> list of dicts with `offset`, `line`, `match` (Python regex)\n\
+                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset` (Python regex)\n\
                  - `ctx.chunks(size=100000, overlap=0)` -> iterator of str chunks\n",
             );
             if p.inline {
@@ -61,7 +61,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
     }
     s.push_str(
         "## Functions\n\
-         - `FINAL(value)`: give your final answer (converted with str). Call it only after you have seen the result printed.\n\
+         - `FINAL(value)` (or `final(value)`): give your final answer (converted with str). Call it only after you have seen the result printed.\n\
          - `FINAL_VAR(name)`: give the value of the variable called `name` as the final answer.\n\
          - `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters).\n\
          - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n",
@@ -79,16 +79,18 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
     if p.mode == PromptMode::Full {
         s.push_str(
             "## How to work\n\
-             1. Always reply with exactly one ```python code block. Start by looking at the data with code.\n\
+             1. Always reply with exactly one short ```python code block. Start by looking at the data with code.\n\
              2. Print what you need to see; output is shortened when long, so print summaries, counts and short excerpts, never the whole context.\n\
-             3. Use `ctx.search` to find relevant places, then `ctx.read` or `ctx.lines` around them. For questions that need reading everything, loop over `ctx.chunks(...)`, call `llm_query_batched` on the chunks, and combine the answers in code.\n\
-             4. When the printed output shows the answer, call `FINAL(answer)` in a code block. Never guess: do not call FINAL with a value you have not computed.\n\
-             5. If code fails, read the error and fix it in the next block.\n",
+             3. Use `ctx.search` with one distinctive word or value from the question to find the relevant lines, and print their `text`. Search again with what you learned (a name, an id) to find related lines. For questions that need reading everything, loop over `ctx.chunks(...)`, call `llm_query_batched` on the chunks, and combine the answers in code.\n\
+             4. When the printed output shows the answer, call `FINAL(answer)` in a code block. Never guess: do not call FINAL with a value you have not seen printed.\n\
+             5. If code fails, read the error and change the code; never send the same code twice.\n",
         );
         s.push_str(&format!("You have at most {} turns.\n", p.max_iterations));
-        s.push_str(
-            "\nExample:\n```python\nhits = ctx.search(r\"total revenue\", max_results=5, ignore_case=True)\nfor h in hits:\n    print(h[\"line\"], ctx.lines(h[\"line\"], h[\"line\"] + 1))\n```\n",
-        );
+        if p.context.is_some() {
+            s.push_str(
+                "\nExample (search one distinctive word or value, print the whole lines):\n```python\nfor h in ctx.search(r\"2024-03-01\", max_results=10):\n    print(h[\"line\"], h[\"text\"])\n```\n",
+            );
+        }
     } else {
         s.push_str("Reply with one ```python block per turn; finish with FINAL(answer) once you have printed and checked it.\n");
     }
@@ -103,7 +105,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
 /// The first user message.
 pub(crate) fn first_user_message(query: &str) -> String {
     format!(
-        "Question: {query}\n\nWrite your first ```python block now: inspect the data before answering."
+        "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: search the context for one distinctive word or value from the question (a date, a name, an id) and print the matching lines."
     )
 }
 

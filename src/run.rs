@@ -276,10 +276,22 @@ impl Run {
         kind: StepKind,
         input: String,
     ) -> Result<String> {
+        self.call_llm_with(messages, model, None, kind, input).await
+    }
+
+    async fn call_llm_with(
+        &self,
+        messages: Vec<Message>,
+        model: Option<String>,
+        temperature: Option<f32>,
+        kind: StepKind,
+        input: String,
+    ) -> Result<String> {
         self.check_budget()?;
         let started = self.start.elapsed();
         let mut req = CompletionRequest::new(messages);
         req.model = model;
+        req.temperature = temperature;
         let res = self.tree.shared.llm.complete(req).await;
         self.release_call();
         let mut step = self.step(kind, input, String::new(), started);
@@ -391,6 +403,10 @@ impl Run {
         ];
         let max = cfg.limits.max_iterations;
         let mut no_code = 0;
+        // A model that sends the same code again would loop forever at temperature 0: it is
+        // told so, and the next turn is sampled with some temperature.
+        let mut previous_code: Vec<String> = Vec::new();
+        let mut repeats = 0u32;
         for it in 1..=max {
             self.iteration.store(it, Ordering::Relaxed);
             self.emit(RunEvent::Iteration { iteration: it });
@@ -398,10 +414,16 @@ impl Run {
                 .last()
                 .map(|m| m.content.clone())
                 .unwrap_or_default();
+            let temperature = (repeats > 0).then_some(0.3 + 0.2 * repeats.min(3) as f32);
             let reply = self
-                .call_llm(history.clone(), None, StepKind::LlmCall, last)
+                .call_llm_with(history.clone(), None, temperature, StepKind::LlmCall, last)
                 .await?;
             let blocks = extract_python_code(&reply);
+            let repeated = !blocks.is_empty() && blocks == previous_code;
+            repeats = if repeated { repeats + 1 } else { 0 };
+            if !blocks.is_empty() {
+                previous_code = blocks.clone();
+            }
             history.push(Message::assistant(reply.clone()));
             if blocks.is_empty() {
                 if let Some(ans) = final_from_text(&reply) {
@@ -465,13 +487,18 @@ impl Run {
                     return self.finish(ans).await;
                 }
             }
-            let next = if it < max {
+            let next = if it >= max {
+                String::new()
+            } else if repeated {
+                format!(
+                    "Turn {}/{max}: that was exactly the same code as your previous turn, with the same result. Write different code that fixes the problem.",
+                    it + 1
+                )
+            } else {
                 format!(
                     "Turn {}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed.",
                     it + 1
                 )
-            } else {
-                String::new()
             };
             history.push(Message::user(
                 format!("{}\n\n{next}", pieces.join("\n\n"))

@@ -18,10 +18,14 @@ use crate::config::{SandboxConfig, SandboxKind};
 use crate::context::LoadedContext;
 use crate::error::{Error, Result};
 
+#[cfg(feature = "docker")]
+mod docker;
 mod process;
 mod protocol;
 mod seccomp;
 
+#[cfg(feature = "docker")]
+pub use docker::DockerSandbox;
 pub use process::{BwrapSandbox, UnsafeSandbox};
 
 /// A boxed, `Send` future borrowing for `'a`.
@@ -33,6 +37,7 @@ pub const REPL_DRIVER: &str = include_str!("repl.py");
 /// Names the REPL defines for the model's code. The system prompt names exactly these.
 pub const REPL_FUNCTIONS: &[&str] = &[
     "FINAL",
+    "final",
     "FINAL_VAR",
     "SHOW_VARS",
     "llm_query",
@@ -196,5 +201,12 @@ pub fn from_config(cfg: &SandboxConfig) -> Result<Arc<dyn Sandbox>> {
             }
             Ok(Arc::new(UnsafeSandbox::new(cfg.clone())))
         }
+        #[cfg(feature = "docker")]
+        SandboxKind::Docker => Ok(Arc::new(DockerSandbox::new(cfg.clone()))),
+        #[cfg(not(feature = "docker"))]
+        SandboxKind::Docker => Err(Error::config(
+            "RLM_SANDBOX",
+            "this build of rlm has no Docker backend; rebuild with the `docker` feature",
+        )),
     }
 }

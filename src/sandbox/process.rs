@@ -64,10 +64,13 @@ impl UnsafeSandbox {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Mode {
     Bwrap,
     Unsafe,
+    /// A container through the `docker` CLI (see `docker.rs`).
+    #[cfg(feature = "docker")]
+    Docker(Arc<super::docker::Plan>),
 }
 
 impl Sandbox for BwrapSandbox {
@@ -134,7 +137,7 @@ fn is_root() -> bool {
 
 /// Host uids handed to concurrent sessions when the host runs as root: one uid per session so
 /// that `RLIMIT_NPROC` (counted per uid) is per sandbox.
-struct UidSlot(u32);
+pub(crate) struct UidSlot(u32);
 
 fn uid_pool() -> &'static Mutex<BTreeSet<u32>> {
     static POOL: OnceLock<Mutex<BTreeSet<u32>>> = OnceLock::new();
@@ -308,7 +311,7 @@ fn spawner() -> &'static Mutex<mpsc::Sender<SpawnJob>> {
     })
 }
 
-fn spawn_on_spawner(mut cmd: Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_on_spawner(mut cmd: Command) -> std::io::Result<Child> {
     let (tx, rx) = mpsc::channel();
     let job: SpawnJob = Box::new(move || {
         let _ = tx.send(cmd.spawn());
@@ -378,7 +381,7 @@ impl Capture {
 }
 
 /// The host ends of the REPL's pipes. Moved into blocking closures while a block runs.
-struct Io {
+pub(crate) struct Io {
     out: Option<OwnedFd>,
     err: Option<OwnedFd>,
     msg: OwnedFd,
@@ -396,6 +399,14 @@ enum Event {
 }
 
 impl Io {
+    /// Host ends of a REPL's pipes (`out`/`err` may be absent when output is multiplexed).
+    pub(crate) fn new(out: Option<OwnedFd>, err: Option<OwnedFd>, msg: OwnedFd, cmd: OwnedFd, cap: usize) -> Io {
+        for f in [out.as_ref(), err.as_ref(), Some(&msg), Some(&cmd)].into_iter().flatten() {
+            set_nonblocking(f);
+        }
+        Io { out, err, msg, cmd, dec: Decoder::default(), stdout: Capture::new(cap), stderr: Capture::new(cap) }
+    }
+
     /// Writes `frame` (if any), then waits for the next REPL message, collecting output
     /// meanwhile. Blocking: run it on the pool.
     fn step(&mut self, frame: Option<Vec<u8>>, deadline: Instant) -> Event {
@@ -406,6 +417,14 @@ impl Io {
         }
         loop {
             match self.dec.next() {
+                Ok(Some(ReplMsg::Output { stream, data })) => {
+                    let bytes: Vec<u8> = data.chars().map(|c| c as u32 as u8).collect();
+                    match stream.as_str() {
+                        "stderr" => self.stderr.push(&bytes),
+                        _ => self.stdout.push(&bytes),
+                    }
+                    continue;
+                }
                 Ok(Some(m)) => {
                     self.drain();
                     return Event::Msg(m);
@@ -564,16 +583,26 @@ fn read_fd(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
 }
 
 /// A running REPL process.
-struct Proc {
-    child: Child,
-    io: Option<Io>,
-    _uid: Option<UidSlot>,
+pub(crate) struct Proc {
+    pub(crate) child: Child,
+    pub(crate) io: Option<Io>,
+    pub(crate) _uid: Option<UidSlot>,
+    /// `(docker binary, container name)` for container sessions: killed through the engine.
+    pub(crate) container: Option<(PathBuf, String)>,
 }
 
 impl Proc {
     fn kill(&mut self) -> Option<std::process::ExitStatus> {
         if let Ok(Some(st)) = self.child.try_wait() {
             return Some(st);
+        }
+        if let Some((docker, name)) = &self.container {
+            let _ = Command::new(docker)
+                .args(["kill", "--signal", "KILL", name])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
         }
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: signalling our own (not yet reaped) child and its process group.
@@ -606,6 +635,12 @@ impl Drop for Proc {
 }
 
 /// One persistent REPL session (bubblewrap or unsafe).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LaunchMode {
+    Bwrap,
+    Unsafe,
+}
+
 pub(crate) struct ProcessSession {
     cfg: Arc<SandboxConfig>,
     spec: SessionSpec,
@@ -616,7 +651,7 @@ pub(crate) struct ProcessSession {
 }
 
 impl ProcessSession {
-    async fn start(
+    pub(crate) async fn start(
         cfg: Arc<SandboxConfig>,
         spec: SessionSpec,
         mode: Mode,
@@ -642,8 +677,14 @@ impl ProcessSession {
     async fn spawn(&self) -> Result<Proc> {
         let cfg = self.cfg.clone();
         let spec = self.spec.clone();
-        let mode = self.mode;
-        let mut proc = runtime::unblock(move || launch(&cfg, &spec, mode)).await?;
+        let mode = self.mode.clone();
+        let mut proc = runtime::unblock(move || match &mode {
+            #[cfg(feature = "docker")]
+            Mode::Docker(plan) => super::docker::launch(&cfg, &spec, plan),
+            m => launch(&cfg, &spec, m),
+        })
+        .await?;
+        let mode = &self.mode;
         let mut io = proc.io.take().expect("fresh process has io");
         let (mut io, ev) = runtime::unblock(move || {
             let ev = io.step(None, Instant::now() + START_TIMEOUT);
@@ -668,7 +709,7 @@ impl ProcessSession {
                     Event::Protocol(p) => p,
                     _ => format!("it exited during start-up{status}"),
                 };
-                let hint = if mode == Mode::Bwrap {
+                let hint = if *mode == Mode::Bwrap {
                     " Check that unprivileged user namespaces are enabled (`unshare -Ur true` must work) \
                      and that bubblewrap is installed (apt-get install bubblewrap); RLM_ALLOW_UNSAFE_RUNTIME=1 \
                      runs without isolation."
@@ -719,7 +760,12 @@ impl SandboxSession for ProcessSession {
                 id,
                 code: code.to_string(),
             }));
-            let unsafe_runtime = self.mode == Mode::Unsafe;
+            let unsafe_runtime = match &self.mode {
+                Mode::Unsafe => true,
+                #[cfg(feature = "docker")]
+                Mode::Docker(plan) => !plan.gvisor,
+                Mode::Bwrap => false,
+            };
             loop {
                 let f = frame.take();
                 let (io2, ev) = runtime::unblock(move || {
@@ -848,9 +894,13 @@ fn passwd_data() -> (&'static [u8], &'static [u8]) {
 }
 
 /// Spawns the REPL process (blocking: run on the pool).
-fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
+fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: &Mode) -> Result<Proc> {
+    let mode = match mode {
+        Mode::Bwrap => LaunchMode::Bwrap,
+        _ => LaunchMode::Unsafe,
+    };
     let root = is_root();
-    let uid = if root && mode == Mode::Bwrap {
+    let uid = if root && mode == LaunchMode::Bwrap {
         Some(UidSlot::take(cfg.host_uid)?)
     } else {
         None
@@ -865,7 +915,7 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
     //   holding the files, so the REPL keeps read-only descriptors opened by the host instead
     //   (the dropped uid cannot reopen them for writing through /proc);
     // - unsafe runtime: descriptors as well.
-    let use_fds = mode == Mode::Unsafe || uid.is_some();
+    let use_fds = mode == LaunchMode::Unsafe || uid.is_some();
     let mut ctx_files = Vec::with_capacity(spec.files.len());
     for (i, f) in spec.files.iter().enumerate() {
         let file = File::open(&f.path).map_err(|e| {
@@ -912,7 +962,7 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
 
     let mut cmd;
     match mode {
-        Mode::Bwrap => {
+        LaunchMode::Bwrap => {
             let bwrap = find_bwrap(&cfg.bwrap)?;
             if !cfg.python.starts_with("/usr/") {
                 return Err(Error::config(
@@ -1054,7 +1104,7 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
                 .arg("/opt/rlm/repl.py")
                 .env_clear();
         }
-        Mode::Unsafe => {
+        LaunchMode::Unsafe => {
             cmd = Command::new(&cfg.python);
             cmd.args(&py_args[1..])
                 .arg("-c")
@@ -1089,7 +1139,7 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
     let mut child = spawn_on_spawner(cmd).map_err(|e| {
         Error::sandbox(format!(
             "cannot start the sandbox ({}): {e}",
-            if mode == Mode::Bwrap {
+            if mode == LaunchMode::Bwrap {
                 "bwrap"
             } else {
                 "python"
@@ -1099,23 +1149,8 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: Mode) -> Result<Proc> {
     drop(high);
     let out: OwnedFd = child.stdout.take().expect("piped").into();
     let err: OwnedFd = child.stderr.take().expect("piped").into();
-    for f in [&out, &err, &msg_r, &cmd_w] {
-        set_nonblocking(f);
-    }
-    let io = Io {
-        out: Some(out),
-        err: Some(err),
-        msg: msg_r,
-        cmd: cmd_w,
-        dec: Decoder::default(),
-        stdout: Capture::new(cfg.max_output_bytes),
-        stderr: Capture::new(cfg.max_output_bytes),
-    };
-    Ok(Proc {
-        child,
-        io: Some(io),
-        _uid: uid,
-    })
+    let io = Io::new(Some(out), Some(err), msg_r, cmd_w, cfg.max_output_bytes);
+    Ok(Proc { child, io: Some(io), _uid: uid, container: None })
 }
 
 #[cfg(test)]

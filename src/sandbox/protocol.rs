@@ -40,6 +40,9 @@ pub(crate) enum ReplMsg {
         #[serde(default)]
         memory_error: bool,
     },
+    /// Output of the cell (container mode only, where stdout/stderr are multiplexed onto the
+    /// protocol channel); `data` holds one byte per character (Latin-1).
+    Output { stream: String, data: String },
     /// A request from code in the cell to the host (e.g. `llm_query`), answered with
     /// [`HostMsg::Reply`].
     Call {

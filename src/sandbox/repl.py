@@ -10,10 +10,30 @@ import sys
 # ast, linecache, re and traceback are imported on first use: they cost more start-up time
 # than everything else the driver needs.
 
-_CMD = os.fdopen(3, "rb", buffering=0)
-_MSG = os.fdopen(4, "wb", buffering=0)
-os.set_inheritable(3, False)
-os.set_inheritable(4, False)
+import threading
+
+_MUX = os.environ.pop("RLM_MUX", None) == "1"
+if _MUX:
+    # Container mode: only stdin/stdout/stderr cross the boundary. The protocol uses the
+    # original stdin/stdout; the code's fds 1 and 2 become pipes this driver forwards to the
+    # host as "output" frames.
+    _cmd_fd, _msg_fd = os.dup(0), os.dup(1)
+    _null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(_null, 0)
+    os.close(_null)
+    _pipes = {}
+    for _fd, _name in ((1, "stdout"), (2, "stderr")):
+        _r, _w = os.pipe()
+        os.dup2(_w, _fd)
+        os.close(_w)
+        _pipes[_name] = _r
+else:
+    _cmd_fd, _msg_fd = 3, 4
+_CMD = os.fdopen(_cmd_fd, "rb", buffering=0)
+_MSG = os.fdopen(_msg_fd, "wb", buffering=0)
+os.set_inheritable(_cmd_fd, False)
+os.set_inheritable(_msg_fd, False)
+_SEND_LOCK = threading.Lock()
 _CALL_SEQ = [0]
 _CELL = [0]
 _STATE = {"final": None}
@@ -21,7 +41,54 @@ _STATE = {"final": None}
 
 def _send(obj):
     data = json.dumps(obj).encode()
-    _MSG.write(struct.pack(">I", len(data)) + data)
+    with _SEND_LOCK:
+        _MSG.write(struct.pack(">I", len(data)) + data)
+
+
+class _Forwarder(threading.Thread):
+    """Mux mode: forwards one output pipe to the host. A barrier token written into the pipe
+    after each cell marks the point where everything the cell wrote has been forwarded."""
+
+    def __init__(self, name, fd, token):
+        super().__init__(daemon=True)
+        self.stream, self.fd, self.token = name, fd, token
+        self.seen = threading.Event()
+
+    def emit(self, data):
+        if data:
+            _send({"type": "output", "stream": self.stream, "data": data.decode("latin-1")})
+
+    def run(self):
+        buf = b""
+        keep = len(self.token) - 1
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                self.emit(buf)
+                return
+            buf += chunk
+            while True:
+                i = buf.find(self.token)
+                if i < 0:
+                    break
+                self.emit(buf[:i])
+                buf = buf[i + len(self.token):]
+                self.seen.set()
+            if len(buf) > keep:
+                self.emit(buf[:-keep] if keep else buf)
+                buf = buf[-keep:] if keep else b""
+
+
+_FORWARDERS = []
+
+
+def _barrier():
+    """Mux mode: waits until everything written to fds 1 and 2 so far has been forwarded."""
+    for f in _FORWARDERS:
+        f.seen.clear()
+        os.write(1 if f.stream == "stdout" else 2, f.token)
+    for f in _FORWARDERS:
+        f.seen.wait(10)
 
 
 def _read_exact(n):
@@ -139,7 +206,8 @@ class ContextHandle:
 
     def search(self, pattern, max_results=20, ignore_case=False):
         """Regex search over the whole context. Returns a list of dicts with keys
-        offset (byte), line (1-based) and match (text)."""
+        offset (byte), line (1-based line number), match (the matched text) and text (the
+        whole line containing the match, at most 500 characters)."""
         if not isinstance(pattern, str):
             raise TypeError("ctx.search: pattern must be a str")
         import re
@@ -149,6 +217,13 @@ class ContextHandle:
             rx = re.compile(pattern.encode("utf-8"), flags)
         except re.error as e:
             raise ValueError("ctx.search: invalid regular expression %r: %s" % (pattern, e)) from None
+        out = self._search(rx, pattern, flags, max_results, ignore_case)
+        if not out:
+            print("[ctx.search(%r) found no match; try one distinctive word or value from the question, "
+                  "e.g. a date, a name or an id]" % pattern, file=sys.stderr)
+        return out
+
+    def _search(self, rx, pattern, flags, max_results, ignore_case):
         if ignore_case and not pattern.isascii():
             return self._search_unicode(pattern, flags, max_results)
         out = []
@@ -159,7 +234,8 @@ class ContextHandle:
             off = m.start()
             line += self._mm[pos:off].count(b"\n") if off > pos else 0
             pos = off
-            out.append({"offset": off, "line": line, "match": m.group(0).decode("utf-8", "replace")})
+            out.append({"offset": off, "line": line, "match": m.group(0).decode("utf-8", "replace"),
+                        "text": self._line_at(off)})
             if len(out) >= max_results:
                 break
         return out
@@ -176,12 +252,22 @@ class ContextHandle:
             text = bytes(self._mm[start:end]).decode("utf-8", "replace")
             for m in rx.finditer(text):
                 off = start + len(text[: m.start()].encode())
-                out.append({"offset": off, "line": line + text.count("\n", 0, m.start()), "match": m.group(0)})
+                out.append({"offset": off, "line": line + text.count("\n", 0, m.start()), "match": m.group(0),
+                            "text": self._line_at(off)})
                 if len(out) >= max_results:
                     break
             line += text.count("\n")
             start = end
         return out
+
+    def _line_at(self, off):
+        """The line containing byte `off`, without its newline, at most 500 characters."""
+        mm = self._mm
+        s = mm.rfind(b"\n", 0, off) + 1
+        e = mm.find(b"\n", off)
+        if e < 0:
+            e = self.size
+        return bytes(mm[s:min(e, s + 2000)]).decode("utf-8", "replace")[:500]
 
     def chunks(self, size=100000, overlap=0):
         """Yields the context as text chunks of about `size` bytes, consecutive chunks
@@ -273,14 +359,43 @@ _G = {"__name__": "__main__", "__builtins__": __builtins__}
 _RESERVED = {}
 
 
+def _install_open(handles):
+    """Lets `open('<context name>')` (or `/context/<name>`) read the context even where it
+    is not a file in this sandbox: models often try that first."""
+    import builtins
+    import io
+
+    by_name = {h.name: h for h in handles}
+    real_open = builtins.open
+
+    def rlm_open(file, mode="r", *args, **kwargs):
+        if isinstance(file, str):
+            base = file[len("/context/"):] if file.startswith("/context/") else file
+            h = by_name.get(base) if "/" not in base else None
+            if h is not None and not os.path.exists(file):
+                if any(c in mode for c in "wax+"):
+                    raise PermissionError("the context %r is read-only" % base)
+                raw = io.BytesIO(bytes(h._mm[:]) if h.size else b"")
+                return raw if "b" in mode else io.TextIOWrapper(raw, encoding=kwargs.get("encoding") or "utf-8", errors="replace")
+        return real_open(file, mode, *args, **kwargs)
+
+    builtins.open = rlm_open
+
+
 def _setup():
     spec = json.loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
     names, fds = spec.get("names", []), spec.get("fds", [])
     handles = [ContextHandle(n, fds[i] if fds else None) for i, n in enumerate(names)]
     # Nothing of the host stays reachable through inherited descriptors (mappings survive).
-    os.closerange(5, 65536)
+    keep = sorted({_cmd_fd, _msg_fd} | (set(_pipes.values()) if _MUX else set()))
+    lo = 5
+    for k in keep + [65536]:
+        if k >= lo:
+            os.closerange(lo, k)
+            lo = k + 1
+    _install_open(handles)
     _RESERVED.update(
-        FINAL=FINAL, FINAL_VAR=FINAL_VAR, SHOW_VARS=SHOW_VARS,
+        FINAL=FINAL, final=FINAL, FINAL_VAR=FINAL_VAR, SHOW_VARS=SHOW_VARS,
         llm_query=llm_query, llm_query_batched=llm_query_batched,
         rlm_query=rlm_query, rlm_query_batched=rlm_query_batched,
     )
@@ -315,6 +430,12 @@ def _run_cell(code, cell_id):
 
 
 def _main():
+    if _MUX:
+        token = b"\x00rlm-barrier-" + os.urandom(8).hex().encode() + b"\x00"
+        for name, fd in _pipes.items():
+            f = _Forwarder(name, fd, token)
+            f.start()
+            _FORWARDERS.append(f)
     _setup()
     _send({"type": "ready", "python": sys.version.split()[0]})
     while True:
@@ -343,6 +464,10 @@ def _main():
             sys.stderr.write("Traceback (most recent call last):\n")
             sys.stderr.write("".join(traceback.format_list(tb)))
             sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
+            if isinstance(e, NameError) and getattr(e, "name", None):
+                close = [k for k in _RESERVED if k.lower() == e.name.lower() and k != e.name]
+                if close:
+                    sys.stderr.write("Did you mean %s? Names are case-sensitive.\n" % close[0])
         for k, v in _RESERVED.items():
             if _G.get(k) is not v:
                 _G[k] = v
@@ -351,6 +476,8 @@ def _main():
             sys.stderr.flush()
         except Exception:
             pass
+        if _MUX:
+            _barrier()
         _send({"type": "done", "id": msg["id"], "ok": ok, "final_answer": _STATE["final"], "memory_error": memory_error})
 
 
