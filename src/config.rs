@@ -351,7 +351,10 @@ impl Config {
         if let Some(v) = var("RLM_LLM_TEMPERATURE") {
             let t = parse_f64("RLM_LLM_TEMPERATURE", &v)?;
             if !(0.0..=2.0).contains(&t) {
-                return Err(Error::config("RLM_LLM_TEMPERATURE", format!("must be within 0..=2, got {v:?}")));
+                return Err(Error::config(
+                    "RLM_LLM_TEMPERATURE",
+                    format!("must be within 0..=2, got {v:?}"),
+                ));
             }
             c.llm.temperature = t as f32;
         }

@@ -26,11 +26,15 @@ fn server() -> Option<String> {
             None
         }
     });
-    s.as_ref().map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).base_url.clone())
+    s.as_ref()
+        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).base_url.clone())
 }
 
 fn orch(url: &str) -> rlm::OrchestratorBuilder {
-    Orchestrator::builder().base_url(url).model(local_model::MODEL_NAME).max_iterations(8)
+    Orchestrator::builder()
+        .base_url(url)
+        .model(local_model::MODEL_NAME)
+        .max_iterations(8)
 }
 
 #[test]
@@ -41,16 +45,28 @@ fn answers_from_a_context_file_by_value() {
     let path = dir.path().join("notes.txt");
     let mut text = String::new();
     for i in 0..400 {
-        text.push_str(&format!("Entry {i}: routine status update, nothing to report today.\n"));
+        text.push_str(&format!(
+            "Entry {i}: routine status update, nothing to report today.\n"
+        ));
         if i == 271 {
             text.push_str("Entry 271b: the vault access code is 58213.\n");
         }
     }
     std::fs::write(&path, &text).unwrap();
-    let r = orch(&url).build().unwrap().run_with_context("What is the vault access code? Answer with the number.", Context::file(&path));
+    let r = orch(&url).build().unwrap().run_with_context(
+        "What is the vault access code? Answer with the number.",
+        Context::file(&path),
+    );
     assert!(r.success, "{:?} {:#?}", r.error, r.steps);
-    assert!(r.final_answer.as_deref().unwrap().contains("58213"), "{:?}", r.final_answer);
-    assert!(r.steps.iter().any(|s| s.kind == StepKind::CodeExecution), "the model worked through code");
+    assert!(
+        r.final_answer.as_deref().unwrap().contains("58213"),
+        "{:?}",
+        r.final_answer
+    );
+    assert!(
+        r.steps.iter().any(|s| s.kind == StepKind::CodeExecution),
+        "the model worked through code"
+    );
 }
 
 #[test]
@@ -62,9 +78,16 @@ fn code_calls_llm_query_through_the_host() {
         .build()
         .unwrap()
         .run("Use llm_query to ask for the capital of France, print the reply, then give the city as your final answer.");
-    let subs: Vec<_> = r.steps.iter().filter(|s| s.kind == StepKind::SubQuery).collect();
+    let subs: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::SubQuery)
+        .collect();
     assert!(!subs.is_empty(), "no sub-query was made: {:#?}", r.steps);
-    assert!(subs.iter().all(|s| s.success && !s.output.is_empty() && s.prompt_tokens.unwrap_or(0) > 0));
+    assert!(
+        subs.iter()
+            .all(|s| s.success && !s.output.is_empty() && s.prompt_tokens.unwrap_or(0) > 0)
+    );
     assert!(r.success, "{:?}", r.error);
 }
 
@@ -73,7 +96,10 @@ fn events_stream_while_running_and_usage_is_real() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(url) = server() else { return };
     let o = orch(&url).build().unwrap();
-    let run = o.arun_observed("Compute 17 * 23 with Python and give the result as your final answer.", None);
+    let run = o.arun_observed(
+        "Compute 17 * 23 with Python and give the result as your final answer.",
+        None,
+    );
     let events = run.events;
     let collector = std::thread::spawn(move || {
         let mut seen = Vec::new();
@@ -86,11 +112,29 @@ fn events_stream_while_running_and_usage_is_real() {
     let finished_at = std::time::Instant::now();
     let seen = collector.join().unwrap();
     assert!(r.success, "{:?}", r.error);
-    assert!(r.final_answer.as_deref().unwrap().contains("391"), "{:?}", r.final_answer);
-    let first_step = seen.iter().find(|(_, e)| matches!(e, RunEvent::Step { .. })).expect("step events");
-    assert!(finished_at.duration_since(first_step.0).as_millis() > 0, "events arrive before the run ends");
-    assert!(r.usage.prompt_tokens > 100 && r.usage.completion_tokens > 0, "{:?}", r.usage);
+    assert!(
+        r.final_answer.as_deref().unwrap().contains("391"),
+        "{:?}",
+        r.final_answer
+    );
+    let first_step = seen
+        .iter()
+        .find(|(_, e)| matches!(e, RunEvent::Step { .. }))
+        .expect("step events");
+    assert!(
+        finished_at.duration_since(first_step.0).as_millis() > 0,
+        "events arrive before the run ends"
+    );
+    assert!(
+        r.usage.prompt_tokens > 100 && r.usage.completion_tokens > 0,
+        "{:?}",
+        r.usage
+    );
     assert_eq!(r.usage.cost_usd, None, "a local model has no known price");
-    let llm = r.steps.iter().find(|s| s.kind == StepKind::LlmCall).unwrap();
+    let llm = r
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::LlmCall)
+        .unwrap();
     assert_eq!(llm.model.as_deref().map(|m| m.is_empty()), Some(false));
 }

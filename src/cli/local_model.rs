@@ -1,7 +1,8 @@
 //! The out-of-the-box local model: `rlm setup` installs llama.cpp's `llama-server` and a small
 //! coding model into the cache directory; `rlm run` without a configured provider starts the
-//! server on a free loopback port (or reuses a healthy one it started), waits for health, and
-//! stops what it started when done.
+//! server on a free loopback port, waits for health, and stops it when done. Within one
+//! process the server is reused (`rlm demo --runs N`, the test tier); separate processes start
+//! their own, so one never stops a server another is using.
 
 use std::io::Read;
 use std::net::TcpListener;
@@ -50,12 +51,12 @@ pub fn setup() -> std::io::Result<std::process::ExitStatus> {
     child.wait()
 }
 
-/// A running local server; stops it on drop when this process started it.
+/// A running local server; stops it on drop.
 #[derive(Debug)]
 pub struct LocalServer {
     pub base_url: String,
     child: Option<Child>,
-    state_file: PathBuf,
+    log: PathBuf,
 }
 
 fn healthy(port: u16) -> bool {
@@ -76,28 +77,15 @@ fn free_port() -> std::io::Result<u16> {
 }
 
 impl LocalServer {
-    /// Reuses a healthy server this tool started earlier, or starts one and waits until it
-    /// answers `/health` (loading the model takes a few seconds).
+    /// Starts the server and waits until it answers `/health` (loading the model takes a few
+    /// seconds). Its log goes to `server-<port>.log` in the cache directory.
     pub fn start(server: &PathBuf, model: &PathBuf, progress: bool) -> Result<LocalServer, String> {
-        let state_file = cache_dir().join("server.port");
-        if let Some(port) = std::fs::read_to_string(&state_file)
-            .ok()
-            .and_then(|s| s.trim().parse::<u16>().ok())
-        {
-            if healthy(port) {
-                return Ok(LocalServer {
-                    base_url: format!("http://127.0.0.1:{port}/v1"),
-                    child: None,
-                    state_file,
-                });
-            }
-        }
         let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
         if progress {
             eprintln!("starting the local model server on 127.0.0.1:{port} ...");
         }
-        let log =
-            std::fs::File::create(cache_dir().join("server.log")).map_err(|e| e.to_string())?;
+        let log_path = cache_dir().join(format!("server-{port}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -127,8 +115,8 @@ impl LocalServer {
         while !healthy(port) {
             if let Ok(Some(st)) = child.try_wait() {
                 let mut tail = String::new();
-                let _ = std::fs::File::open(cache_dir().join("server.log"))
-                    .and_then(|mut f| f.read_to_string(&mut tail));
+                let _ =
+                    std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut tail));
                 let tail: String = tail
                     .lines()
                     .rev()
@@ -147,11 +135,10 @@ impl LocalServer {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let _ = std::fs::write(&state_file, port.to_string());
         Ok(LocalServer {
             base_url: format!("http://127.0.0.1:{port}/v1"),
             child: Some(child),
-            state_file,
+            log: log_path,
         })
     }
 }
@@ -161,7 +148,7 @@ impl Drop for LocalServer {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
-            let _ = std::fs::remove_file(&self.state_file);
+            let _ = std::fs::remove_file(&self.log);
         }
     }
 }

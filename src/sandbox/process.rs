@@ -400,11 +400,28 @@ enum Event {
 
 impl Io {
     /// Host ends of a REPL's pipes (`out`/`err` may be absent when output is multiplexed).
-    pub(crate) fn new(out: Option<OwnedFd>, err: Option<OwnedFd>, msg: OwnedFd, cmd: OwnedFd, cap: usize) -> Io {
-        for f in [out.as_ref(), err.as_ref(), Some(&msg), Some(&cmd)].into_iter().flatten() {
+    pub(crate) fn new(
+        out: Option<OwnedFd>,
+        err: Option<OwnedFd>,
+        msg: OwnedFd,
+        cmd: OwnedFd,
+        cap: usize,
+    ) -> Io {
+        for f in [out.as_ref(), err.as_ref(), Some(&msg), Some(&cmd)]
+            .into_iter()
+            .flatten()
+        {
             set_nonblocking(f);
         }
-        Io { out, err, msg, cmd, dec: Decoder::default(), stdout: Capture::new(cap), stderr: Capture::new(cap) }
+        Io {
+            out,
+            err,
+            msg,
+            cmd,
+            dec: Decoder::default(),
+            stdout: Capture::new(cap),
+            stderr: Capture::new(cap),
+        }
     }
 
     /// Writes `frame` (if any), then waits for the next REPL message, collecting output
@@ -589,6 +606,8 @@ pub(crate) struct Proc {
     pub(crate) _uid: Option<UidSlot>,
     /// `(docker binary, container name)` for container sessions: killed through the engine.
     pub(crate) container: Option<(PathBuf, String)>,
+    /// The process runs without the isolation the backend promises (unsafe runtime).
+    pub(crate) unsafe_runtime: bool,
 }
 
 impl Proc {
@@ -692,7 +711,25 @@ impl ProcessSession {
         })
         .await;
         match ev {
-            Event::Msg(ReplMsg::Ready { .. }) => {
+            #[cfg_attr(not(feature = "docker"), allow(unused_variables))]
+            Event::Msg(ReplMsg::Ready { kernel, .. }) => {
+                #[cfg(feature = "docker")]
+                if let Mode::Docker(plan) = mode {
+                    // podman's Docker API lists runsc but may silently run runc: check what the
+                    // container really runs on (gVisor reports kernel 4.4.0).
+                    let host =
+                        std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+                    let gvisor_kernel = kernel != host.trim() && kernel.starts_with("4.4.0");
+                    proc.unsafe_runtime = !(plan.gvisor && gvisor_kernel);
+                    if proc.unsafe_runtime && !self.cfg.allow_unsafe_runtime {
+                        let _ = proc.kill();
+                        return Err(Error::sandbox(format!(
+                            "the engine was asked for gVisor (runsc) but the container runs on kernel {kernel}, not \
+                             gVisor's: the engine ignored the runtime (podman's Docker API does). Fix the engine, or set \
+                             RLM_ALLOW_UNSAFE_RUNTIME=1 to accept its default runtime (results are marked unsafe)"
+                        )));
+                    }
+                }
                 proc.io = Some(io);
                 Ok(proc)
             }
@@ -760,12 +797,8 @@ impl SandboxSession for ProcessSession {
                 id,
                 code: code.to_string(),
             }));
-            let unsafe_runtime = match &self.mode {
-                Mode::Unsafe => true,
-                #[cfg(feature = "docker")]
-                Mode::Docker(plan) => !plan.gvisor,
-                Mode::Bwrap => false,
-            };
+            let unsafe_runtime =
+                self.mode == Mode::Unsafe || self.proc.as_ref().is_some_and(|p| p.unsafe_runtime);
             loop {
                 let f = frame.take();
                 let (io2, ev) = runtime::unblock(move || {
@@ -1150,7 +1183,13 @@ fn launch(cfg: &SandboxConfig, spec: &SessionSpec, mode: &Mode) -> Result<Proc> 
     let out: OwnedFd = child.stdout.take().expect("piped").into();
     let err: OwnedFd = child.stderr.take().expect("piped").into();
     let io = Io::new(Some(out), Some(err), msg_r, cmd_w, cfg.max_output_bytes);
-    Ok(Proc { child, io: Some(io), _uid: uid, container: None })
+    Ok(Proc {
+        child,
+        io: Some(io),
+        _uid: uid,
+        container: None,
+        unsafe_runtime: mode == LaunchMode::Unsafe,
+    })
 }
 
 #[cfg(test)]

@@ -30,7 +30,12 @@ pub(crate) enum HostMsg {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(crate) enum ReplMsg {
     /// The driver is up.
-    Ready { python: String },
+    Ready {
+        python: String,
+        /// The kernel release the REPL sees (gVisor reports its own, `4.4.0`).
+        #[serde(default)]
+        kernel: String,
+    },
     /// A cell finished.
     Done {
         id: u64,
@@ -124,7 +129,8 @@ mod tests {
         assert_eq!(
             d.next(),
             Ok(Some(ReplMsg::Ready {
-                python: "3.11".into()
+                python: "3.11".into(),
+                kernel: String::new()
             }))
         );
         assert_eq!(d.next(), Ok(None));

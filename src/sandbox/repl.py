@@ -34,6 +34,7 @@ _MSG = os.fdopen(_msg_fd, "wb", buffering=0)
 os.set_inheritable(_cmd_fd, False)
 os.set_inheritable(_msg_fd, False)
 _SEND_LOCK = threading.Lock()
+_DRIVER_FILE = globals().get("__file__", "<string>")
 _CALL_SEQ = [0]
 _CELL = [0]
 _STATE = {"final": None}
@@ -437,7 +438,7 @@ def _main():
             f.start()
             _FORWARDERS.append(f)
     _setup()
-    _send({"type": "ready", "python": sys.version.split()[0]})
+    _send({"type": "ready", "python": sys.version.split()[0], "kernel": os.uname().release})
     while True:
         try:
             msg = _recv()
@@ -460,7 +461,7 @@ def _main():
 
             ok = False
             tb = traceback.extract_tb(e.__traceback__)
-            tb = [f for f in tb if not f.filename.endswith("repl.py")]
+            tb = [f for f in tb if f.filename not in (_DRIVER_FILE, "<string>") and not f.filename.endswith("repl.py")]
             sys.stderr.write("Traceback (most recent call last):\n")
             sys.stderr.write("".join(traceback.format_list(tb)))
             sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
