@@ -61,9 +61,10 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
     }
     s.push_str(
         "## Functions\n\
+         These already exist in the REPL: call them directly; never define, import or reimplement them (there is no network and no API key inside the REPL).\n\
          - `FINAL(value)` (or `final(value)`): give your final answer (converted with str). Call it only after you have seen the result printed.\n\
          - `FINAL_VAR(name)`: give the value of the variable called `name` as the final answer.\n\
-         - `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters).\n\
+         - `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters), e.g. `reply = llm_query(\"Summarise: \" + text)`.\n\
          - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n",
     );
     s.push_str(if p.recursion {
@@ -88,7 +89,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
         s.push_str(&format!("You have at most {} turns.\n", p.max_iterations));
         if p.context.is_some() {
             s.push_str(
-                "\nExample (search one distinctive word or value, print the whole lines):\n```python\nfor h in ctx.search(r\"2024-03-01\", max_results=10):\n    print(h[\"line\"], h[\"text\"])\n```\n",
+                "\nExample (replace KEYWORD by one distinctive word or value taken from the question):\n```python\nfor h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n    print(h[\"line\"], h[\"text\"])\n```\n",
             );
         }
     } else {
@@ -103,10 +104,16 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
 }
 
 /// The first user message.
-pub(crate) fn first_user_message(query: &str) -> String {
-    format!(
-        "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: search the context for one distinctive word or value from the question (a date, a name, an id) and print the matching lines."
-    )
+pub(crate) fn first_user_message(query: &str, has_context: bool) -> String {
+    if has_context {
+        format!(
+            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: search the context for one distinctive word or value from the question (a date, a name, an id) and print the matching lines."
+        )
+    } else {
+        format!(
+            "Question: {query}\n\nWrite your first ```python block now and print what it computes."
+        )
+    }
 }
 
 /// The nudge after a reply without code.
@@ -200,7 +207,8 @@ mod tests {
                     );
                 }
                 names.extend(called_names(&p));
-                names.extend(called_names(&first_user_message("q")));
+                names.extend(called_names(&first_user_message("q", true)));
+                names.extend(called_names(&first_user_message("q", false)));
                 names.extend(called_names(&no_code_nudge()));
             }
         }

@@ -399,7 +399,7 @@ impl Run {
         let mut session = self.tree.shared.sandbox.start(spec).await?;
         let mut history = vec![
             Message::system(system),
-            Message::user(first_user_message(query)),
+            Message::user(first_user_message(query, loaded.is_some())),
         ];
         let max = cfg.limits.max_iterations;
         let mut no_code = 0;
@@ -421,6 +421,12 @@ impl Run {
             let blocks = extract_python_code(&reply);
             let repeated = !blocks.is_empty() && blocks == previous_code;
             repeats = if repeated { repeats + 1 } else { 0 };
+            if repeated && history.len() >= 4 {
+                // Keep one copy of the repeated attempt in view, not a growing wall of them:
+                // drop the earlier identical reply and its observation.
+                let n = history.len();
+                history.drain(n - 2..n);
+            }
             if !blocks.is_empty() {
                 previous_code = blocks.clone();
             }
