@@ -36,20 +36,26 @@
 //! ## Modules
 //! Pure (no I/O, unit- and property-tested next to the code):
 //! - `parse`: fenced code blocks and textual final answers;
-//! - `egress`: the filter (secret rules in one multi-pattern regex, per-token entropy, context
-//!   echo by rolling-hash fingerprints of the whole context, binary detection, truncation);
+//! - `egress`: the filter (a single-pass trigger scan with one anchored linear-time regex per
+//!   secret rule, per-token entropy, context echo by content-defined fingerprints of the whole
+//!   context, binary detection, truncation);
 //! - `prompt`: the system prompt, built from what the REPL really provides;
-//! - `llm::openai`, `llm::pricing`: wire format and prices;
+//! - `llm::openai`, `llm::anthropic`, `llm::gemini`, `llm::pricing`: wire formats and prices;
 //! - `sandbox::protocol`, `sandbox::seccomp`: REPL frames and the BPF program;
+//! - `trajectory`: the versioned JSON Lines events; `view`: their HTML rendering;
 //! - `config`, `result`, `events`, `error`: plain data.
 //!
 //! I/O:
-//! - `llm::http`: the only module speaking HTTP (one shared `ureq` agent);
+//! - `llm::http`: the only module speaking HTTP (one shared `ureq` agent per client);
 //! - `sandbox::process`: the REPL child process (bubblewrap or plain), its pipes, kill + reap;
-//! - `context`: memory-mapped context files and private temporary copies of in-memory text;
+//!   `sandbox::docker`: the same over the `docker` CLI (feature `docker`);
+//! - `context`, `handle`: memory-mapped context files and private temporary copies of
+//!   in-memory text;
+//! - `log`: the trajectory writer;
 //! - `runtime`: the only module that knows about the `blocking` pool and timers.
 //!
-//! Glue: `orchestrator` (public API, builder) and `run` (one run's loop and state).
+//! Glue: `orchestrator` (public API, builder) and `run` (the tree of runs: loop, state, host
+//! calls from the REPL).
 //!
 //! ## The path of one run
 //! 1. `arun` creates a per-run state (history, steps, usage, filter) — nothing per run lives
@@ -72,7 +78,8 @@
 //! filtering; one `rlm-timer` thread for timeouts and backoff sleeps; and one `rlm-spawner`
 //! thread that forks sandbox processes (so `PR_SET_PDEATHSIG` is tied to a thread that never
 //! exits). Concurrent sub-calls of a batch run on a private `async-executor` inside the run's
-//! own future.
+//! own future. Filtering an output of 256 KiB or more scans its two halves on two scoped
+//! threads (on the blocking pool thread that filters it).
 //!
 //! ## Threat model
 //! The model's code is hostile. It runs as uid 65534 in new user, mount, pid, network, ipc,
@@ -95,6 +102,11 @@
 //! - No final answer is ever taken from a reply's prose when that reply contains code.
 //! - Cancelling an in-flight HTTP request: a dropped run stops waiting at once, but the pool
 //!   thread finishes the request (bounded by the request timeout).
+//! - Streaming LLM responses token by token: replies are short code blocks, and progress is
+//!   reported per step through [`RunEvent`]s instead.
+//! - pids/memory cgroups for the bubblewrap sandbox: rlimits plus a dedicated host uid per
+//!   sandbox (when the host is root) bound processes and memory without requiring cgroup
+//!   delegation.
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 #![deny(unsafe_code)]
 

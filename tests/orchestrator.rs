@@ -381,20 +381,7 @@ fn hundred_concurrent_runs_on_one_orchestrator() {
         }
     });
     let o = orch(&server).build().unwrap();
-    let results = futures_lite::future::block_on(async {
-        let ex = async_executor::Executor::new();
-        ex.run(async {
-            let tasks: Vec<_> = (0..100u64)
-                .map(|i| ex.spawn(o.arun(format!("triple {i}"))))
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await);
-            }
-            out
-        })
-        .await
-    });
+    let results = support::run_all(&o, (0..100u64).map(|i| format!("triple {i}")));
     for (i, r) in results.iter().enumerate() {
         assert_eq!(
             r.final_answer.as_deref(),

@@ -370,20 +370,7 @@ fn two_hundred_concurrent_runs_keep_their_answers() {
         .model("gpt-4o-mini")
         .build()
         .unwrap();
-    let results = futures_lite::future::block_on(async {
-        let ex = async_executor::Executor::new();
-        ex.run(async {
-            let tasks: Vec<_> = (0..200u64)
-                .map(|i| ex.spawn(o.arun(format!("add to {i}"))))
-                .collect();
-            let mut out = Vec::new();
-            for t in tasks {
-                out.push(t.await);
-            }
-            out
-        })
-        .await
-    });
+    let results = support::run_all(&o, (0..200u64).map(|i| format!("add to {i}")));
     for (i, r) in results.iter().enumerate() {
         assert_eq!(
             r.final_answer.as_deref(),

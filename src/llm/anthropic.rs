@@ -19,28 +19,7 @@ pub(crate) fn request_body(
     temperature: f32,
     max_tokens: u32,
 ) -> Value {
-    let system: Vec<&str> = req
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
-    let mut msgs: Vec<(Role, String)> = Vec::new();
-    for m in req.messages.iter().filter(|m| m.role != Role::System) {
-        match msgs.last_mut() {
-            Some((r, c)) if *r == m.role => {
-                c.push_str("\n\n");
-                c.push_str(&m.content);
-            }
-            _ => msgs.push((m.role, m.content.clone())),
-        }
-    }
-    if msgs.first().is_some_and(|(r, _)| *r == Role::Assistant) {
-        msgs.insert(0, (Role::User, "(continue)".into()));
-    }
-    if msgs.last().is_none_or(|(r, _)| *r != Role::User) {
-        msgs.push((Role::User, "Continue.".into()));
-    }
+    let (system, msgs) = super::system_and_turns(&req.messages);
     let messages: Vec<Value> = msgs
         .into_iter()
         .map(|(r, c)| json!({"role": if r == Role::User { "user" } else { "assistant" }, "content": c}))
@@ -51,8 +30,8 @@ pub(crate) fn request_body(
         "temperature": req.temperature.unwrap_or(temperature),
         "messages": messages,
     });
-    if !system.is_empty() {
-        body["system"] = Value::String(system.join("\n\n"));
+    if let Some(system) = system {
+        body["system"] = Value::String(system);
     }
     if !req.stop.is_empty() {
         body["stop_sequences"] = json!(req.stop);

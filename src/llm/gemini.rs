@@ -11,25 +11,7 @@ pub(crate) fn path(model: &str) -> String {
 }
 
 pub(crate) fn request_body(req: &CompletionRequest, temperature: f32, max_tokens: u32) -> Value {
-    let system: Vec<&str> = req
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
-    let mut contents: Vec<(Role, String)> = Vec::new();
-    for m in req.messages.iter().filter(|m| m.role != Role::System) {
-        match contents.last_mut() {
-            Some((r, c)) if *r == m.role => {
-                c.push_str("\n\n");
-                c.push_str(&m.content);
-            }
-            _ => contents.push((m.role, m.content.clone())),
-        }
-    }
-    if contents.last().is_none_or(|(r, _)| *r != Role::User) {
-        contents.push((Role::User, "Continue.".into()));
-    }
+    let (system, contents) = super::system_and_turns(&req.messages);
     let contents: Vec<Value> = contents
         .into_iter()
         .map(|(r, c)| json!({"role": if r == Role::User { "user" } else { "model" }, "parts": [{"text": c}]}))
@@ -42,8 +24,8 @@ pub(crate) fn request_body(req: &CompletionRequest, temperature: f32, max_tokens
         generation["stopSequences"] = json!(req.stop);
     }
     let mut body = json!({"contents": contents, "generationConfig": generation});
-    if !system.is_empty() {
-        body["systemInstruction"] = json!({"parts": [{"text": system.join("\n\n")}]});
+    if let Some(system) = system {
+        body["systemInstruction"] = json!({"parts": [{"text": system}]});
     }
     body
 }

@@ -62,6 +62,35 @@ impl Message {
     }
 }
 
+/// For providers with a separate system field and strict turn taking (Anthropic, Gemini):
+/// every system message joined (none dropped), consecutive messages of the same role merged,
+/// a leading user turn when the history starts with the assistant, and a trailing user turn
+/// so a history never ends on the assistant (no accidental prefill).
+pub(crate) fn system_and_turns(messages: &[Message]) -> (Option<String>, Vec<(Role, String)>) {
+    let system: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
+    let mut turns: Vec<(Role, String)> = Vec::new();
+    for m in messages.iter().filter(|m| m.role != Role::System) {
+        match turns.last_mut() {
+            Some((r, c)) if *r == m.role => {
+                c.push_str("\n\n");
+                c.push_str(&m.content);
+            }
+            _ => turns.push((m.role, m.content.clone())),
+        }
+    }
+    if turns.first().is_some_and(|(r, _)| *r == Role::Assistant) {
+        turns.insert(0, (Role::User, "(continue)".into()));
+    }
+    if turns.last().is_none_or(|(r, _)| *r != Role::User) {
+        turns.push((Role::User, "Continue.".into()));
+    }
+    ((!system.is_empty()).then(|| system.join("\n\n")), turns)
+}
+
 /// A completion request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

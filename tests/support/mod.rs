@@ -333,3 +333,20 @@ pub fn wait_no_repl(secs: u64) -> usize {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Runs `queries` concurrently on one orchestrator (one task each, on a private executor) and
+/// returns the results in query order.
+pub fn run_all(o: &rlm::Orchestrator, queries: impl IntoIterator<Item = String>) -> Vec<rlm::RunResult> {
+    futures_lite::future::block_on(async {
+        let ex = async_executor::Executor::new();
+        ex.run(async {
+            let tasks: Vec<_> = queries.into_iter().map(|q| ex.spawn(o.arun(q))).collect();
+            let mut out = Vec::with_capacity(tasks.len());
+            for t in tasks {
+                out.push(t.await);
+            }
+            out
+        })
+        .await
+    })
+}
