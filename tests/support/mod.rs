@@ -336,7 +336,10 @@ pub fn wait_no_repl(secs: u64) -> usize {
 
 /// Runs `queries` concurrently on one orchestrator (one task each, on a private executor) and
 /// returns the results in query order.
-pub fn run_all(o: &rlm::Orchestrator, queries: impl IntoIterator<Item = String>) -> Vec<rlm::RunResult> {
+pub fn run_all(
+    o: &rlm::Orchestrator,
+    queries: impl IntoIterator<Item = String>,
+) -> Vec<rlm::RunResult> {
     futures_lite::future::block_on(async {
         let ex = async_executor::Executor::new();
         ex.run(async {
