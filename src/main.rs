@@ -601,12 +601,12 @@ fn cmd_demo(args: &[String]) -> ExitCode {
         },
         _ => return usage_error("usage: rlm demo [--runs N]"),
     };
-    if cli::local_model::installed().is_none() {
-        eprintln!("rlm demo: installing the local model first (rlm setup)");
-        match cli::local_model::setup() {
-            Ok(s) if s.success() => {}
-            _ => return ExitCode::from(2),
-        }
+    // Set-up is idempotent (finished steps are skipped), so the demo always runs it: a fresh
+    // machine gets bubblewrap, the server and the model; a prepared one only checks them.
+    eprintln!("rlm demo: checking the set-up (rlm setup)");
+    match cli::local_model::setup() {
+        Ok(s) if s.success() => {}
+        _ => return ExitCode::from(2),
     }
     let Some((server, model)) = cli::local_model::installed() else {
         return usage_error("the local model is still missing after set-up");
