@@ -434,7 +434,6 @@ pub(crate) enum Direction {
     /// Output going back to the root LLM: every check, including context echo.
     ToRoot,
     /// A sub-LLM prompt: it legitimately carries context, so secrets and entropy only.
-    #[allow(dead_code)]
     ToSubLlm,
 }
 

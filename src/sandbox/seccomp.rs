@@ -109,21 +109,6 @@ pub(crate) fn program(allow_inet: bool) -> Option<Vec<u8>> {
     }
 }
 
-/// Names of the denied syscalls, for `rlm sandbox check`.
-#[allow(dead_code)]
-pub(crate) fn denied_names() -> Vec<&'static str> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let mut v: Vec<&str> = DENIED.iter().map(|(_, n)| *n).collect();
-        v.push("socket(non-AF_UNIX)");
-        v
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        Vec::new()
-    }
-}
-
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
