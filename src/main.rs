@@ -306,13 +306,22 @@ try:
 except OSError as e:
     inet = errno.errorcode.get(e.errno, str(e.errno))
 ifaces = [l.split(':')[0].strip() for l in open('/proc/net/dev').readlines()[2:]]
+cg_mem = None
+for f in ('/sys/fs/cgroup/memory.max', '/sys/fs/cgroup/memory/memory.limit_in_bytes'):
+    try:
+        v = open(f).read().strip()
+        if v != 'max' and int(v) < (1 << 60):
+            cg_mem = int(v)
+        break
+    except (OSError, ValueError):
+        pass
 limits = {}
 for l in open('/proc/self/limits').readlines()[1:]:
     name = l[:26].strip(); soft = l[26:47].strip()
     limits[name] = soft
 print(json.dumps({'uid': os.getuid(), 'gid': os.getgid(), 'ns': ns, 'no_new_privs': st.get('NoNewPrivs'),
     'seccomp': st.get('Seccomp'), 'cap_eff': st.get('CapEff'), 'inet_socket': inet, 'interfaces': ifaces,
-    'limits': limits, 'root': sorted(os.listdir('/'))}))
+    'cg_mem': cg_mem, 'limits': limits, 'root': sorted(os.listdir('/'))}))
 "#;
 
 fn cmd_sandbox_check(args: &[String]) -> ExitCode {
@@ -338,7 +347,7 @@ fn cmd_sandbox_check(args: &[String]) -> ExitCode {
             layers.push(("sandbox".into(), false, e.to_string()));
             false
         }
-        Ok(r) if r.unsafe_runtime => {
+        Ok(r) if r.unsafe_runtime && sandbox.backend() != "docker" => {
             layers.push((
                 "sandbox".into(),
                 false,
@@ -356,6 +365,17 @@ fn cmd_sandbox_check(args: &[String]) -> ExitCode {
                 false
             }
             Ok(p) => {
+                if sandbox.backend() == "docker" {
+                    layers.push((
+                        "gVisor runtime".into(),
+                        !r.unsafe_runtime,
+                        if r.unsafe_runtime {
+                            "not in use: the engine's default runtime (allowed by RLM_ALLOW_UNSAFE_RUNTIME)".into()
+                        } else {
+                            "in use".into()
+                        },
+                    ));
+                }
                 let host_ns = |n: &str| {
                     std::fs::read_link(format!("/proc/self/ns/{n}"))
                         .ok()
@@ -385,7 +405,9 @@ fn cmd_sandbox_check(args: &[String]) -> ExitCode {
                 layers.push((
                     "host uid drop".into(),
                     true,
-                    if root {
+                    if sandbox.backend() == "docker" {
+                        "containers run as uid 65534".into()
+                    } else if root {
                         format!(
                             "host is root: each sandbox runs as its own host uid from {}",
                             cfg.host_uid
@@ -426,8 +448,15 @@ fn cmd_sandbox_check(args: &[String]) -> ExitCode {
                     ("file size limit", "Max file size"),
                     ("open files limit", "Max open files"),
                 ] {
-                    let v = lim[key].as_str().unwrap_or("?").to_string();
-                    layers.push((label.into(), v != "unlimited" && v != "?", v));
+                    let mut v = lim[key].as_str().unwrap_or("?").to_string();
+                    let mut active = v != "unlimited" && v != "?";
+                    if label == "memory limit" {
+                        if let Some(cg) = p["cg_mem"].as_u64() {
+                            v = format!("{v} (address space); cgroup limit {cg} bytes");
+                            active = true;
+                        }
+                    }
+                    layers.push((label.into(), active, v));
                 }
                 layers.push((
                     "read-only root".into(),
