@@ -162,6 +162,7 @@ pub(crate) fn launch(cfg: &SandboxConfig, spec: &SessionSpec, plan: &Plan) -> Re
     .arg("--cpus=1")
     .arg(format!("--ulimit=nofile={0}:{0}", cfg.open_files))
     .arg(format!("--ulimit=cpu={0}:{0}", cfg.cpu_seconds))
+    .arg(format!("--ulimit=fsize={0}:{0}", cfg.file_size_bytes))
     // Given any --ulimit, engines drop their default list; without an explicit nproc the
     // runtime tries to raise it, which fails where CAP_SYS_RESOURCE is missing. The process
     // count itself is capped by --pids-limit.
