@@ -105,14 +105,7 @@ impl Future for Sleep {
     type Output = ();
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         if Instant::now() >= self.deadline {
-            if let Some(id) = self.id.take() {
-                timer()
-                    .state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .wakers
-                    .remove(&id);
-            }
+            self.release();
             return Poll::Ready(());
         }
         let t = timer();
@@ -134,10 +127,11 @@ impl Future for Sleep {
     }
 }
 
-impl Drop for Sleep {
-    fn drop(&mut self) {
-        if let Some(id) = self.id {
-            // The heap entry stays until its deadline; only the waker is released now.
+impl Sleep {
+    /// Forgets this sleep's waker. The heap entry stays until its deadline and is then
+    /// skipped.
+    fn release(&mut self) {
+        if let Some(id) = self.id.take() {
             timer()
                 .state
                 .lock()
@@ -145,6 +139,12 @@ impl Drop for Sleep {
                 .wakers
                 .remove(&id);
         }
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 

@@ -19,6 +19,27 @@ fn rlm() -> Command {
     c
 }
 
+/// Runs `rlm ARGS` with `env` set and `input` on its stdin.
+fn rlm_stdin(args: &[&str], input: &str, env: &[(&str, &str)]) -> std::process::Output {
+    use std::io::Write;
+    let mut c = rlm();
+    c.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn run_prints_answer_progress_and_json() {
     let server = LlmServer::start(|req, _| match turns(req) {
@@ -188,7 +209,6 @@ fn exit_codes() {
 
 #[test]
 fn egress_scan_filters_stdin() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path().join("ctx.txt");
     let ctx_text: String = (0..200)
@@ -196,25 +216,17 @@ fn egress_scan_filters_stdin() {
         .collect();
     std::fs::write(&ctx, &ctx_text).unwrap();
     let input = format!("token AKIAIOSFODNN7EXAMPLE then {}", &ctx_text[1000..2000]);
-    let mut child = rlm()
-        .args([
+    let out = rlm_stdin(
+        &[
             "egress",
             "scan",
             "--json",
             "--context",
             ctx.to_str().unwrap(),
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+        ],
+        &input,
+        &[],
+    );
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let f = v["findings"].as_array().unwrap();
@@ -229,43 +241,13 @@ fn egress_scan_filters_stdin() {
             && !v["output"].as_str().unwrap().contains("line 30 of")
     );
 
-    let mut child = rlm()
-        .args(["egress", "scan"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"plain text\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = rlm_stdin(&["egress", "scan"], "plain text\n", &[]);
     assert_eq!(out.stdout, b"plain text\n");
 }
 
 #[test]
 fn sandbox_exec_and_check() {
-    use std::io::Write;
-    let run = |args: &[&str], code: &str, env: &[(&str, &str)]| {
-        let mut c = rlm();
-        c.args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped());
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(code.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let run = rlm_stdin;
     let out = run(
         &["sandbox", "exec", "--json"],
         "import os\nprint(os.getuid())\nraise SystemExit(3)",

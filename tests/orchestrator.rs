@@ -433,3 +433,46 @@ fn cost_limit_with_unknown_price_stops_instead_of_guessing() {
         r.usage
     );
 }
+
+#[test]
+fn repeated_code_is_flagged_dropped_from_history_and_resampled() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    let llm = ScriptedLlm::new(move |req| {
+        let mut seen = s2.lock().unwrap();
+        seen.push(req.clone());
+        Ok(match seen.len() {
+            1..=3 => "```python\nprint(undefined_name)\n```".into(),
+            _ => "```python\nFINAL('changed')\n```".into(),
+        })
+    });
+    let r = Orchestrator::builder().llm(llm).build().unwrap().run("q");
+    assert_eq!(r.final_answer.as_deref(), Some("changed"), "{:?}", r.error);
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen[0].temperature, None,
+        "the first turn uses the configured temperature"
+    );
+    assert_eq!(
+        seen[1].temperature, None,
+        "one identical reply is not a repeat yet"
+    );
+    let t2 = seen[2]
+        .temperature
+        .expect("after a repeat the next turn is sampled warmer");
+    let t3 = seen[3].temperature.expect("still repeating");
+    assert!(t2 > 0.0 && t3 > t2, "{t2} {t3}");
+    let last = seen[3].messages.last().unwrap().content.clone();
+    assert!(last.contains("exactly the same code"), "{last}");
+    let copies = seen[3]
+        .messages
+        .iter()
+        .filter(|m| {
+            m.role == rlm::llm::Role::Assistant && m.content.contains("print(undefined_name)")
+        })
+        .count();
+    assert_eq!(
+        copies, 1,
+        "earlier identical attempts are dropped from the history"
+    );
+}

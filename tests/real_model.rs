@@ -138,3 +138,32 @@ fn events_stream_while_running_and_usage_is_real() {
         .unwrap();
     assert_eq!(llm.model.as_deref().map(|m| m.is_empty()), Some(false));
 }
+
+/// The README's main-job command: `rlm demo` runs the (idempotent) set-up and the real task on
+/// the 4.2 MB document, and reports a correct answer.
+#[test]
+fn demo_command_answers_correctly() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if server().is_none() {
+        return;
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rlm"))
+        .arg("demo")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(correct)") && stdout.contains("2731") && stdout.contains("1840"),
+        "{stdout}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("turn 1: asking the model") && err.contains("done in"),
+        "progress is shown: {err}"
+    );
+}

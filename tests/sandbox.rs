@@ -375,6 +375,21 @@ fn context_is_read_only_and_handle_methods_work() {
         out.contains("bad regex: ctx.search: invalid regular expression"),
         "{out}"
     );
+    // open() of the context's own name reads it (read-only); an empty search explains itself.
+    let r = spec_for(
+        &p,
+        "```python\nwith open('data.txt') as f:\n    first = f.readline()\ntry:\n    open('data.txt', 'w')\nexcept PermissionError as e:\n    print('ro:', e)\nprint(first.strip(), ctx.search('no-such-thing'))\nFINAL('done')\n```",
+    );
+    let out = &r.steps[1].output;
+    assert!(out.contains("héllo wörld []"), "{out}");
+    assert!(
+        out.contains("ro: the context 'data.txt' is read-only"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ctx.search('no-such-thing') found no match"),
+        "{out}"
+    );
     let r = spec_for(
         &empty,
         "```python\nprint(ctx.size, ctx.line_count(), repr(ctx.head()), ctx.search('x'), list(ctx.chunks(10)), repr(ctx.lines(1)))\nFINAL('ok')\n```",

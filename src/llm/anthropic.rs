@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::{Completion, CompletionRequest, Role, TokenUsage};
+use super::{Completion, CompletionRequest, Role};
 
 /// The `anthropic-version` header value.
 pub(crate) const API_VERSION: &str = "2023-06-01";
@@ -76,22 +76,13 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         .filter(|b| b.kind == "text")
         .filter_map(|b| b.text.as_deref())
         .collect();
-    let usage = r
-        .usage
-        .map(|u| TokenUsage {
-            prompt_tokens: u.input_tokens.unwrap_or(0),
-            completion_tokens: u.output_tokens.unwrap_or(0),
-        })
-        .unwrap_or_default();
-    Ok(Completion {
+    Ok(super::wire_completion(
         text,
-        model: r
-            .model
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| fallback_model.to_string()),
-        usage,
-        finish_reason: r.stop_reason,
-    })
+        r.model,
+        fallback_model,
+        r.usage.map(|u| (u.input_tokens, u.output_tokens)),
+        r.stop_reason,
+    ))
 }
 
 pub(crate) fn error_message(body: &str) -> String {
@@ -116,6 +107,7 @@ pub(crate) fn error_message(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::llm::Message;
+    use crate::llm::TokenUsage;
 
     #[test]
     fn system_merged_roles_alternate_and_last_is_user() {

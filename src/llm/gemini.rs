@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Completion, CompletionRequest, Role, TokenUsage};
+use super::{Completion, CompletionRequest, Role};
 
 pub(crate) fn path(model: &str) -> String {
     format!("/models/{model}:generateContent")
@@ -87,22 +87,14 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         .content
         .map(|c| c.parts.into_iter().filter_map(|p| p.text).collect())
         .unwrap_or_default();
-    let usage = r
-        .usage_metadata
-        .map(|u| TokenUsage {
-            prompt_tokens: u.prompt_token_count.unwrap_or(0),
-            completion_tokens: u.candidates_token_count.unwrap_or(0),
-        })
-        .unwrap_or_default();
-    Ok(Completion {
+    Ok(super::wire_completion(
         text,
-        model: r
-            .model_version
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| fallback_model.to_string()),
-        usage,
-        finish_reason: c.finish_reason,
-    })
+        r.model_version,
+        fallback_model,
+        r.usage_metadata
+            .map(|u| (u.prompt_token_count, u.candidates_token_count)),
+        c.finish_reason,
+    ))
 }
 
 pub(crate) fn error_message(body: &str) -> String {
@@ -137,6 +129,7 @@ pub(crate) fn error_message(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::llm::Message;
+    use crate::llm::TokenUsage;
 
     #[test]
     fn roles_and_system_instruction() {

@@ -91,6 +91,29 @@ pub(crate) fn system_and_turns(messages: &[Message]) -> (Option<String>, Vec<(Ro
     ((!system.is_empty()).then(|| system.join("\n\n")), turns)
 }
 
+/// A completion from a provider's parsed reply: a missing or empty model name falls back to
+/// the requested one; missing usage (or a missing count) is 0.
+pub(crate) fn wire_completion(
+    text: String,
+    model: Option<String>,
+    fallback_model: &str,
+    usage: Option<(Option<u64>, Option<u64>)>,
+    finish_reason: Option<String>,
+) -> Completion {
+    let (p, c) = usage.unwrap_or_default();
+    Completion {
+        text,
+        model: model
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| fallback_model.to_string()),
+        usage: TokenUsage {
+            prompt_tokens: p.unwrap_or(0),
+            completion_tokens: c.unwrap_or(0),
+        },
+        finish_reason,
+    }
+}
+
 /// A completion request.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

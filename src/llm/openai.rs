@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Completion, CompletionRequest, Message, TokenUsage};
+use super::{Completion, CompletionRequest, Message};
 
 /// `POST {base}/chat/completions` body.
 #[derive(Debug, Serialize)]
@@ -90,22 +90,13 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         .next()
         .ok_or("response has no choices")?;
     let text = choice.message.and_then(|m| m.content).unwrap_or_default();
-    let usage = r
-        .usage
-        .map(|u| TokenUsage {
-            prompt_tokens: u.prompt_tokens.unwrap_or(0),
-            completion_tokens: u.completion_tokens.unwrap_or(0),
-        })
-        .unwrap_or_default();
-    Ok(Completion {
+    Ok(super::wire_completion(
         text,
-        model: r
-            .model
-            .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| fallback_model.to_string()),
-        usage,
-        finish_reason: choice.finish_reason,
-    })
+        r.model,
+        fallback_model,
+        r.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+        choice.finish_reason,
+    ))
 }
 
 /// The provider's message from an error body, or a trimmed excerpt of the body.
@@ -133,6 +124,7 @@ pub(crate) fn error_message(body: &str) -> String {
 mod tests {
     use super::*;
     use crate::llm::Role;
+    use crate::llm::TokenUsage;
 
     #[test]
     fn request_shape() {
