@@ -27,8 +27,8 @@ pub fn mixed_output(bytes: usize) -> String {
             2 => s.push_str(&format!("{{\"user\": \"u{}\", \"items\": [{}, {}, {}], \"total\": {}.{:02}}}\n", i, x % 97, x % 89, x % 83, x % 1000, x % 100)),
             3 => s.push_str(&format!("def handler_{i}(event):\n    return process(event['body'], retries={})\n", x % 5)),
             4 => s.push_str(&format!("row {i}: {:>10} {:>10} {:>10}\n", x % 1000, (x >> 10) % 1000, (x >> 20) % 1000)),
-            5 if i % 50 == 0 => s.push_str("aws key AKIAIOSFODNN7EXAMPLE and token ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"),
-            6 if i % 40 == 0 => {
+            5 if i.is_multiple_of(50) => s.push_str("aws key AKIAIOSFODNN7EXAMPLE and token ghp_abcdefghijklmnopqrstuvwxyz0123456789\n"),
+            6 if i.is_multiple_of(40) => {
                 let blob: String = (0..64).map(|k| b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[((x >> (k % 58)) as usize + k * 7) % 64] as char).collect();
                 s.push_str(&format!("payload={blob}\n"));
             }
@@ -72,7 +72,7 @@ fn context_text() -> &'static str {
 }
 
 #[divan::bench(args = [4 << 10, 64 << 10, 1 << 20])]
-fn filter_no_context(bencher: divan::Bencher, bytes: usize) {
+fn filter_no_context(bencher: divan::Bencher<'_, '_>, bytes: usize) {
     let f = EgressFilter::new(EgressConfig::default());
     let input = mixed_output(bytes);
     bencher
@@ -84,7 +84,7 @@ fn filter_no_context(bencher: divan::Bencher, bytes: usize) {
 }
 
 #[divan::bench(args = [4 << 10, 64 << 10, 1 << 20])]
-fn filter_with_context(bencher: divan::Bencher, bytes: usize) {
+fn filter_with_context(bencher: divan::Bencher<'_, '_>, bytes: usize) {
     let f =
         EgressFilter::for_context(EgressConfig::default(), &Context::text(context_text())).unwrap();
     let input = output_with_echo(bytes, context_text());
@@ -97,7 +97,7 @@ fn filter_with_context(bencher: divan::Bencher, bytes: usize) {
 }
 
 #[divan::bench(sample_count = 10)]
-fn search_64mb(bencher: divan::Bencher) {
+fn search_64mb(bencher: divan::Bencher<'_, '_>) {
     let dir = std::env::temp_dir().join(format!("rlm-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("ctx.txt");

@@ -5,23 +5,23 @@
 //! `cargo bench --bench sandbox`
 
 use rlm::SandboxConfig;
-use rlm::sandbox::{BwrapSandbox, NoHostCalls, Sandbox, SessionSpec};
+use rlm::sandbox::{NoHostCalls, SessionSpec, from_config};
 
 fn main() {
     divan::main();
 }
 
 #[divan::bench(sample_count = 40, sample_size = 1)]
-fn cold_start(bencher: divan::Bencher) {
-    let sb = BwrapSandbox::new(SandboxConfig::default());
+fn cold_start(bencher: divan::Bencher<'_, '_>) {
+    let sb = from_config(&SandboxConfig::default()).expect("bwrap");
     bencher.bench(|| {
         futures_lite::future::block_on(sb.start(SessionSpec::empty())).expect("sandbox starts")
     });
 }
 
 #[divan::bench(sample_count = 200, sample_size = 10)]
-fn trivial_block_round_trip(bencher: divan::Bencher) {
-    let sb = BwrapSandbox::new(SandboxConfig::default());
+fn trivial_block_round_trip(bencher: divan::Bencher<'_, '_>) {
+    let sb = from_config(&SandboxConfig::default()).expect("bwrap");
     let mut s = futures_lite::future::block_on(sb.start(SessionSpec::empty())).unwrap();
     let mut i = 0u64;
     bencher.bench_local(|| {

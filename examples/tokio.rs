@@ -13,7 +13,7 @@ async fn main() -> Result<(), rlm::Error> {
     let agent = rlm::Orchestrator::from_env()?;
     let run = agent.arun_observed(query, None);
     let handle = tokio::spawn(run.result);
-    while let Ok(event) = run.events.recv().await {
+    while let Some(event) = run.events.recv().await {
         if let rlm::RunEvent::Step { step, usage } = event {
             eprintln!(
                 "[turn {}] {:?} ({} tokens so far)",

@@ -1,6 +1,11 @@
-//! Settings of an [`Orchestrator`](crate::Orchestrator): plain values, a validating builder,
-//! and opt-in loading from environment variables.
+//! The settings of an [`Orchestrator`](crate::Orchestrator) as plain, readable values.
+//!
+//! They are made in one place only: [`crate::settings`] resolves every named setting (builder
+//! call, command-line flag, environment variable, default, in that order), validates each
+//! value once, and derives the provider-dependent ones. Read them with
+//! [`Orchestrator::config`](crate::Orchestrator::config).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -81,6 +86,26 @@ pub enum SandboxKind {
     /// A container through the `docker` CLI (feature `docker`); gVisor required unless
     /// `allow_unsafe_runtime`.
     Docker,
+    /// A sandbox supplied by the caller (`OrchestratorBuilder::sandbox`).
+    Custom,
+}
+
+impl SandboxKind {
+    /// The name used in `RLM_SANDBOX`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxKind::Bwrap => "bwrap",
+            SandboxKind::Unsafe => "unsafe",
+            SandboxKind::Docker => "docker",
+            SandboxKind::Custom => "custom",
+        }
+    }
+}
+
+impl fmt::Display for SandboxKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How the system prompt is built.
@@ -174,8 +199,12 @@ pub struct SandboxConfig {
     /// The container image for the Docker backend (`RLM_DOCKER_IMAGE`); never pulled
     /// implicitly.
     pub docker_image: String,
-    /// Wall-clock limit of one code block; the whole sandbox is killed when it expires.
+    /// Wall-clock limit of one code block, time spent in host calls (sub-LLM calls, child
+    /// runs) excluded; the whole sandbox is killed when it expires.
     pub execution_timeout: Duration,
+    /// Wall-clock limit of one code block *including* its host calls, so waiting on
+    /// sub-calls cannot keep a block alive without bound.
+    pub max_cell_wall: Duration,
     /// Address-space limit of the REPL (bytes).
     pub memory_bytes: u64,
     /// CPU-time limit of the REPL (seconds, whole session).
@@ -209,6 +238,7 @@ impl Default for SandboxConfig {
             docker: PathBuf::from("docker"),
             docker_image: "python:3.11-slim".into(),
             execution_timeout: Duration::from_secs(60),
+            max_cell_wall: Duration::from_secs(1800),
             memory_bytes: 1 << 30,
             cpu_seconds: 600,
             pids: 64,
@@ -312,372 +342,38 @@ pub struct Config {
     pub prompt_mode: PromptMode,
     /// Extra instructions appended to the system prompt.
     pub custom_instructions: Option<String>,
+    /// Where each setting that was not left at its default came from (setting name →
+    /// builder call, flag or environment variable).
+    pub(crate) origins: BTreeMap<&'static str, String>,
 }
 
 impl Config {
-    /// Reads the documented environment variables through `get` (pass
-    /// `|k| std::env::var(k).ok()` for the process environment). Unset variables keep their
-    /// defaults; an invalid value is an [`Error::Config`] naming the variable.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config> {
-        let mut c = Config::default();
-        let var = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(p) = var("RLM_LLM_PROVIDER") {
-            c.llm.provider = Provider::parse(&p).ok_or_else(|| {
-                Error::config(
-                    "RLM_LLM_PROVIDER",
-                    format!("unknown provider {p:?}; use \"openai\" (also any OpenAI-compatible server), \"anthropic\" or \"gemini\""),
-                )
-            })?;
-            c.llm.model = c.llm.provider.default_model().into();
-            c.llm.base_url = c.llm.provider.default_base_url().into();
-        }
-        if let Some(m) = var("RLM_LLM_MODEL") {
-            c.llm.model = m;
-        }
-        if let Some(u) = var("RLM_LLM_BASE_URL") {
-            if !(u.starts_with("http://") || u.starts_with("https://")) {
-                return Err(Error::config(
-                    "RLM_LLM_BASE_URL",
-                    format!("expected an http:// or https:// URL, got {u:?}"),
-                ));
-            }
-            c.llm.base_url = u.trim_end_matches('/').to_string();
-        }
-        c.llm.api_key = var(c.llm.provider.key_var());
-        if let Some(v) = var("RLM_LLM_TEMPERATURE") {
-            let t = parse_f64("RLM_LLM_TEMPERATURE", &v)?;
-            if !(0.0..=2.0).contains(&t) {
-                return Err(Error::config(
-                    "RLM_LLM_TEMPERATURE",
-                    format!("must be within 0..=2, got {v:?}"),
-                ));
-            }
-            c.llm.temperature = t as f32;
-        }
-        if let Some(v) = var("RLM_LLM_TIMEOUT") {
-            c.llm.request_timeout = parse_duration("RLM_LLM_TIMEOUT", &v)?;
-        }
-        if let Some(v) = var("RLM_LLM_MAX_IN_FLIGHT") {
-            c.llm.max_in_flight = parse_positive("RLM_LLM_MAX_IN_FLIGHT", &v)? as usize;
-        }
-        if let Some(v) = var("RLM_MAX_ITERATIONS") {
-            c.limits.max_iterations = parse_positive("RLM_MAX_ITERATIONS", &v)? as u32;
-        }
-        if let Some(v) = var("RLM_MAX_DEPTH") {
-            c.limits.max_depth = parse_u64("RLM_MAX_DEPTH", &v)? as u32;
-        }
-        if let Some(v) = var("RLM_COST_LIMIT_USD") {
-            let x = parse_f64("RLM_COST_LIMIT_USD", &v)?;
-            if x < 0.0 {
-                return Err(Error::config(
-                    "RLM_COST_LIMIT_USD",
-                    format!("must be >= 0, got {v:?}"),
-                ));
-            }
-            c.limits.max_cost_usd = Some(x);
-        }
-        if let Some(v) = var("RLM_RUN_TIMEOUT") {
-            c.limits.run_timeout = Some(parse_duration("RLM_RUN_TIMEOUT", &v)?);
-        }
-        if let Some(v) = var("RLM_SANDBOX") {
-            c.sandbox.kind = match v.to_ascii_lowercase().as_str() {
-                "bwrap" | "bubblewrap" => SandboxKind::Bwrap,
-                "unsafe" | "process" | "subprocess" => SandboxKind::Unsafe,
-                "docker" | "container" => SandboxKind::Docker,
-                other => {
-                    return Err(Error::config(
-                        "RLM_SANDBOX",
-                        format!(
-                            "unknown sandbox {other:?}; use \"bwrap\", \"docker\" or \"unsafe\" (the latter also needs RLM_ALLOW_UNSAFE_RUNTIME=1)"
-                        ),
-                    ));
-                }
-            };
-        }
-        if let Some(v) = var("RLM_BWRAP") {
-            c.sandbox.bwrap = PathBuf::from(v);
-        }
-        if let Some(v) = var("RLM_DOCKER_IMAGE") {
-            c.sandbox.docker_image = v;
-        }
-        if let Some(v) = var("RLM_PYTHON") {
-            c.sandbox.python = PathBuf::from(v);
-        }
-        if let Some(v) = var("RLM_EXECUTION_TIMEOUT") {
-            c.sandbox.execution_timeout = parse_duration("RLM_EXECUTION_TIMEOUT", &v)?;
-        }
-        if let Some(v) = var("RLM_MEMORY_LIMIT") {
-            c.sandbox.memory_bytes = parse_size("RLM_MEMORY_LIMIT", &v)?;
-        }
-        if let Some(v) = var("RLM_PIDS_LIMIT") {
-            c.sandbox.pids = parse_positive("RLM_PIDS_LIMIT", &v)?;
-        }
-        if let Some(v) = var("RLM_NETWORK_ENABLED") {
-            c.sandbox.network_enabled = parse_bool("RLM_NETWORK_ENABLED", &v)?;
-        }
-        if let Some(v) = var("RLM_ALLOW_UNSAFE_RUNTIME") {
-            c.sandbox.allow_unsafe_runtime = parse_bool("RLM_ALLOW_UNSAFE_RUNTIME", &v)?;
-        }
-        if let Some(v) = var("RLM_ENTROPY_THRESHOLD") {
-            let x = parse_f64("RLM_ENTROPY_THRESHOLD", &v)?;
-            if !(0.0..=8.0).contains(&x) {
-                return Err(Error::config(
-                    "RLM_ENTROPY_THRESHOLD",
-                    format!("bits per character must be within 0..=8, got {v:?}"),
-                ));
-            }
-            c.egress.entropy_threshold = x;
-        }
-        if let Some(v) = var("RLM_MAX_STDOUT_BYTES") {
-            let n = parse_size("RLM_MAX_STDOUT_BYTES", &v)?;
-            if n < 256 {
-                return Err(Error::config(
-                    "RLM_MAX_STDOUT_BYTES",
-                    format!("must be at least 256 bytes, got {v:?}"),
-                ));
-            }
-            c.sandbox.max_output_bytes = n as usize;
-            c.egress.max_output_bytes = n as usize;
-        }
-        c.validate()?;
-        Ok(c)
+    /// Where the setting `name` (an environment variable name such as `RLM_LLM_MODEL`) got
+    /// its value: `None` when it has its default, else the builder call, command-line flag or
+    /// environment variable that set it.
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.origins.get(name).map(String::as_str)
     }
 
-    /// Checks cross-field consistency.
-    pub fn validate(&self) -> Result<()> {
-        if self.limits.max_iterations == 0 {
-            return Err(Error::config("max_iterations", "must be at least 1"));
-        }
+    /// Checks cross-field consistency. Errors name the setting to fix.
+    pub(crate) fn validate(&self) -> Result<()> {
+        let name = |n: &'static str| self.origin(n).unwrap_or(n).to_string();
         if self.sandbox.kind == SandboxKind::Unsafe && !self.sandbox.allow_unsafe_runtime {
             return Err(Error::config(
                 "RLM_ALLOW_UNSAFE_RUNTIME",
-                "the unsafe sandbox runs model code without isolation; set RLM_ALLOW_UNSAFE_RUNTIME=1 (or allow_unsafe_runtime(true)) to accept that",
+                format!(
+                    "{} selects the unsafe sandbox, which runs model code without isolation; set \
+                     RLM_ALLOW_UNSAFE_RUNTIME=1 (or allow_unsafe_runtime(true)) to accept that",
+                    name("RLM_SANDBOX")
+                ),
             ));
         }
-        if self.sandbox.execution_timeout.is_zero() {
+        if self.sandbox.max_output_bytes != self.egress.max_output_bytes {
             return Err(Error::config(
-                "execution_timeout",
-                "must be greater than zero",
+                name("RLM_MAX_STDOUT_BYTES"),
+                "the sandbox and the egress filter must use the same output cap",
             ));
-        }
-        if self.sandbox.max_output_bytes < 256 || self.egress.max_output_bytes < 256 {
-            return Err(Error::config(
-                "max_output_bytes",
-                "must be at least 256 bytes",
-            ));
-        }
-        if self.llm.max_in_flight == 0 {
-            return Err(Error::config("max_in_flight", "must be at least 1"));
         }
         Ok(())
-    }
-}
-
-fn parse_u64(name: &str, v: &str) -> Result<u64> {
-    v.parse::<u64>()
-        .map_err(|_| Error::config(name, format!("expected a non-negative integer, got {v:?}")))
-}
-
-fn parse_positive(name: &str, v: &str) -> Result<u64> {
-    match parse_u64(name, v)? {
-        0 => Err(Error::config(
-            name,
-            format!("expected a positive integer, got {v:?}"),
-        )),
-        n => Ok(n),
-    }
-}
-
-fn parse_f64(name: &str, v: &str) -> Result<f64> {
-    v.parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite())
-        .ok_or_else(|| Error::config(name, format!("expected a number, got {v:?}")))
-}
-
-fn parse_bool(name: &str, v: &str) -> Result<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(Error::config(
-            name,
-            format!("expected 1/0, true/false, yes/no or on/off, got {v:?}"),
-        )),
-    }
-}
-
-/// Seconds (`30`, `2.5`) or with a unit (`500ms`, `30s`, `5m`, `1h`).
-pub(crate) fn parse_duration(name: &str, v: &str) -> Result<Duration> {
-    let v = v.trim();
-    let (num, mult) = if let Some(n) = v.strip_suffix("ms") {
-        (n, 0.001)
-    } else if let Some(n) = v.strip_suffix('s') {
-        (n, 1.0)
-    } else if let Some(n) = v.strip_suffix('m') {
-        (n, 60.0)
-    } else if let Some(n) = v.strip_suffix('h') {
-        (n, 3600.0)
-    } else {
-        (v, 1.0)
-    };
-    let x: f64 = num.trim().parse().map_err(|_| {
-        Error::config(
-            name,
-            format!("expected seconds (e.g. 30, 2.5, 500ms, 5m), got {v:?}"),
-        )
-    })?;
-    if !x.is_finite() || x <= 0.0 {
-        return Err(Error::config(
-            name,
-            format!("must be a positive duration, got {v:?}"),
-        ));
-    }
-    Ok(Duration::from_secs_f64(x * mult))
-}
-
-/// Parses a size setting (`1048576`, `512k`, `512m`, `512MB`, `1.5g`, `2GiB`); errors name
-/// `setting`.
-pub fn parse_size_setting(setting: &str, value: &str) -> Result<u64> {
-    parse_size(setting, value)
-}
-
-/// Bytes, with optional unit: `1048576`, `512k`, `512m`, `512MB`, `1.5g`, `2GiB`.
-pub(crate) fn parse_size(name: &str, v: &str) -> Result<u64> {
-    let lower = v.trim().to_ascii_lowercase();
-    let s = lower.trim_end_matches('b').trim_end_matches('i');
-    let (num, mult) = match s.chars().last() {
-        Some('k') => (&s[..s.len() - 1], 1u64 << 10),
-        Some('m') => (&s[..s.len() - 1], 1 << 20),
-        Some('g') => (&s[..s.len() - 1], 1 << 30),
-        Some('t') => (&s[..s.len() - 1], 1 << 40),
-        _ => (s, 1),
-    };
-    let x: f64 = num.trim().parse().map_err(|_| {
-        Error::config(
-            name,
-            format!("expected a size such as 536870912, 512m, 512MB or 1.5g, got {v:?}"),
-        )
-    })?;
-    if !x.is_finite() || x <= 0.0 {
-        return Err(Error::config(
-            name,
-            format!("must be a positive size, got {v:?}"),
-        ));
-    }
-    Ok((x * mult as f64) as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> Result<Config> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|k| m.get(k).cloned())
-    }
-
-    #[test]
-    fn defaults_and_overrides() {
-        let c = env(&[]).unwrap();
-        assert_eq!(c, Config::default());
-        let c = env(&[
-            ("RLM_LLM_MODEL", "qwen"),
-            ("RLM_LLM_BASE_URL", "http://127.0.0.1:8080/v1/"),
-            ("OPENAI_API_KEY", "sk-test"),
-            ("RLM_MAX_ITERATIONS", "7"),
-            ("RLM_COST_LIMIT_USD", "0"),
-            ("RLM_RUN_TIMEOUT", "90s"),
-            ("RLM_EXECUTION_TIMEOUT", "2.5"),
-            ("RLM_MEMORY_LIMIT", "1.5g"),
-            ("RLM_PIDS_LIMIT", "32"),
-            ("RLM_NETWORK_ENABLED", "no"),
-            ("RLM_ENTROPY_THRESHOLD", "0"),
-            ("RLM_MAX_STDOUT_BYTES", "4000"),
-        ])
-        .unwrap();
-        assert_eq!(c.llm.model, "qwen");
-        assert_eq!(c.llm.base_url, "http://127.0.0.1:8080/v1");
-        assert_eq!(c.limits.max_iterations, 7);
-        assert_eq!(c.limits.max_cost_usd, Some(0.0));
-        assert_eq!(c.limits.run_timeout, Some(Duration::from_secs(90)));
-        assert_eq!(c.sandbox.execution_timeout, Duration::from_millis(2500));
-        assert_eq!(c.sandbox.memory_bytes, 1610612736);
-        assert_eq!(
-            c.egress.entropy_threshold, 0.0,
-            "an explicit 0 is kept, not replaced by the default"
-        );
-        assert_eq!(c.egress.max_output_bytes, 4000);
-        assert!(
-            !format!("{:?}", c.llm).contains("sk-test"),
-            "Debug must mask the key"
-        );
-    }
-
-    #[test]
-    fn invalid_values_name_the_variable() {
-        for (k, v) in [
-            ("RLM_MAX_ITERATIONS", "zero"),
-            ("RLM_MAX_ITERATIONS", "0"),
-            ("RLM_LLM_PROVIDER", "cohere"),
-            ("RLM_LLM_TIMEOUT", "0"),
-            ("RLM_LLM_MAX_IN_FLIGHT", "0"),
-            ("RLM_COST_LIMIT_USD", "-1"),
-            ("RLM_RUN_TIMEOUT", "soon"),
-            ("RLM_MEMORY_LIMIT", "lots"),
-            ("RLM_NETWORK_ENABLED", "maybe"),
-            ("RLM_SANDBOX", "vm"),
-            ("RLM_ENTROPY_THRESHOLD", "9"),
-            ("RLM_MAX_STDOUT_BYTES", "10"),
-            ("RLM_LLM_BASE_URL", "localhost:8080"),
-        ] {
-            let err = env(&[(k, v)]).unwrap_err();
-            assert!(err.to_string().contains(k), "{k}={v}: {err}");
-        }
-        let err = env(&[("RLM_SANDBOX", "unsafe")]).unwrap_err();
-        assert!(
-            err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME"),
-            "{err}"
-        );
-        assert!(env(&[("RLM_SANDBOX", "unsafe"), ("RLM_ALLOW_UNSAFE_RUNTIME", "1")]).is_ok());
-    }
-
-    #[test]
-    fn providers_pick_their_key_and_defaults() {
-        let c = env(&[
-            ("RLM_LLM_PROVIDER", "anthropic"),
-            ("ANTHROPIC_API_KEY", "k1"),
-            ("OPENAI_API_KEY", "k2"),
-        ])
-        .unwrap();
-        assert_eq!(c.llm.provider, Provider::Anthropic);
-        assert_eq!(c.llm.api_key.as_deref(), Some("k1"));
-        assert_eq!(c.llm.base_url, "https://api.anthropic.com/v1");
-        let c = env(&[
-            ("RLM_LLM_PROVIDER", "gemini"),
-            ("GEMINI_API_KEY", "g"),
-            ("RLM_LLM_MODEL", "gemini-2.5-pro"),
-        ])
-        .unwrap();
-        assert_eq!(
-            (c.llm.model.as_str(), c.llm.api_key.as_deref()),
-            ("gemini-2.5-pro", Some("g"))
-        );
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("x", "512m").unwrap(), 512 << 20);
-        assert_eq!(parse_size("x", "512MB").unwrap(), 512 << 20);
-        assert_eq!(parse_size("x", "2GiB").unwrap(), 2 << 30);
-        assert_eq!(parse_size("x", "1000").unwrap(), 1000);
-        assert!(parse_size("x", "-5").is_err());
     }
 }

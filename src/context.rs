@@ -71,22 +71,7 @@ impl From<Vec<String>> for Context {
     }
 }
 
-/// Bytes of one context document, mapped or empty.
-pub(crate) enum Bytes {
-    Mapped(memmap2::Mmap),
-    Empty,
-}
-
-impl Bytes {
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            Bytes::Mapped(m) => m,
-            Bytes::Empty => &[],
-        }
-    }
-}
-
-pub(crate) use crate::handle::ContextHandle;
+use crate::handle::{ContextHandle, map_file};
 
 /// A loaded context: documents plus the private directory that holds copies of in-memory
 /// text (removed on drop).
@@ -126,10 +111,10 @@ impl LoadedContext {
                     .collect::<Result<Vec<_>>>()?;
                 let mut seen = std::collections::HashSet::new();
                 for d in &docs {
-                    if !seen.insert(d.name.clone()) {
+                    if !seen.insert(d.name().to_string()) {
                         return Err(Error::context(format!(
                             "two context files are both named {:?}; rename one so the REPL can tell them apart",
-                            d.name
+                            d.name()
                         )));
                     }
                 }
@@ -161,47 +146,34 @@ impl LoadedContext {
         self.docs.iter().map(|d| d.as_bytes().len() as u64).sum()
     }
 
-    /// A short description for the system prompt: kind, size, line estimate, preview.
+    /// What the system prompt says about each document (size, line count, preview).
+    pub(crate) fn summaries(&self, preview_bytes: usize) -> Vec<crate::prompt::DocSummary<'_>> {
+        self.docs
+            .iter()
+            .map(|d| {
+                let b = d.as_bytes();
+                let sample = &b[..b.len().min(1 << 20)];
+                let nl = memchr::memchr_iter(b'\n', sample).count() as u64;
+                let estimated = b.len() > sample.len();
+                let lines = if estimated {
+                    nl * b.len() as u64 / sample.len() as u64
+                } else {
+                    nl + u64::from(!b.is_empty() && !b.ends_with(b"\n"))
+                };
+                crate::prompt::DocSummary {
+                    name: d.name(),
+                    bytes: b.len() as u64,
+                    lines,
+                    lines_estimated: estimated,
+                    preview: preview(b, preview_bytes),
+                }
+            })
+            .collect()
+    }
+
+    /// The description of the context in the system prompt.
     pub(crate) fn describe(&self, preview_bytes: usize) -> String {
-        let mut out = String::new();
-        if self.is_list {
-            out.push_str(&format!(
-                "The context is a list of {} documents, {} bytes in total.\n",
-                self.docs.len(),
-                self.total_bytes()
-            ));
-        }
-        for d in self.docs.iter().take(5) {
-            let b = d.as_bytes();
-            let sample = &b[..b.len().min(1 << 20)];
-            let nl = memchr::memchr_iter(b'\n', sample).count() as u64;
-            let lines = if b.len() <= sample.len() {
-                nl + u64::from(!b.is_empty() && !b.ends_with(b"\n"))
-            } else {
-                nl * b.len() as u64 / sample.len() as u64
-            };
-            let est = if b.len() > sample.len() { "about " } else { "" };
-            let first: String = preview(b, preview_bytes)
-                .lines()
-                .take(4)
-                .map(|l| format!("    | {}\n", l.chars().take(160).collect::<String>()))
-                .collect();
-            out.push_str(&format!(
-                "- `{}`: {} bytes, {}{} lines. Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
-                d.name,
-                b.len(),
-                est,
-                lines,
-                first
-            ));
-        }
-        if self.docs.len() > 5 {
-            out.push_str(&format!(
-                "- ... and {} more documents\n",
-                self.docs.len() - 5
-            ));
-        }
-        out
+        crate::prompt::describe_context(&self.summaries(preview_bytes), self.is_list)
     }
 }
 
@@ -217,70 +189,6 @@ fn preview(b: &[u8], n: usize) -> String {
         s.push_str(" [...]");
     }
     s
-}
-
-pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> {
-    let path = std::fs::canonicalize(p)
-        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
-    let meta = std::fs::metadata(&path)
-        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
-    if !meta.is_file() {
-        return Err(Error::context(format!(
-            "context {} is not a regular file",
-            p.display()
-        )));
-    }
-    let file =
-        File::open(&path) // read-only
-            .map_err(|e| {
-                Error::context(format!("cannot open context file {}: {e}", p.display()))
-            })?;
-    let bytes = if meta.len() == 0 {
-        Bytes::Empty
-    } else {
-        // SAFETY: the map is read-only and private to this process. If another process
-        // truncates the file while it is mapped, reads past the new end fault (SIGBUS); this
-        // is documented as a caller obligation (do not modify a context file during a run).
-        #[allow(unsafe_code)]
-        let m = unsafe { memmap2::Mmap::map(&file) }
-            .map_err(|e| Error::context(format!("cannot map context file {}: {e}", p.display())))?;
-        Bytes::Mapped(m)
-    };
-    let head = &bytes.as_slice()[..bytes.as_slice().len().min(64 << 10)];
-    if memchr::memchr(0, head).is_some() {
-        return Err(Error::context(format!(
-            "context {} looks binary (NUL bytes in its first 64 KiB); pass a text file",
-            p.display()
-        )));
-    }
-    let name = name.unwrap_or_else(|| {
-        let base = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        sanitize_name(&base)
-    });
-    Ok(ContextHandle { path, name, bytes })
-}
-
-/// File names inside the sandbox: keep `[A-Za-z0-9._-]`, replace the rest.
-fn sanitize_name(n: &str) -> String {
-    let s: String = n
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let s = s.trim_start_matches('.').to_string();
-    if s.is_empty() {
-        "context.txt".into()
-    } else {
-        s
-    }
 }
 
 /// A private (0700) temporary directory removed on drop.
@@ -342,7 +250,7 @@ mod tests {
     #[test]
     fn text_context_is_mapped_and_cleaned_up() {
         let lc = LoadedContext::load(&Context::text("line one\nline two\n")).unwrap();
-        let path = lc.docs[0].path.clone();
+        let path = lc.docs[0].path().to_path_buf();
         assert!(path.exists());
         assert_eq!(lc.total_bytes(), 18);
         let d = lc.describe(100);
@@ -368,8 +276,11 @@ mod tests {
     fn documents_and_utf8_preview() {
         let lc = LoadedContext::load(&Context::documents(["héllo wörld", "b"])).unwrap();
         assert!(lc.is_list);
-        assert_eq!(lc.docs[1].name, "doc_0001.txt");
+        assert_eq!(lc.docs[1].name(), "doc_0001.txt");
         assert_eq!(preview("héllo".as_bytes(), 2), "h [...]");
-        assert_eq!(sanitize_name("../my file.txt"), "_my_file.txt");
+        assert_eq!(
+            crate::handle::sanitize_name("../my file.txt"),
+            "_my_file.txt"
+        );
     }
 }

@@ -322,12 +322,11 @@ fn scan_range(
             && text[i..text.len().min(i + 4)]
                 .iter()
                 .any(|&b| b == b':' || b == b'=')
-        {
-            if let Some(&(k, r)) = c.keywords.iter().find(|(k, _)| {
+            && let Some(&(k, r)) = c.keywords.iter().find(|(k, _)| {
                 word.len() >= k.len() && word[word.len() - k.len()..].eq_ignore_ascii_case(k)
-            }) {
-                try_rule(r, i - k.len(), out);
-            }
+            })
+        {
+            try_rule(r, i - k.len(), out);
         }
     };
     let on_token = |ts: usize, te: usize, out: &mut Vec<(usize, usize, &'static str)>| {
@@ -771,10 +770,11 @@ impl EchoIndex {
             let mut prev = 0u8;
             for (i, &byte) in b.iter().enumerate() {
                 let k = CLASS[byte as usize];
-                if k != 0 && prev == 0 {
-                    if let Some(key) = anchor_key(b, i, shift) {
-                        table.entry(key).or_insert((di as u32, i as u64));
-                    }
+                if k != 0
+                    && prev == 0
+                    && let Some(key) = anchor_key(b, i, shift)
+                {
+                    table.entry(key).or_insert((di as u32, i as u64));
                 }
                 prev = k;
             }

@@ -1,18 +1,106 @@
 //! The host-side context handle: a read-only memory map of one text file with byte-exact
 //! reads, line access, regex search and chunking. Works on empty files and on files larger
-//! than RAM (only touched pages are read).
+//! than RAM (only touched pages are read). This module holds the crate's one `mmap`.
 
 use std::borrow::Cow;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use regex_automata::meta::Regex;
 use regex_automata::util::syntax;
 
-use crate::context::{Bytes, map_file};
 use crate::error::{Error, Result};
+
+/// Bytes of one context document: mapped, or empty (an empty file cannot be mapped).
+pub(crate) enum Bytes {
+    Mapped(memmap2::Mmap),
+    Empty,
+}
+
+impl Bytes {
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Empty => &[],
+        }
+    }
+}
+
+/// Maps `p` read-only and checks that it is text. `name` is the document's name inside the
+/// sandbox (default: the sanitized file name).
+pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> {
+    let path = std::fs::canonicalize(p)
+        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
+    let meta = std::fs::metadata(&path)
+        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
+    if !meta.is_file() {
+        return Err(Error::context(format!(
+            "context {} is not a regular file",
+            p.display()
+        )));
+    }
+    let file =
+        File::open(&path) // read-only
+            .map_err(|e| {
+                Error::context(format!("cannot open context file {}: {e}", p.display()))
+            })?;
+    let bytes = if meta.len() == 0 {
+        Bytes::Empty
+    } else {
+        // SAFETY: the map is read-only and private to this process, so nothing here writes
+        // through it. If another process truncates or rewrites the file while it is mapped,
+        // reads see the new bytes or fault (SIGBUS) past the new end; that is documented on
+        // `ContextHandle` as the caller's obligation (do not modify a context file during a
+        // run).
+        #[allow(unsafe_code)]
+        let m = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| Error::context(format!("cannot map context file {}: {e}", p.display())))?;
+        Bytes::Mapped(m)
+    };
+    let head = &bytes.as_slice()[..bytes.as_slice().len().min(64 << 10)];
+    if memchr::memchr(0, head).is_some() {
+        return Err(Error::context(format!(
+            "context {} looks binary (NUL bytes in its first 64 KiB); pass a text file",
+            p.display()
+        )));
+    }
+    let name = name.unwrap_or_else(|| {
+        let base = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        sanitize_name(&base)
+    });
+    Ok(ContextHandle { path, name, bytes })
+}
+
+/// File names inside the sandbox: keep `[A-Za-z0-9._-]`, replace the rest.
+pub(crate) fn sanitize_name(n: &str) -> String {
+    let s: String = n
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let s = s.trim_start_matches('.').to_string();
+    if s.is_empty() {
+        "context.txt".into()
+    } else {
+        s
+    }
+}
 
 /// A read-only, memory-mapped text file. Offsets are bytes; text returned is widened to
 /// whole UTF-8 characters (invalid sequences are replaced, never panicked on).
+///
+/// **The file must not change while the handle lives.** It is mapped, not copied: if another
+/// process truncates the file, reading past the new end kills the process with `SIGBUS`, and
+/// rewriting it in place changes what reads return. Give `rlm` a file nobody writes to during
+/// the run (or copy it first).
 ///
 /// ```
 /// # let dir = std::env::temp_dir().join(format!("rlm-doc-{}", std::process::id()));
@@ -27,9 +115,9 @@ use crate::error::{Error, Result};
 /// # Ok::<(), rlm::Error>(())
 /// ```
 pub struct ContextHandle {
-    pub(crate) path: PathBuf,
-    pub(crate) name: String,
-    pub(crate) bytes: Bytes,
+    path: PathBuf,
+    name: String,
+    bytes: Bytes,
 }
 
 impl std::fmt::Debug for ContextHandle {
@@ -66,6 +154,11 @@ impl ContextHandle {
     /// The file's canonical path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The document's name inside the sandbox (`/context/<name>`).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// Size in bytes.

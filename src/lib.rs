@@ -108,8 +108,9 @@
 //!   sandbox (when the host is root) bound processes and memory without requiring cgroup
 //!   delegation.
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
-#![deny(unsafe_code)]
 
+mod agent;
+mod budget;
 mod config;
 mod context;
 mod egress;
@@ -125,24 +126,22 @@ mod result;
 mod run;
 mod runtime;
 pub mod sandbox;
+mod settings;
 pub mod trajectory;
 mod view;
 
 pub use config::{
     Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig, SandboxKind,
-    parse_size_setting,
 };
 pub use context::Context;
 pub use egress::{EgressFilter, Filtered};
 pub use error::{Error, Result};
-pub use events::RunEvent;
+pub use events::{EventStream, RunEvent};
 pub use handle::{Chunks, ContextHandle, SearchHit};
 pub use log::TrajectoryLog;
-pub use orchestrator::{ObservedRun, Orchestrator, OrchestratorBuilder};
-pub use parse::{
-    CodeBlock, extract_code_blocks, extract_python_code, final_from_stdout, final_from_text,
-};
+pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use result::{Finding, ModelUsage, RunResult, Step, StepKind, Usage};
+pub use settings::{SettingInfo, known_settings};
 pub use view::render_html;
 
 #[cfg(doctest)]

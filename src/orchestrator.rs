@@ -1,5 +1,6 @@
 //! The public entry point: [`Orchestrator`] and its builder.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,13 +8,14 @@ use std::time::Duration;
 use crate::config::{Config, PromptMode, Provider, SandboxKind};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::events::RunEvent;
+use crate::events::EventStream;
 use crate::llm::{HttpClient, LanguageModel, PriceTable};
 use crate::log::TrajectoryLog;
 use crate::result::RunResult;
 use crate::run::{self, Shared};
 use crate::runtime;
 use crate::sandbox::{self, Sandbox};
+use crate::settings::{self, Sourced};
 
 /// Runs recursive-language-model tasks. Cheap to clone (`Arc` inside), `Send + Sync`; one
 /// instance serves any number of concurrent runs, each with its own history, budget, sandbox
@@ -34,25 +36,52 @@ impl std::fmt::Debug for Orchestrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Orchestrator")
             .field("model", &self.shared.llm.model())
-            .field("sandbox", &self.shared.sandbox.backend())
+            .field("sandbox", &self.shared.sandbox.kind())
             .finish_non_exhaustive()
     }
 }
 
-/// A run in progress with its event stream; see [`Orchestrator::arun_observed`].
+/// A run in progress with its event stream and a way to cancel it; see
+/// [`Orchestrator::arun_observed`].
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct ObservedRun<F> {
-    /// Events in order; the channel closes when the run ends.
-    pub events: async_channel::Receiver<RunEvent>,
+    /// Events in order; the stream ends when the run ends.
+    pub events: EventStream,
     /// The run itself: await it (or spawn it) to drive it.
     pub result: F,
+    /// Cancels the run.
+    pub cancel: CancelHandle,
+}
+
+/// Cancels one run: its sandboxes (and those of its child runs) are killed and it ends with
+/// [`Error::Cancelled`]. Cloneable; cancelling a finished run does nothing.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    tx: async_channel::Sender<()>,
+}
+
+impl CancelHandle {
+    /// A handle and the signal the run waits on.
+    pub(crate) fn new() -> (CancelHandle, async_channel::Receiver<()>) {
+        let (tx, rx) = async_channel::bounded(1);
+        (CancelHandle { tx }, rx)
+    }
+
+    /// Requests cancellation; the run ends at its next await point.
+    pub fn cancel(&self) {
+        let _ = self.tx.try_send(());
+    }
 }
 
 impl Orchestrator {
-    /// A builder starting from default settings.
+    /// A builder starting from the defaults (the environment is read only after
+    /// [`OrchestratorBuilder::env`]).
     pub fn builder() -> OrchestratorBuilder {
         OrchestratorBuilder {
-            config: Config::default(),
+            explicit: BTreeMap::new(),
+            errors: Vec::new(),
+            use_env: false,
             llm: None,
             sandbox: None,
             prices: PriceTable::default(),
@@ -63,7 +92,7 @@ impl Orchestrator {
     /// Builds an orchestrator from the environment variables documented in the README
     /// (`RLM_LLM_PROVIDER`, `RLM_LLM_MODEL`, `OPENAI_API_KEY`, ...).
     pub fn from_env() -> Result<Orchestrator> {
-        Orchestrator::builder().env()?.build()
+        Orchestrator::builder().env().build()
     }
 
     /// The settings in use.
@@ -72,12 +101,12 @@ impl Orchestrator {
     }
 
     /// Runs `query` without context. The future is `Send + 'static`: await it on any executor
-    /// or spawn it.
+    /// or spawn it. Dropping it cancels the run and kills its sandboxes.
     pub fn arun(
         &self,
         query: impl Into<String>,
     ) -> impl Future<Output = RunResult> + Send + 'static {
-        run::execute(self.shared.clone(), query.into(), None, None)
+        run::execute(self.shared.clone(), query.into(), None, None, None)
     }
 
     /// Runs `query` over `context` (a file path, text, or a list of documents).
@@ -91,20 +120,32 @@ impl Orchestrator {
             query.into(),
             Some(context.into()),
             None,
+            None,
         )
     }
 
-    /// Like [`arun_with_context`](Self::arun_with_context), plus a channel of [`RunEvent`]s
-    /// delivered while the run happens (for progress displays or streaming to clients).
+    /// Like [`arun_with_context`](Self::arun_with_context), plus the run's [`RunEvent`]s
+    /// while it happens (for progress displays or streaming to clients) and a
+    /// [`CancelHandle`].
+    ///
+    /// [`RunEvent`]: crate::RunEvent
     pub fn arun_observed(
         &self,
         query: impl Into<String>,
         context: Option<Context>,
     ) -> ObservedRun<impl Future<Output = RunResult> + Send + 'static> {
         let (tx, rx) = async_channel::unbounded();
+        let (cancel, signal) = CancelHandle::new();
         ObservedRun {
-            events: rx,
-            result: run::execute(self.shared.clone(), query.into(), context, Some(tx)),
+            events: EventStream::new(rx),
+            result: run::execute(
+                self.shared.clone(),
+                query.into(),
+                context,
+                Some(tx),
+                Some(signal),
+            ),
+            cancel,
         }
     }
 
@@ -124,12 +165,20 @@ impl Orchestrator {
     }
 }
 
-/// Configures an [`Orchestrator`]. Every option has a matching environment variable read by
-/// [`env`](Self::env).
+/// Configures an [`Orchestrator`]: the one way to set anything.
+///
+/// Every setting has a name (its environment variable, e.g. `RLM_MAX_ITERATIONS`), a short
+/// key (`max_iterations`) and often a typed method ([`max_iterations`](Self::max_iterations)).
+/// Values given to the builder (typed methods or [`setting`](Self::setting)) win over the
+/// environment (read only after [`env`](Self::env)), which wins over the defaults; each value
+/// is validated once, in [`build`](Self::build), and errors name where the bad value came
+/// from.
 #[derive(Debug)]
 #[must_use]
 pub struct OrchestratorBuilder {
-    config: Config,
+    explicit: BTreeMap<&'static str, Sourced>,
+    errors: Vec<Error>,
+    use_env: bool,
     llm: Option<Arc<dyn LanguageModel>>,
     sandbox: Option<Arc<dyn Sandbox>>,
     prices: PriceTable,
@@ -137,16 +186,69 @@ pub struct OrchestratorBuilder {
 }
 
 impl OrchestratorBuilder {
-    /// Replaces all settings.
-    pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+    /// Also reads the environment variables documented in the README, for every setting not
+    /// given to the builder.
+    pub fn env(mut self) -> Self {
+        self.use_env = true;
         self
     }
 
-    /// Loads settings from the process environment (overriding earlier options).
-    pub fn env(mut self) -> Result<Self> {
-        self.config = Config::from_lookup(|k| std::env::var(k).ok())?;
-        Ok(self)
+    /// Sets the setting `name` (an environment variable name such as `RLM_MAX_DEPTH`, a key
+    /// such as `max_depth`, or an `rlm run` flag such as `--max-depth`) from text, exactly as
+    /// if it came from the environment. Errors (an unknown name, a bad value) surface in
+    /// [`build`](Self::build) and name `name`.
+    pub fn setting(self, name: &str, value: impl Into<String>) -> Self {
+        self.setting_from(name, value, name)
+    }
+
+    /// Like [`setting`](Self::setting), but errors about the value name `source` (the
+    /// command-line flag, form field or keyword argument it came from).
+    pub fn setting_from(mut self, name: &str, value: impl Into<String>, source: &str) -> Self {
+        let value = value.into();
+        if name == settings::API_KEY {
+            self.explicit.insert(
+                settings::API_KEY,
+                Sourced {
+                    value,
+                    origin: source.to_string(),
+                },
+            );
+            return self;
+        }
+        match settings::find(name) {
+            Some(s) => {
+                self.explicit.insert(
+                    s.var,
+                    Sourced {
+                        value,
+                        origin: source.to_string(),
+                    },
+                );
+            }
+            None => self.errors.push(Error::config(
+                name,
+                format!(
+                    "unknown setting; known settings are {}",
+                    settings::SETTINGS
+                        .iter()
+                        .map(|s| s.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+        self
+    }
+
+    fn set(mut self, var: &'static str, method: &str, value: String) -> Self {
+        self.explicit.insert(
+            var,
+            Sourced {
+                value,
+                origin: format!("OrchestratorBuilder::{method}"),
+            },
+        );
+        self
     }
 
     /// Uses this language model instead of the configured provider.
@@ -167,160 +269,172 @@ impl OrchestratorBuilder {
         self
     }
 
-    /// LLM provider (`RLM_LLM_PROVIDER`). The base URL and model switch to the provider's
-    /// defaults unless they were set explicitly.
-    pub fn provider(mut self, provider: Provider) -> Self {
-        let old = self.config.llm.provider;
-        if self.config.llm.base_url == old.default_base_url() {
-            self.config.llm.base_url = provider.default_base_url().into();
-        }
-        if self.config.llm.model == old.default_model() {
-            self.config.llm.model = provider.default_model().into();
-        }
-        self.config.llm.provider = provider;
-        self
-    }
-
-    /// Timeout of one LLM HTTP call (`RLM_LLM_TIMEOUT`).
-    pub fn request_timeout(mut self, d: Duration) -> Self {
-        self.config.llm.request_timeout = d;
-        self
-    }
-
-    /// Attempts per LLM call for retryable failures.
-    pub fn max_attempts(mut self, n: u32) -> Self {
-        self.config.llm.max_attempts = n;
-        self
-    }
-
-    /// LLM requests in flight at once across all runs (`RLM_LLM_MAX_IN_FLIGHT`).
-    pub fn max_in_flight(mut self, n: usize) -> Self {
-        self.config.llm.max_in_flight = n;
-        self
+    /// LLM provider (`RLM_LLM_PROVIDER`). The base URL, the model and the key variable follow
+    /// the provider unless they are set explicitly.
+    pub fn provider(self, provider: Provider) -> Self {
+        self.set("RLM_LLM_PROVIDER", "provider", provider.as_str().into())
     }
 
     /// Model name (`RLM_LLM_MODEL`).
-    pub fn model(mut self, model: impl Into<String>) -> Self {
-        self.config.llm.model = model.into();
-        self
+    pub fn model(self, model: impl Into<String>) -> Self {
+        self.set("RLM_LLM_MODEL", "model", model.into())
     }
 
-    /// Base URL of an OpenAI-compatible server (`RLM_LLM_BASE_URL`).
-    pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.config.llm.base_url = url.into().trim_end_matches('/').to_string();
-        self
+    /// Base URL of the provider or of an OpenAI-compatible server (`RLM_LLM_BASE_URL`).
+    pub fn base_url(self, url: impl Into<String>) -> Self {
+        self.set("RLM_LLM_BASE_URL", "base_url", url.into())
     }
 
-    /// API key (`OPENAI_API_KEY`).
-    pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.config.llm.api_key = Some(key.into());
-        self
+    /// API key (else the selected provider's variable: `OPENAI_API_KEY`,
+    /// `ANTHROPIC_API_KEY` or `GEMINI_API_KEY`).
+    pub fn api_key(self, key: impl Into<String>) -> Self {
+        self.setting(settings::API_KEY, key)
+    }
+
+    /// Sampling temperature (`RLM_LLM_TEMPERATURE`).
+    pub fn temperature(self, t: f32) -> Self {
+        self.set("RLM_LLM_TEMPERATURE", "temperature", t.to_string())
+    }
+
+    /// Timeout of one LLM HTTP call (`RLM_LLM_TIMEOUT`).
+    pub fn request_timeout(self, d: Duration) -> Self {
+        self.set(
+            "RLM_LLM_TIMEOUT",
+            "request_timeout",
+            settings::duration_text(d),
+        )
+    }
+
+    /// Attempts per LLM call for retryable failures (`RLM_LLM_MAX_ATTEMPTS`).
+    pub fn max_attempts(self, n: u32) -> Self {
+        self.set("RLM_LLM_MAX_ATTEMPTS", "max_attempts", n.to_string())
+    }
+
+    /// LLM requests in flight at once across all runs (`RLM_LLM_MAX_IN_FLIGHT`).
+    pub fn max_in_flight(self, n: usize) -> Self {
+        self.set("RLM_LLM_MAX_IN_FLIGHT", "max_in_flight", n.to_string())
     }
 
     /// Maximum LLM turns per run (`RLM_MAX_ITERATIONS`).
-    pub fn max_iterations(mut self, n: u32) -> Self {
-        self.config.limits.max_iterations = n;
-        self
+    pub fn max_iterations(self, n: u32) -> Self {
+        self.set("RLM_MAX_ITERATIONS", "max_iterations", n.to_string())
     }
 
     /// Maximum recursion depth (`RLM_MAX_DEPTH`).
-    pub fn max_depth(mut self, n: u32) -> Self {
-        self.config.limits.max_depth = n;
-        self
+    pub fn max_depth(self, n: u32) -> Self {
+        self.set("RLM_MAX_DEPTH", "max_depth", n.to_string())
     }
 
-    /// Spending limit per run in USD (`RLM_COST_LIMIT_USD`).
-    pub fn max_cost_usd(mut self, usd: f64) -> Self {
-        self.config.limits.max_cost_usd = Some(usd);
-        self
+    /// Spending limit per tree of runs in USD (`RLM_COST_LIMIT_USD`).
+    pub fn max_cost_usd(self, usd: f64) -> Self {
+        self.set("RLM_COST_LIMIT_USD", "max_cost_usd", usd.to_string())
     }
 
-    /// Token limit per run.
-    pub fn max_tokens(mut self, tokens: u64) -> Self {
-        self.config.limits.max_tokens = Some(tokens);
-        self
+    /// Token limit per tree of runs (`RLM_MAX_TOKENS`).
+    pub fn max_tokens(self, tokens: u64) -> Self {
+        self.set("RLM_MAX_TOKENS", "max_tokens", tokens.to_string())
     }
 
-    /// LLM call limit per run.
-    pub fn max_llm_calls(mut self, calls: u32) -> Self {
-        self.config.limits.max_llm_calls = Some(calls);
-        self
+    /// LLM call limit per tree of runs (`RLM_MAX_LLM_CALLS`).
+    pub fn max_llm_calls(self, calls: u32) -> Self {
+        self.set("RLM_MAX_LLM_CALLS", "max_llm_calls", calls.to_string())
     }
 
     /// Wall-clock limit per run (`RLM_RUN_TIMEOUT`); `None` for unlimited.
-    pub fn run_timeout(mut self, d: Option<Duration>) -> Self {
-        self.config.limits.run_timeout = d;
-        self
+    pub fn run_timeout(self, d: Option<Duration>) -> Self {
+        let v = d.map_or_else(|| "none".to_string(), settings::duration_text);
+        self.set("RLM_RUN_TIMEOUT", "run_timeout", v)
     }
 
-    /// Wall-clock limit per code block (`RLM_EXECUTION_TIMEOUT`).
-    pub fn execution_timeout(mut self, d: Duration) -> Self {
-        self.config.sandbox.execution_timeout = d;
-        self
+    /// Wall-clock limit per code block, sub-calls excluded (`RLM_EXECUTION_TIMEOUT`).
+    pub fn execution_timeout(self, d: Duration) -> Self {
+        self.set(
+            "RLM_EXECUTION_TIMEOUT",
+            "execution_timeout",
+            settings::duration_text(d),
+        )
     }
 
     /// Memory limit of the REPL in bytes (`RLM_MEMORY_LIMIT`).
-    pub fn memory_limit(mut self, bytes: u64) -> Self {
-        self.config.sandbox.memory_bytes = bytes;
-        self
+    pub fn memory_limit(self, bytes: u64) -> Self {
+        self.set("RLM_MEMORY_LIMIT", "memory_limit", bytes.to_string())
     }
 
-    /// Explicitly allow running without bubblewrap (`RLM_ALLOW_UNSAFE_RUNTIME`).
-    pub fn allow_unsafe_runtime(mut self, allow: bool) -> Self {
-        self.config.sandbox.allow_unsafe_runtime = allow;
-        self
+    /// Explicitly allow running without the backend's full isolation
+    /// (`RLM_ALLOW_UNSAFE_RUNTIME`).
+    pub fn allow_unsafe_runtime(self, allow: bool) -> Self {
+        self.set(
+            "RLM_ALLOW_UNSAFE_RUNTIME",
+            "allow_unsafe_runtime",
+            u8::from(allow).to_string(),
+        )
     }
 
     /// Sandbox backend (`RLM_SANDBOX`).
-    pub fn sandbox_kind(mut self, kind: SandboxKind) -> Self {
-        self.config.sandbox.kind = kind;
-        self
+    pub fn sandbox_kind(self, kind: SandboxKind) -> Self {
+        self.set("RLM_SANDBOX", "sandbox_kind", kind.as_str().into())
     }
 
-    /// Turn egress findings into [`Error::DataLeak`] instead of redactions.
-    pub fn raise_on_leak(mut self, raise: bool) -> Self {
-        self.config.egress.raise_on_leak = raise;
-        self
+    /// Turn egress findings into [`Error::DataLeak`] instead of redactions
+    /// (`RLM_RAISE_ON_LEAK`).
+    pub fn raise_on_leak(self, raise: bool) -> Self {
+        self.set(
+            "RLM_RAISE_ON_LEAK",
+            "raise_on_leak",
+            u8::from(raise).to_string(),
+        )
     }
 
     /// Output cap per stream and observation (`RLM_MAX_STDOUT_BYTES`).
-    pub fn max_output_bytes(mut self, bytes: usize) -> Self {
-        self.config.sandbox.max_output_bytes = bytes;
-        self.config.egress.max_output_bytes = bytes;
-        self
+    pub fn max_output_bytes(self, bytes: usize) -> Self {
+        self.set(
+            "RLM_MAX_STDOUT_BYTES",
+            "max_output_bytes",
+            bytes.to_string(),
+        )
     }
 
-    /// System prompt mode.
-    pub fn prompt_mode(mut self, mode: PromptMode) -> Self {
-        self.config.prompt_mode = mode;
-        self
+    /// System prompt mode (`RLM_PROMPT_MODE`).
+    pub fn prompt_mode(self, mode: PromptMode) -> Self {
+        let v = match mode {
+            PromptMode::Simple => "simple",
+            _ => "full",
+        };
+        self.set("RLM_PROMPT_MODE", "prompt_mode", v.into())
     }
 
-    /// Extra instructions appended to the system prompt.
-    pub fn custom_instructions(mut self, text: impl Into<String>) -> Self {
-        self.config.custom_instructions = Some(text.into());
-        self
+    /// Extra instructions appended to the system prompt (`RLM_CUSTOM_INSTRUCTIONS`).
+    pub fn custom_instructions(self, text: impl Into<String>) -> Self {
+        self.set(
+            "RLM_CUSTOM_INSTRUCTIONS",
+            "custom_instructions",
+            text.into(),
+        )
+    }
+
+    /// Models the REPL may request with `llm_query(prompt, model=...)` besides the main one
+    /// (`RLM_ALLOWED_MODELS`).
+    pub fn allowed_models<I, S>(self, models: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let list: Vec<String> = models.into_iter().map(Into::into).collect();
+        self.set("RLM_ALLOWED_MODELS", "allowed_models", list.join(","))
+    }
+
+    /// Sub-calls in flight at once per tree of runs (`RLM_MAX_CONCURRENT_SUBCALLS`).
+    pub fn max_concurrent_subcalls(self, n: usize) -> Self {
+        self.set(
+            "RLM_MAX_CONCURRENT_SUBCALLS",
+            "max_concurrent_subcalls",
+            n.to_string(),
+        )
     }
 
     /// Writes every run's trajectory (JSON Lines, schema in [`crate::trajectory`]) to `log`.
     pub fn trajectory(mut self, log: TrajectoryLog) -> Self {
         self.trajectory = Some(Arc::new(log));
-        self
-    }
-
-    /// Models the REPL may request with `llm_query(prompt, model=...)` besides the main one.
-    pub fn allowed_models<I, S>(mut self, models: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.config.llm.allowed_models = models.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Sub-calls in flight at once per tree of runs.
-    pub fn max_concurrent_subcalls(mut self, n: usize) -> Self {
-        self.config.limits.max_concurrent_subcalls = n;
         self
     }
 
@@ -330,21 +444,36 @@ impl OrchestratorBuilder {
         self
     }
 
+    /// The settings this builder resolves to (validated), without building anything.
+    pub fn resolve(&self) -> Result<Config> {
+        if let Some(e) = self.errors.first() {
+            return Err(e.clone());
+        }
+        let env = self.use_env;
+        settings::resolve(|var| {
+            self.explicit
+                .get(var)
+                .cloned()
+                .or_else(|| env.then(|| settings::env(var)).flatten())
+        })
+    }
+
     /// Validates the settings and builds the orchestrator. Starts nothing: sandboxes start
     /// per run.
     pub fn build(self) -> Result<Orchestrator> {
-        self.config.validate()?;
+        let config = self.resolve()?;
         let llm = match self.llm {
             Some(l) => l,
             None => {
-                let c = &self.config.llm;
+                let c = &config.llm;
                 if c.api_key.is_none() && !is_local(&c.base_url) {
                     let var = c.provider.key_var();
                     return Err(Error::config(
                         var,
                         format!(
-                            "no API key for {}; set {var}, or point RLM_LLM_BASE_URL at a local \
-                             OpenAI-compatible server (e.g. http://127.0.0.1:8080/v1)",
+                            "no API key for the {} provider at {}; set {var}, or point RLM_LLM_BASE_URL at a \
+                             local server (e.g. http://127.0.0.1:8080/v1)",
+                            c.provider.as_str(),
                             c.base_url
                         ),
                     ));
@@ -354,11 +483,11 @@ impl OrchestratorBuilder {
         };
         let sandbox = match self.sandbox {
             Some(s) => s,
-            None => sandbox::from_config(&self.config.sandbox)?,
+            None => sandbox::from_config(&config.sandbox)?,
         };
         Ok(Orchestrator {
             shared: Arc::new(Shared {
-                config: self.config,
+                config,
                 llm,
                 sandbox,
                 prices: self.prices,
@@ -368,7 +497,8 @@ impl OrchestratorBuilder {
     }
 }
 
-fn is_local(url: &str) -> bool {
+/// True for loopback URLs (which need no API key).
+pub(crate) fn is_local(url: &str) -> bool {
     let rest = url.split("://").nth(1).unwrap_or(url);
     let host = rest.split(['/', ':']).next().unwrap_or("");
     host == "localhost" || host.starts_with("127.") || rest.starts_with("[::1]")
@@ -382,6 +512,11 @@ mod tests {
     fn key_required_for_remote_only() {
         let err = Orchestrator::builder().build().unwrap_err();
         assert!(err.to_string().contains("OPENAI_API_KEY"), "{err}");
+        let err = Orchestrator::builder()
+            .provider(Provider::Gemini)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("GEMINI_API_KEY"), "{err}");
         assert!(
             Orchestrator::builder()
                 .base_url("http://127.0.0.1:9/v1")
@@ -401,6 +536,33 @@ mod tests {
         assert!(!format!("{o:?}").contains("secret"));
         assert!(is_local("http://[::1]:8080/v1"));
         assert!(!is_local("https://api.openai.com/v1"));
+    }
+
+    #[test]
+    fn builder_values_win_and_errors_name_their_source() {
+        let b = Orchestrator::builder()
+            .setting("--max-iterations", "0")
+            .base_url("http://127.0.0.1:9/v1");
+        let err = b.build().unwrap_err();
+        assert!(err.to_string().contains("--max-iterations"), "{err}");
+        let err = Orchestrator::builder()
+            .setting("no_such_thing", "1")
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("no_such_thing"), "{err}");
+        let c = Orchestrator::builder()
+            .provider(Provider::Anthropic)
+            .max_depth(3)
+            .setting("max_depth", "2")
+            .resolve()
+            .unwrap();
+        assert_eq!(c.limits.max_depth, 2, "the later value wins");
+        assert_eq!(c.llm.base_url, Provider::Anthropic.default_base_url());
+        assert_eq!(c.origin("RLM_MAX_DEPTH"), Some("max_depth"));
+        assert_eq!(
+            c.origin("RLM_LLM_PROVIDER"),
+            Some("OrchestratorBuilder::provider")
+        );
     }
 
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}

@@ -1,4 +1,6 @@
-//! The system prompt (pure): built from what the REPL really provides.
+//! Every text the model reads (pure): the system prompt, built from what the REPL really
+//! provides; the description of the context; the first message; the turn messages, nudges and
+//! the format of observations; and the texts of failed sub-calls.
 
 use crate::config::PromptMode;
 
@@ -121,6 +123,138 @@ pub(crate) fn no_code_nudge() -> String {
     "Your reply had no ```python block, so nothing ran. Reply with a ```python block: compute the answer and call FINAL(answer) when it is printed.".into()
 }
 
+/// Appended to the observations of a turn: what to do in turn `next` of `max`.
+pub(crate) fn next_turn(next: u32, max: u32) -> String {
+    format!(
+        "Turn {next}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed."
+    )
+}
+
+/// Appended instead of [`next_turn`] when the model sent the same code as in its previous
+/// turn.
+pub(crate) fn repeated_code(next: u32, max: u32) -> String {
+    format!(
+        "Turn {next}/{max}: that was exactly the same code as your previous turn, with the same result. Write different code that fixes the problem."
+    )
+}
+
+/// How one block's run looks to the model: its (filtered) output and what happened to the
+/// REPL.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BlockOutcome<'a> {
+    /// 1-based block number and the number of blocks in the reply.
+    pub(crate) index: usize,
+    pub(crate) of: usize,
+    pub(crate) stdout: &'a str,
+    pub(crate) stderr: &'a str,
+    pub(crate) restarted: bool,
+    pub(crate) timed_out: bool,
+    pub(crate) memory_exceeded: bool,
+}
+
+/// What the model sees after a block.
+pub(crate) fn observation(b: &BlockOutcome<'_>) -> String {
+    let mut s = if b.of > 1 {
+        format!("[block {} of {}] ", b.index, b.of)
+    } else {
+        String::new()
+    };
+    if b.restarted {
+        s.push_str(
+            "Note: the REPL had been restarted before this block; earlier variables are gone.\n",
+        );
+    }
+    if b.timed_out {
+        s.push_str("The block timed out and was killed; the REPL state is lost.\n");
+    } else if b.memory_exceeded {
+        s.push_str("The block hit the memory limit.\n");
+    }
+    let out = b.stdout.trim_end();
+    let err = b.stderr.trim_end();
+    if out.is_empty() && err.is_empty() {
+        s.push_str("(no output: print() the values you want to see)");
+    }
+    if !out.is_empty() {
+        s.push_str("Output:\n");
+        s.push_str(out);
+    }
+    if !err.is_empty() {
+        if !out.is_empty() {
+            s.push('\n');
+        }
+        s.push_str("Errors:\n");
+        s.push_str(err);
+    }
+    s
+}
+
+/// A sub-call asked for a model that is not allowed.
+pub(crate) fn model_not_allowed(model: &str, allowed: &[&str]) -> String {
+    format!(
+        "Error: model {model:?} is not allowed; allowed: {}",
+        allowed.join(", ")
+    )
+}
+
+/// A sub-call failed (an LLM error, a limit).
+pub(crate) fn sub_call_failed(error: &dyn std::fmt::Display) -> String {
+    format!("Error: {error}")
+}
+
+/// A child run ended without an answer.
+pub(crate) fn child_failed(error: Option<&dyn std::fmt::Display>) -> String {
+    format!(
+        "Error: the child run ended without an answer: {}",
+        error
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "unknown".into())
+    )
+}
+
+/// The description of a context in the system prompt: kind, size, line count and a preview
+/// of each document (at most five are listed).
+pub(crate) fn describe_context(docs: &[DocSummary<'_>], is_list: bool) -> String {
+    let mut out = String::new();
+    if is_list {
+        let total: u64 = docs.iter().map(|d| d.bytes).sum();
+        out.push_str(&format!(
+            "The context is a list of {} documents, {total} bytes in total.\n",
+            docs.len(),
+        ));
+    }
+    for d in docs.iter().take(5) {
+        let first: String = d
+            .preview
+            .lines()
+            .take(4)
+            .map(|l| format!("    | {}\n", l.chars().take(160).collect::<String>()))
+            .collect();
+        out.push_str(&format!(
+            "- `{}`: {} bytes, {}{} lines. Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
+            d.name,
+            d.bytes,
+            if d.lines_estimated { "about " } else { "" },
+            d.lines,
+            first
+        ));
+    }
+    if docs.len() > 5 {
+        out.push_str(&format!("- ... and {} more documents\n", docs.len() - 5));
+    }
+    out
+}
+
+/// What [`describe_context`] says about one document.
+#[derive(Debug, Clone)]
+pub(crate) struct DocSummary<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) bytes: u64,
+    pub(crate) lines: u64,
+    pub(crate) lines_estimated: bool,
+    /// The start of the document (text, cut at a character boundary).
+    pub(crate) preview: String,
+}
+
 /// All `name(` identifiers used as calls in `text` that are not methods (`.name(`).
 #[cfg(test)]
 pub(crate) fn called_names(text: &str) -> std::collections::BTreeSet<String> {
@@ -184,7 +318,7 @@ mod tests {
     /// REPL provides is named in every prompt.
     #[test]
     fn prompt_names_exactly_the_repl_functions() {
-        use crate::sandbox::{NoHostCalls, REPL_FUNCTIONS, Sandbox, SessionSpec};
+        use crate::sandbox::{NoHostCalls, REPL_FUNCTIONS, SessionSpec};
         let mut names = std::collections::BTreeSet::new();
         for mode in [PromptMode::Full, PromptMode::Simple] {
             for (context, recursion) in [
@@ -212,7 +346,8 @@ mod tests {
                 names.extend(called_names(&no_code_nudge()));
             }
         }
-        let sb = crate::sandbox::BwrapSandbox::new(crate::config::SandboxConfig::default());
+        let sb =
+            crate::sandbox::from_config(&crate::config::SandboxConfig::default()).expect("bwrap");
         let mut s =
             futures_lite::future::block_on(sb.start(SessionSpec::empty())).expect("sandbox");
         let list = format!("{:?}", names.iter().collect::<Vec<_>>());

@@ -25,6 +25,7 @@ pub enum StepKind {
 /// A redaction made by the egress filter: which rule fired and where (byte offsets into the
 /// unfiltered text). The secret itself is never recorded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Finding {
     /// Rule name, e.g. `aws_access_key_id`, `high_entropy`, `context_echo`.
     pub rule: String,
@@ -36,6 +37,7 @@ pub struct Finding {
 
 /// One action of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Step {
     /// 1-based LLM turn this step belongs to.
     pub iteration: u32,
@@ -75,8 +77,37 @@ pub struct Step {
     pub child_run_id: Option<String>,
 }
 
+impl Step {
+    pub(crate) fn new(
+        iteration: u32,
+        kind: StepKind,
+        input: String,
+        output: String,
+        started: Duration,
+        duration: Duration,
+    ) -> Step {
+        Step {
+            iteration,
+            kind,
+            input,
+            output,
+            success: true,
+            error: None,
+            started,
+            duration,
+            findings: Vec::new(),
+            model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            cost_usd: None,
+            child_run_id: None,
+        }
+    }
+}
+
 /// Token and cost accounting of one model.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ModelUsage {
     /// Calls made.
     pub calls: u64,
@@ -90,6 +121,7 @@ pub struct ModelUsage {
 
 /// Accounting of a whole run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Usage {
     /// LLM calls made.
     pub calls: u64,
@@ -132,8 +164,11 @@ impl Usage {
     }
 }
 
-/// The outcome of a run. Serializes to JSON with `duration` in milliseconds.
+/// The outcome of a run. Serializes to JSON; every duration in this crate's JSON (here,
+/// in [`Step`], in trajectories and in [`ExecutionResult`](crate::sandbox::ExecutionResult))
+/// is in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunResult {
     /// The answer, when the run produced one.
     pub final_answer: Option<String>,

@@ -1,11 +1,14 @@
-//! Runs: the agent loop and everything a run owns (history, steps, sandbox session, egress
-//! filter). A root run and the child runs it starts with `rlm_query` form a tree that shares
-//! one budget, one deadline and one trajectory log; nothing is shared between trees.
+//! Drives runs: the tree of runs (a root and the child runs `rlm_query` starts) with its
+//! shared budget, deadline and log, and one run's I/O: the context, the sandbox session, LLM
+//! calls, the egress filter and the host calls the REPL makes. The decisions are made by the
+//! pure [`Agent`]; this module only carries them out.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::agent::{Action, Agent, BlockResult};
+use crate::budget::Ledger;
 use crate::config::Config;
 use crate::context::{Context, LoadedContext};
 use crate::egress::{Direction, EgressFilter, Filtered};
@@ -13,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::events::RunEvent;
 use crate::llm::{CompletionRequest, LanguageModel, Message, PriceTable};
 use crate::log::TrajectoryLog;
-use crate::parse::{extract_python_code, final_from_stdout, final_from_text};
-use crate::prompt::{PromptInput, first_user_message, no_code_nudge, system_prompt};
-use crate::result::{Finding, RunResult, Step, StepKind, Usage};
+use crate::parse::final_from_stdout;
+use crate::prompt::{self, BlockOutcome, PromptInput, first_user_message, system_prompt};
+use crate::result::{Finding, RunResult, Step, StepKind};
 use crate::runtime::{self, Limiter};
-use crate::sandbox::{BoxFuture, ExecutionResult, HostCalls, Sandbox, SessionSpec};
+use crate::sandbox::{BoxFuture, HostCall, HostCalls, HostReply, Sandbox, SessionSpec};
 use crate::trajectory::{RunRef, SCHEMA_VERSION, TrajectoryEvent, now_ms};
 
 /// Immutable parts of an orchestrator, shared by all its runs.
@@ -32,16 +35,14 @@ pub(crate) struct Shared {
 /// Outputs above this size are filtered on the blocking pool.
 const OFFLOAD_BYTES: usize = 64 << 10;
 
-/// What the runs of one tree share: the budget (usage), the observer of the root, the log.
+/// What the runs of one tree share: the budget, the observer of the root, the sub-call
+/// limit.
 struct Tree {
     shared: Arc<Shared>,
-    usage: Mutex<Usage>,
+    ledger: Ledger,
     events: Option<async_channel::Sender<RunEvent>>,
     /// Sub-calls of the whole tree in flight at once.
     subcalls: Limiter,
-    /// LLM calls started but not yet recorded in `usage` (so concurrent calls cannot all
-    /// pass the call limit at once).
-    reserved_calls: Mutex<u64>,
 }
 
 /// State of one run (root or child).
@@ -52,6 +53,7 @@ struct Run {
     depth: u32,
     start: Instant,
     steps: Mutex<Vec<Step>>,
+    /// An error raised inside a host call that must end the run (a limit, a leak).
     fatal: Mutex<Option<Error>>,
     iteration: AtomicU32,
     filter: Mutex<Option<EgressFilter>>,
@@ -71,36 +73,50 @@ fn new_run_id() -> String {
 }
 
 /// Runs `query` to completion as the root of a new tree. Never panics on bad input; every
-/// failure ends up in the result.
+/// failure ends up in the result. A signal on `cancel` ends the run with
+/// [`Error::Cancelled`] (its sandboxes are killed as its futures are dropped).
 pub(crate) async fn execute(
     shared: Arc<Shared>,
     query: String,
     context: Option<Context>,
     events: Option<async_channel::Sender<RunEvent>>,
+    cancel: Option<async_channel::Receiver<()>>,
 ) -> RunResult {
     let tree = Arc::new(Tree {
         subcalls: Limiter::new(shared.config.limits.max_concurrent_subcalls),
+        ledger: Ledger::new(shared.config.limits.clone(), shared.prices.clone()),
         shared,
-        usage: Mutex::new(Usage::default()),
         events,
-        reserved_calls: Mutex::new(0),
     });
     let run = Run::new(tree.clone(), None, 0);
     run.emit(RunEvent::Started {
         query: query.clone(),
     });
     let limit = tree.shared.config.limits.run_timeout;
-    let outcome = runtime::timeout(limit, run.drive(&query, context))
-        .await
-        .unwrap_or_else(|| {
-            Err(Error::Timeout {
-                message: format!(
-                    "the run exceeded its wall-clock limit of {:.0}s (RLM_RUN_TIMEOUT)",
-                    limit.unwrap_or_default().as_secs_f64()
-                ),
+    let timed = async {
+        runtime::timeout(limit, run.drive(&query, context))
+            .await
+            .unwrap_or_else(|| {
+                Err(Error::Timeout {
+                    message: format!(
+                        "the run exceeded its wall-clock limit of {:.0}s (RLM_RUN_TIMEOUT)",
+                        limit.unwrap_or_default().as_secs_f64()
+                    ),
+                })
             })
-        });
+    };
+    let cancelled = async {
+        match cancel {
+            Some(rx) if rx.recv().await.is_ok() => Err(Error::Cancelled),
+            // No handle, or every handle dropped without cancelling: never fires.
+            _ => futures_lite::future::pending().await,
+        }
+    };
+    let outcome = futures_lite::future::or(timed, cancelled).await;
     let result = run.finish_run(outcome);
+    if let Some(log) = &tree.shared.trajectory {
+        log.flush().await;
+    }
     run.emit(RunEvent::Finished {
         success: result.success,
         final_answer: result.final_answer.clone(),
@@ -146,10 +162,10 @@ impl Run {
 
     /// Root-run events for the observer (child runs are visible in the trajectory).
     fn emit(&self, ev: RunEvent) {
-        if self.depth == 0 {
-            if let Some(tx) = &self.tree.events {
-                let _ = tx.try_send(ev);
-            }
+        if self.depth == 0
+            && let Some(tx) = &self.tree.events
+        {
+            let _ = tx.try_send(ev);
         }
     }
 
@@ -159,30 +175,21 @@ impl Run {
             step: step.clone(),
         });
         lock(&self.steps).push(step.clone());
-        let usage = lock(&self.tree.usage).clone();
         self.emit(RunEvent::Step {
             step: Box::new(step),
-            usage,
+            usage: self.tree.ledger.usage(),
         });
     }
 
     fn step(&self, kind: StepKind, input: String, output: String, started: Duration) -> Step {
-        Step {
-            iteration: self.iteration.load(Ordering::Relaxed),
+        Step::new(
+            self.iteration.load(Ordering::Relaxed),
             kind,
             input,
             output,
-            success: true,
-            error: None,
             started,
-            duration: self.start.elapsed().saturating_sub(started),
-            findings: Vec::new(),
-            model: None,
-            prompt_tokens: None,
-            completion_tokens: None,
-            cost_usd: None,
-            child_run_id: None,
-        }
+            self.start.elapsed().saturating_sub(started),
+        )
     }
 
     /// The result of this run; for the root, `usage` covers the whole tree.
@@ -197,7 +204,7 @@ impl Run {
             final_answer,
             iterations: self.iteration.load(Ordering::Relaxed),
             steps: std::mem::take(&mut *lock(&self.steps)),
-            usage: lock(&self.tree.usage).clone(),
+            usage: self.tree.ledger.usage(),
             error: failure.as_ref().map(ToString::to_string),
             failure,
             duration: self.start.elapsed(),
@@ -214,72 +221,8 @@ impl Run {
         result
     }
 
-    /// Limits of the whole tree, checked before every LLM call; on success one call is
-    /// reserved until [`Run::release_call`].
-    fn check_budget(&self) -> Result<()> {
-        let l = &self.cfg().limits;
-        let u = lock(&self.tree.usage);
-        let mut reserved = lock(&self.tree.reserved_calls);
-        if let Some(max) = l.max_llm_calls
-            && u.calls + *reserved >= u64::from(max)
-        {
-            return Err(Error::BudgetExceeded {
-                message: format!(
-                    "{} LLM calls made or in flight, limit {max}",
-                    u.calls + *reserved
-                ),
-            });
-        }
-        if let Some(max) = l.max_tokens
-            && u.total_tokens() >= max
-        {
-            return Err(Error::BudgetExceeded {
-                message: format!("{} tokens used, limit {max}", u.total_tokens()),
-            });
-        }
-        if l.max_cost_usd.is_some() && u.calls > 0 && u.cost_usd.is_none() {
-            let unknown: Vec<&str> = u
-                .per_model
-                .iter()
-                .filter(|(_, m)| m.cost_usd.is_none())
-                .map(|(k, _)| k.as_str())
-                .collect();
-            return Err(Error::BudgetExceeded {
-                message: format!(
-                    "a cost limit is set (RLM_COST_LIMIT_USD) but the price of {} is unknown, so spending cannot be \
-                     checked; add the model with PriceTable::set or remove the limit",
-                    unknown.join(", ")
-                ),
-            });
-        }
-        if let (Some(max), Some(spent)) = (l.max_cost_usd, u.cost_usd)
-            && spent >= max
-        {
-            return Err(Error::BudgetExceeded {
-                message: format!("${spent:.4} spent, limit ${max:.4} (RLM_COST_LIMIT_USD)"),
-            });
-        }
-        *reserved += 1;
-        Ok(())
-    }
-
-    fn release_call(&self) {
-        let mut r = lock(&self.tree.reserved_calls);
-        *r = r.saturating_sub(1);
-    }
-
-    /// One LLM call with budget check before and accounting after.
+    /// One LLM call: budget checked (and the call reserved) before, usage recorded after.
     async fn call_llm(
-        &self,
-        messages: Vec<Message>,
-        model: Option<String>,
-        kind: StepKind,
-        input: String,
-    ) -> Result<String> {
-        self.call_llm_with(messages, model, None, kind, input).await
-    }
-
-    async fn call_llm_with(
         &self,
         messages: Vec<Message>,
         model: Option<String>,
@@ -287,24 +230,17 @@ impl Run {
         kind: StepKind,
         input: String,
     ) -> Result<String> {
-        self.check_budget()?;
+        let reservation = self.tree.ledger.reserve()?;
         let started = self.start.elapsed();
         let mut req = CompletionRequest::new(messages);
         req.model = model;
         req.temperature = temperature;
         let res = self.tree.shared.llm.complete(req).await;
-        self.release_call();
         let mut step = self.step(kind, input, String::new(), started);
         match res {
             Ok(c) => {
                 let (p, q) = (c.usage.prompt_tokens, c.usage.completion_tokens);
-                let cost = self
-                    .tree
-                    .shared
-                    .prices
-                    .lookup(&c.model)
-                    .map(|price| price.cost(p, q));
-                lock(&self.tree.usage).record(&c.model, p, q, cost);
+                let cost = self.tree.ledger.record(reservation, &c.model, p, q);
                 step.output = c.text.clone();
                 step.model = Some(c.model);
                 step.prompt_tokens = Some(p);
@@ -314,6 +250,7 @@ impl Run {
                 Ok(c.text)
             }
             Err(e) => {
+                drop(reservation);
                 step.success = false;
                 step.error = Some(e.to_string());
                 self.push_step(step);
@@ -361,6 +298,8 @@ impl Run {
         Ok(f.text)
     }
 
+    /// Loads the context, starts the session, runs the agent loop, and always closes the
+    /// session and releases the context off the caller's executor.
     async fn drive(&self, query: &str, context: Option<Context>) -> Result<String> {
         let cfg = self.cfg();
         let loaded = match context {
@@ -396,133 +335,123 @@ impl Run {
             custom: cfg.custom_instructions.as_deref(),
             recursion: self.depth + 1 < cfg.limits.max_depth,
         });
-        let mut session = self.tree.shared.sandbox.start(spec).await?;
-        let mut history = vec![
-            Message::system(system),
-            Message::user(first_user_message(query, loaded.is_some())),
-        ];
-        let max = cfg.limits.max_iterations;
-        let mut no_code = 0;
-        // A model that sends the same code again would loop forever at temperature 0: it is
-        // told so, and the next turn is sampled with some temperature.
-        let mut previous_code: Vec<String> = Vec::new();
-        let mut repeats = 0u32;
-        for it in 1..=max {
-            self.iteration.store(it, Ordering::Relaxed);
-            self.emit(RunEvent::Iteration { iteration: it });
-            let last = history
-                .last()
-                .map(|m| m.content.clone())
-                .unwrap_or_default();
-            let temperature = (repeats > 0).then_some(0.3 + 0.2 * repeats.min(3) as f32);
-            let reply = self
-                .call_llm_with(history.clone(), None, temperature, StepKind::LlmCall, last)
-                .await?;
-            let blocks = extract_python_code(&reply);
-            let repeated = !blocks.is_empty() && blocks == previous_code;
-            repeats = if repeated { repeats + 1 } else { 0 };
-            if repeated && history.len() >= 4 {
-                // Keep one copy of the repeated attempt in view, not a growing wall of them:
-                // drop the earlier identical reply and its observation.
-                let n = history.len();
-                history.drain(n - 2..n);
+        let agent = Agent::new(
+            system,
+            first_user_message(query, loaded.is_some()),
+            cfg.limits.max_iterations,
+            cfg.limits.max_no_code_replies,
+        );
+        let outcome = match self.tree.shared.sandbox.start(spec).await {
+            Ok(mut session) => {
+                let outcome = self.agent_loop(agent, &mut *session).await;
+                session.close().await;
+                outcome
             }
-            if !blocks.is_empty() {
-                previous_code = blocks.clone();
-            }
-            history.push(Message::assistant(reply.clone()));
-            if blocks.is_empty() {
-                if let Some(ans) = final_from_text(&reply) {
-                    return self.finish(ans).await;
-                }
-                no_code += 1;
-                if no_code >= cfg.limits.max_no_code_replies {
-                    return Err(Error::BudgetExceeded {
-                        message: format!(
-                            "the model replied {no_code} times in a row without code or a final answer"
-                        ),
-                    });
-                }
-                history.push(Message::user(no_code_nudge()));
-                continue;
-            }
-            no_code = 0;
-            let mut pieces = Vec::with_capacity(blocks.len());
-            for (k, code) in blocks.iter().enumerate() {
-                self.emit(RunEvent::Executing {
-                    iteration: it,
-                    code: code.clone(),
-                });
-                let started = self.start.elapsed();
-                let r = session.execute(code, self).await?;
-                if let Some(e) = lock(&self.fatal).take() {
-                    return Err(e);
-                }
-                let out = self
-                    .filter_out(&r.stdout, "stdout", Direction::ToRoot)
-                    .await?;
-                let err = self
-                    .filter_out(&r.stderr, "stderr", Direction::ToRoot)
-                    .await?;
-                let obs = observation(k + 1, blocks.len(), &r, &out.text, &err.text);
-                let mut step =
-                    self.step(StepKind::CodeExecution, code.clone(), obs.clone(), started);
-                step.success = r.success();
-                if !r.success() {
-                    step.error = Some(if r.timed_out {
-                        "timed out".into()
-                    } else if r.memory_exceeded {
-                        "memory limit exceeded".into()
-                    } else {
-                        last_line(&err.text)
-                    });
-                }
-                step.findings = out.findings;
-                step.findings
-                    .extend(err.findings.into_iter().map(|f| Finding {
-                        rule: format!("{} (stderr)", f.rule),
-                        ..f
-                    }));
-                self.push_step(step);
-                pieces.push(obs);
-                if let Some(ans) = r
-                    .final_answer
-                    .clone()
-                    .or_else(|| final_from_stdout(&r.stdout))
-                {
-                    return self.finish(ans).await;
-                }
-            }
-            let next = if it >= max {
-                String::new()
-            } else if repeated {
-                format!(
-                    "Turn {}/{max}: that was exactly the same code as your previous turn, with the same result. Write different code that fixes the problem.",
-                    it + 1
-                )
-            } else {
-                format!(
-                    "Turn {}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed.",
-                    it + 1
-                )
-            };
-            history.push(Message::user(
-                format!("{}\n\n{next}", pieces.join("\n\n"))
-                    .trim_end()
-                    .to_string(),
-            ));
+            Err(e) => Err(e),
+        };
+        if let Some(lc) = loaded {
+            // Unmapping and removing private copies is file-system work.
+            runtime::unblock(move || drop(lc)).await;
         }
-        Err(Error::BudgetExceeded {
-            message: format!(
-                "max iterations ({max}) reached without a final answer (RLM_MAX_ITERATIONS)"
-            ),
+        outcome
+    }
+
+    async fn agent_loop(
+        &self,
+        mut agent: Agent,
+        session: &mut dyn crate::sandbox::SandboxSession,
+    ) -> Result<String> {
+        let mut action = agent.start();
+        loop {
+            action = match action {
+                Action::Ask { temperature } => {
+                    let it = agent.iteration();
+                    self.iteration.store(it, Ordering::Relaxed);
+                    self.emit(RunEvent::Iteration { iteration: it });
+                    let messages = agent.messages().to_vec();
+                    let last = messages
+                        .last()
+                        .map(|m| m.content.clone())
+                        .unwrap_or_default();
+                    let reply = self
+                        .call_llm(messages, None, temperature, StepKind::LlmCall, last)
+                        .await?;
+                    agent.on_reply(&reply)
+                }
+                Action::Run { code, index, of } => {
+                    let result = self.run_block(session, code, index, of).await?;
+                    agent.on_block(result)
+                }
+                Action::Answer(answer) => return self.finish(answer).await,
+                Action::Stop(stop) => {
+                    return Err(Error::BudgetExceeded {
+                        message: stop.message(),
+                    });
+                }
+            };
+        }
+    }
+
+    /// Runs one block, filters what it printed, records the step.
+    async fn run_block(
+        &self,
+        session: &mut dyn crate::sandbox::SandboxSession,
+        code: String,
+        index: usize,
+        of: usize,
+    ) -> Result<BlockResult> {
+        self.emit(RunEvent::Executing {
+            iteration: self.iteration.load(Ordering::Relaxed),
+            code: code.clone(),
+        });
+        let started = self.start.elapsed();
+        let r = session.execute(&code, self).await?;
+        if let Some(e) = lock(&self.fatal).take() {
+            return Err(e);
+        }
+        let out = self
+            .filter_out(&r.stdout, "stdout", Direction::ToRoot)
+            .await?;
+        let err = self
+            .filter_out(&r.stderr, "stderr", Direction::ToRoot)
+            .await?;
+        let observation = prompt::observation(&BlockOutcome {
+            index,
+            of,
+            stdout: &out.text,
+            stderr: &err.text,
+            restarted: r.restarted,
+            timed_out: r.timed_out,
+            memory_exceeded: r.memory_exceeded,
+        });
+        let mut step = self.step(StepKind::CodeExecution, code, observation.clone(), started);
+        step.success = r.success();
+        if !r.success() {
+            step.error = Some(if r.timed_out {
+                "timed out".into()
+            } else if r.memory_exceeded {
+                "memory limit exceeded".into()
+            } else {
+                last_line(&err.text)
+            });
+        }
+        step.findings = out.findings;
+        step.findings
+            .extend(err.findings.into_iter().map(|f| Finding {
+                rule: format!("{} (stderr)", f.rule),
+                ..f
+            }));
+        self.push_step(step);
+        Ok(BlockResult {
+            observation,
+            final_answer: r.final_answer.or_else(|| final_from_stdout(&r.stdout)),
         })
     }
 
-    /// Records an error that must end this run (budget, leak) and returns the message the
-    /// REPL sees.
+    /// Records an error that must end this run (budget, leak) and returns the text the REPL
+    /// sees.
     fn fail(&self, e: Error) -> String {
-        let msg = format!("Error: {e}");
+        let msg = prompt::sub_call_failed(&e);
         let mut f = lock(&self.fatal);
         if f.is_none() {
             *f = Some(e);
@@ -532,55 +461,47 @@ impl Run {
 
     /// Checks a model requested from the REPL against the allowed list (host-side).
     fn allowed_model(&self, model: Option<&str>) -> std::result::Result<Option<String>, String> {
+        let main = self.tree.shared.llm.model();
         match model {
             None => Ok(None),
-            Some(m) if m == self.tree.shared.llm.model() => Ok(None),
+            Some(m) if m == main => Ok(None),
             Some(m) if self.cfg().llm.allowed_models.iter().any(|a| a == m) => {
                 Ok(Some(m.to_string()))
             }
-            Some(m) => Err(format!(
-                "Error: model {m:?} is not allowed; allowed: {}",
-                std::iter::once(self.tree.shared.llm.model())
+            Some(m) => {
+                let allowed: Vec<&str> = std::iter::once(main)
                     .chain(self.cfg().llm.allowed_models.iter().map(String::as_str))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                    .collect();
+                Err(prompt::model_not_allowed(m, &allowed))
+            }
         }
     }
 
     /// `llm_query` on behalf of the REPL: secrets filtered out of the prompt, budget shared
-    /// with the tree, recorded as a sub-query step.
-    async fn sub_query(
-        &self,
-        prompt: String,
-        model: Option<String>,
-    ) -> std::result::Result<String, String> {
+    /// with the tree, recorded as a sub-query step. Failures are `Error:` strings.
+    async fn sub_query(&self, prompt: String, model: Option<String>) -> String {
         let _permit = self.tree.subcalls.acquire().await;
         let f = match self
             .filter_out(&prompt, "llm_query", Direction::ToSubLlm)
             .await
         {
             Ok(f) => f,
-            Err(e) => return Err(self.fail(e)),
+            Err(e) => return self.fail(e),
         };
         let messages = vec![Message::user(f.text.clone())];
         match self
-            .call_llm(messages, model, StepKind::SubQuery, f.text)
+            .call_llm(messages, model, None, StepKind::SubQuery, f.text)
             .await
         {
-            Ok(t) => Ok(t),
-            Err(e @ Error::BudgetExceeded { .. }) => Err(self.fail(e)),
-            Err(e) => Err(format!("Error: {e}")),
+            Ok(t) => t,
+            Err(e @ Error::BudgetExceeded { .. }) => self.fail(e),
+            Err(e) => prompt::sub_call_failed(&e),
         }
     }
 
     /// `rlm_query`: a whole child run at depth + 1 with its own sandbox session; at the
     /// depth limit it degrades to `llm_query`.
-    fn child_query(
-        &self,
-        prompt: String,
-        context: Option<Context>,
-    ) -> BoxFuture<'_, std::result::Result<String, String>> {
+    fn child_query(&self, prompt: String, context: Option<Context>) -> BoxFuture<'_, String> {
         Box::pin(async move {
             if self.depth + 1 >= self.cfg().limits.max_depth {
                 return self.sub_query(prompt, None).await;
@@ -600,29 +521,28 @@ impl Run {
             step.error = result.error.clone();
             self.push_step(step);
             match (result.final_answer, result.failure) {
-                (Some(a), _) => Ok(a),
+                (Some(a), _) => a,
                 // Limits and leaks end the whole tree, not just the child.
                 (None, Some(e @ (Error::BudgetExceeded { .. } | Error::DataLeak { .. }))) => {
-                    Err(self.fail(e))
+                    self.fail(e)
                 }
-                (None, e) => Err(format!(
-                    "Error: the child run ended without an answer: {}",
-                    e.map(|e| e.to_string()).unwrap_or_else(|| "unknown".into())
-                )),
+                (None, e) => prompt::child_failed(e.as_ref().map(|e| e as &dyn std::fmt::Display)),
             }
         })
     }
 
-    async fn batched<F>(&self, items: Vec<F>) -> Vec<serde_json::Value>
+    /// Runs `items` concurrently on a private executor inside this future; results in input
+    /// order.
+    async fn batched<F>(&self, items: Vec<F>) -> Vec<String>
     where
-        F: std::future::Future<Output = std::result::Result<String, String>> + Send,
+        F: std::future::Future<Output = String> + Send,
     {
         let ex = async_executor::Executor::new();
         ex.run(async {
             let tasks: Vec<_> = items.into_iter().map(|f| ex.spawn(f)).collect();
             let mut out = Vec::with_capacity(tasks.len());
             for t in tasks {
-                out.push(serde_json::Value::String(t.await.unwrap_or_else(|e| e)));
+                out.push(t.await);
             }
             out
         })
@@ -630,118 +550,42 @@ impl Run {
     }
 }
 
-fn str_arg<'a>(
-    args: &'a serde_json::Value,
-    key: &str,
-    func: &str,
-) -> std::result::Result<&'a str, String> {
-    args.get(key)
-        .and_then(|p| p.as_str())
-        .ok_or_else(|| format!("{func}: {key} must be a string"))
-}
-
-fn str_list(
-    args: &serde_json::Value,
-    key: &str,
-    func: &str,
-) -> std::result::Result<Vec<String>, String> {
-    args.get(key)
-        .and_then(|p| p.as_array())
-        .ok_or_else(|| format!("{func}: {key} must be a list of strings"))?
-        .iter()
-        .map(|p| {
-            p.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| format!("{func}: {key} must be strings"))
-        })
-        .collect()
-}
-
-/// A context passed from the REPL: a string, a list of strings, or nothing.
-fn context_arg(v: Option<&serde_json::Value>) -> std::result::Result<Option<Context>, String> {
-    match v {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(Context::Text(s.clone()))),
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| "rlm_query: context must be a str or a list of str".to_string())
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map(|d| Some(Context::Documents(d))),
-        Some(_) => Err("rlm_query: context must be a str or a list of str".into()),
-    }
-}
-
 impl HostCalls for Run {
     /// Sub-call failures (an LLM error, a disallowed model, a child run without answer) come
-    /// back to the code as strings starting with `Error:`, never as exceptions; malformed
-    /// arguments raise. Limits and leaks end the run.
-    fn call(
-        &self,
-        name: &str,
-        args: serde_json::Value,
-    ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
-        let name = name.to_string();
+    /// back to the code as strings starting with `Error:`, never as exceptions. Limits and
+    /// leaks end the run.
+    fn call(&self, call: HostCall) -> BoxFuture<'_, HostReply> {
         Box::pin(async move {
-            let text = |r: std::result::Result<String, String>| {
-                serde_json::Value::String(r.unwrap_or_else(|e| e))
-            };
-            let model = self.allowed_model(args.get("model").and_then(|m| m.as_str()));
-            match name.as_str() {
-                "llm_query" => {
-                    let prompt = str_arg(&args, "prompt", "llm_query")?.to_string();
-                    Ok(match model {
-                        Ok(m) => text(self.sub_query(prompt, m).await),
-                        Err(e) => serde_json::Value::String(e),
-                    })
+            match call {
+                HostCall::LlmQuery { prompt, model } => {
+                    match self.allowed_model(model.as_deref()) {
+                        Ok(m) => HostReply::Text(self.sub_query(prompt, m).await),
+                        Err(e) => HostReply::Text(e),
+                    }
                 }
-                "llm_query_batched" => {
-                    let prompts = str_list(&args, "prompts", "llm_query_batched")?;
-                    Ok(match model {
+                HostCall::LlmQueryBatched { prompts, model } => {
+                    match self.allowed_model(model.as_deref()) {
                         Ok(m) => {
                             let futs = prompts
                                 .into_iter()
                                 .map(|p| self.sub_query(p, m.clone()))
                                 .collect();
-                            serde_json::Value::Array(self.batched(futs).await)
+                            HostReply::Texts(self.batched(futs).await)
                         }
-                        Err(e) => serde_json::Value::Array(
-                            prompts
-                                .iter()
-                                .map(|_| serde_json::Value::String(e.clone()))
-                                .collect(),
-                        ),
-                    })
+                        Err(e) => HostReply::Texts(vec![e; prompts.len()]),
+                    }
                 }
-                "rlm_query" => {
-                    let prompt = str_arg(&args, "prompt", "rlm_query")?;
-                    let context = context_arg(args.get("context"))?;
-                    Ok(text(self.child_query(prompt.to_string(), context).await))
+                HostCall::RlmQuery { prompt, context } => {
+                    HostReply::Text(self.child_query(prompt, context).await)
                 }
-                "rlm_query_batched" => {
-                    let prompts = str_list(&args, "prompts", "rlm_query_batched")?;
-                    let contexts: Vec<Option<Context>> = match args.get("contexts") {
-                        None | Some(serde_json::Value::Null) => vec![None; prompts.len()],
-                        Some(serde_json::Value::Array(cs)) if cs.len() == prompts.len() => cs
-                            .iter()
-                            .map(|c| context_arg(Some(c)))
-                            .collect::<std::result::Result<_, _>>()?,
-                        Some(_) => return Err(
-                            "rlm_query_batched: contexts must be None or a list as long as prompts"
-                                .into(),
-                        ),
-                    };
+                HostCall::RlmQueryBatched { prompts, contexts } => {
                     let futs = prompts
                         .into_iter()
                         .zip(contexts)
                         .map(|(p, c)| self.child_query(p, c))
                         .collect();
-                    Ok(serde_json::Value::Array(self.batched(futs).await))
+                    HostReply::Texts(self.batched(futs).await)
                 }
-                other => Err(format!("unknown host function {other:?}")),
             }
         })
     }
@@ -754,40 +598,4 @@ fn last_line(s: &str) -> String {
         .unwrap_or("failed")
         .trim()
         .to_string()
-}
-
-/// What the model sees after a block.
-fn observation(k: usize, n: usize, r: &ExecutionResult, out: &str, err: &str) -> String {
-    let mut s = if n > 1 {
-        format!("[block {k} of {n}] ")
-    } else {
-        String::new()
-    };
-    if r.restarted {
-        s.push_str(
-            "Note: the REPL had been restarted before this block; earlier variables are gone.\n",
-        );
-    }
-    if r.timed_out {
-        s.push_str("The block timed out and was killed; the REPL state is lost.\n");
-    } else if r.memory_exceeded {
-        s.push_str("The block hit the memory limit.\n");
-    }
-    let out = out.trim_end();
-    let err = err.trim_end();
-    if out.is_empty() && err.is_empty() {
-        s.push_str("(no output: print() the values you want to see)");
-    }
-    if !out.is_empty() {
-        s.push_str("Output:\n");
-        s.push_str(out);
-    }
-    if !err.is_empty() {
-        if !out.is_empty() {
-            s.push('\n');
-        }
-        s.push_str("Errors:\n");
-        s.push_str(err);
-    }
-    s
 }

@@ -1,7 +1,8 @@
 //! Executor-neutral glue: the only module that knows about the `blocking` pool and timers.
 //!
 //! * [`unblock`] runs blocking work (HTTP, process I/O, large filtering) on the process-wide
-//!   `blocking` pool and returns a future any executor can await.
+//!   `blocking` pool and returns a future any executor can await; [`detach`] runs it without
+//!   waiting (kills, log writes).
 //! * [`sleep`] is served by one lazily started timer thread (`rlm-timer`) holding a heap of
 //!   deadlines; no executor reactor is needed.
 //! * [`Limiter`] is an async semaphore made of a bounded `async_channel` pre-filled with
@@ -23,6 +24,15 @@ where
     T: Send + 'static,
 {
     blocking::unblock(f)
+}
+
+/// Runs `f` on the blocking pool without waiting for it (killing and reaping processes,
+/// writing logs): the caller's executor is never blocked by it.
+pub(crate) fn detach<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    blocking::unblock(f).detach();
 }
 
 /// Blocks the current thread on `fut`; the single sync entry point of the crate.

@@ -6,15 +6,15 @@ use std::process::Command;
 
 use support::{LlmServer, Reply, turns};
 
+/// The binary with a clean environment: no inherited `RLM_*` settings or provider keys,
+/// only what a shell needs (and the model cache, for the real-model tier).
 fn rlm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rlm"));
-    for k in [
-        "OPENAI_API_KEY",
-        "RLM_LLM_BASE_URL",
-        "RLM_LLM_MODEL",
-        "RLM_MAX_ITERATIONS",
-    ] {
-        c.env_remove(k);
+    c.env_clear();
+    for k in ["PATH", "HOME", "RLM_CACHE_DIR", "TMPDIR"] {
+        if let Some(v) = std::env::var_os(k) {
+            c.env(k, v);
+        }
     }
     c
 }

@@ -7,10 +7,8 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rlm::sandbox::{
-    DockerSandbox, ExecutionResult, NoHostCalls, Sandbox, SandboxSession, SessionSpec,
-};
-use rlm::{Error, SandboxConfig};
+use rlm::sandbox::{ExecutionResult, NoHostCalls, SandboxSession, SessionSpec, from_config};
+use rlm::{Error, SandboxConfig, SandboxKind};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -39,6 +37,7 @@ fn config() -> Option<SandboxConfig> {
     }
     let _ = info;
     let mut c = SandboxConfig::default();
+    c.kind = SandboxKind::Docker;
     c.docker_image = image;
     c.execution_timeout = Duration::from_secs(20);
     // Engines without (working) gVisor are accepted here as the explicit opt-in; results then
@@ -48,7 +47,7 @@ fn config() -> Option<SandboxConfig> {
 }
 
 fn start(c: &SandboxConfig, spec: SessionSpec) -> Box<dyn SandboxSession> {
-    futures_lite::future::block_on(DockerSandbox::new(c.clone()).start(spec))
+    futures_lite::future::block_on(from_config(c).unwrap().start(spec))
         .expect("container session starts")
 }
 
@@ -146,7 +145,7 @@ fn gvisor_is_required_unless_unsafe_is_allowed() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut c) = config() else { return };
     c.allow_unsafe_runtime = false;
-    match futures_lite::future::block_on(DockerSandbox::new(c).start(SessionSpec::empty())) {
+    match futures_lite::future::block_on(from_config(&c).unwrap().start(SessionSpec::empty())) {
         // A real gVisor engine: every result is safe.
         Ok(mut s) => assert!(!exec(&mut s, "print(1)").unsafe_runtime),
         // Anything else (no runsc, or an engine that ignores the runtime) is refused.
@@ -167,7 +166,7 @@ fn missing_images_are_never_pulled() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let Some(mut c) = config() else { return };
     c.docker_image = "rlm-test/no-such-image:never".into();
-    let err = futures_lite::future::block_on(DockerSandbox::new(c).start(SessionSpec::empty()))
+    let err = futures_lite::future::block_on(from_config(&c).unwrap().start(SessionSpec::empty()))
         .err()
         .unwrap();
     assert!(err.to_string().contains("never pulls"), "{err}");

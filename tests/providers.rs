@@ -269,7 +269,11 @@ fn one_backoff_state_is_shared_by_concurrent_calls() {
         let ex = async_executor::Executor::new();
         ex.run(async {
             let first = ex.spawn(c.complete(CompletionRequest::new(vec![Message::user("a")])));
-            blocking::unblock(|| std::thread::sleep(Duration::from_millis(200))).await;
+            // Start the others once the 429 has been answered and (generously) processed.
+            while server.count() == 0 {
+                blocking::unblock(|| std::thread::sleep(Duration::from_millis(10))).await;
+            }
+            blocking::unblock(|| std::thread::sleep(Duration::from_millis(400))).await;
             let rest: Vec<_> = (0..20)
                 .map(|_| ex.spawn(c.complete(CompletionRequest::new(vec![Message::user("b")]))))
                 .collect();
@@ -286,12 +290,14 @@ fn one_backoff_state_is_shared_by_concurrent_calls() {
         22,
         "1 rate-limited + 21 successful, no extra retries"
     );
+    let limited = meta[0].at;
     for m in meta.iter().skip(1) {
         assert!(
-            m.at.duration_since(t0) >= Duration::from_millis(950),
+            m.at.duration_since(limited) >= Duration::from_millis(950),
             "a call went out during the shared backoff"
         );
     }
+    assert!(t0.elapsed() >= Duration::from_millis(950));
 }
 
 #[test]

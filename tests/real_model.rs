@@ -103,7 +103,7 @@ fn events_stream_while_running_and_usage_is_real() {
     let events = run.events;
     let collector = std::thread::spawn(move || {
         let mut seen = Vec::new();
-        while let Ok(e) = events.recv_blocking() {
+        while let Some(e) = events.recv_blocking() {
             seen.push((std::time::Instant::now(), e));
         }
         seen

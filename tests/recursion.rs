@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rlm::trajectory::{TrajectoryEvent, parse_trajectory};
 use rlm::{Context, Error, Orchestrator, StepKind, TrajectoryLog};
-use support::{LlmServer, Reply, first_user, last_message, turns, wait_no_repl};
+use support::{LlmServer, Reply, first_user, last_message, turns, wait_no_descendants};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -25,6 +25,8 @@ fn code(c: &str) -> Reply {
 fn is_root(req: &serde_json::Value) -> bool {
     first_user(req).starts_with("Question: ROOT")
 }
+
+static ARRIVED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 #[test]
 fn twenty_chunks_batched_concurrently_in_order() {
@@ -44,13 +46,26 @@ fn twenty_chunks_batched_concurrently_in_order() {
                 _ => code("FINAL(','.join(a.split()[-1] for a in answers))"),
             }
         } else {
-            // "Which chunk? chunk NN": answer NN after a delay, so the calls overlap.
+            // "Which chunk? chunk NN": hold every answer until all 20 requests are in flight
+            // (so the peak is exactly 20 however slow the machine is; calls made one after the
+            // other would never get there), then answer NN with a delay that makes the later
+            // prompts finish first.
             let n = first_user(req)
                 .split_whitespace()
                 .last()
                 .unwrap_or("?")
                 .to_string();
-            Reply::Delay(Duration::from_millis(300), format!("it is {n}"))
+            let arrived = ARRIVED.fetch_add(1, Ordering::SeqCst) + 1;
+            let t = Instant::now();
+            while ARRIVED.load(Ordering::SeqCst) < 20 && t.elapsed() < Duration::from_secs(20) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let k: u64 = n.parse().unwrap_or(0);
+            let _ = arrived;
+            Reply::Delay(
+                Duration::from_millis(25 * (19 - k.min(19))),
+                format!("it is {n}"),
+            )
         }
     });
     let o = Orchestrator::builder()
@@ -71,12 +86,18 @@ fn twenty_chunks_batched_concurrently_in_order() {
         20,
         "the server saw 20 concurrent sub-calls"
     );
-    assert_eq!(
-        r.steps
-            .iter()
-            .filter(|s| s.kind == StepKind::SubQuery)
-            .count(),
-        20
+    let subs: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::SubQuery)
+        .collect();
+    assert_eq!(subs.len(), 20);
+    // Steps are recorded as the calls finish: in reverse prompt order here, while the
+    // answers above came back in prompt order.
+    assert!(
+        subs.first().unwrap().output.ends_with("19") && subs.last().unwrap().output.ends_with("00"),
+        "completions arrived in reverse order: {:?}",
+        subs.iter().map(|s| &s.output).collect::<Vec<_>>()
     );
     assert_eq!(r.usage.calls, 22, "sub-calls share the run's budget");
 }
@@ -234,8 +255,25 @@ fn the_host_enforces_depth_budget_and_models() {
         .iter()
         .filter(|s| s.kind == StepKind::SubQuery)
         .collect();
-    // max_depth 1: the forged rlm_query ran as a plain sub-call.
+    // max_depth 1: the forged rlm_query ran as a plain sub-call, not a child run.
     assert_eq!(subs[0].input, "x");
+    assert!(
+        subs.iter().all(|s| s.child_run_id.is_none()),
+        "no child run started"
+    );
+    let reqs = server.requests.lock().unwrap();
+    assert!(
+        !reqs
+            .iter()
+            .any(|q| first_user(q).starts_with("Question: x")),
+        "a child run would have asked its model \"Question: x\""
+    );
+    assert_eq!(
+        reqs.iter().filter(|q| first_user(q) == "x").count(),
+        1,
+        "the forged call was one plain sub-call"
+    );
+    drop(reqs);
     assert!(
         subs.iter()
             .any(|s| s.model.as_deref() == Some("gpt-4.1-nano")),
@@ -301,19 +339,44 @@ fn cancelling_the_root_kills_every_child_sandbox() {
         .build()
         .unwrap();
     let run = o.arun("ROOT: fan out");
+    let repls = || {
+        support::descendants()
+            .into_iter()
+            .filter(|p| {
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| String::from_utf8_lossy(&c).contains("/opt/rlm/repl.py"))
+                    .unwrap_or(false)
+            })
+            .count()
+    };
+    let children_asked = || {
+        server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|q| first_user(q).starts_with("Question: CHILD"))
+            .count()
+    };
     let r = futures_lite::future::block_on(futures_lite::future::or(
         async { Some(run.await) },
         async {
-            // Wait until the children's sandboxes are running, then drop the root run.
+            // Wait until the three children are running their code, then drop the root.
             let t = Instant::now();
-            while support::repl_processes() < 4 && t.elapsed() < Duration::from_secs(20) {
+            while (repls() < 4 || children_asked() < 3) && t.elapsed() < Duration::from_secs(30) {
                 blocking::unblock(|| std::thread::sleep(Duration::from_millis(50))).await;
             }
+            blocking::unblock(|| std::thread::sleep(Duration::from_millis(300))).await;
             None
         },
     ));
     assert!(r.is_none());
-    assert_eq!(wait_no_repl(2), 0, "sandboxes survived cancelling the root");
+    assert_eq!(children_asked(), 3, "the three child runs had started");
+    assert_eq!(
+        wait_no_descendants(5),
+        0,
+        "sandboxes survived cancelling the root"
+    );
 }
 
 #[test]

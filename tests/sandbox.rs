@@ -1,5 +1,7 @@
 //! Hostile code against the real bubblewrap sandbox. Tests in this file are serialized so that
 //! process counts are exact.
+// `std::env::set_var` is unsafe in edition 2024; the tests here are serialized.
+#![allow(unsafe_code)]
 
 mod support;
 
@@ -7,11 +9,9 @@ use std::io::Read;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rlm::sandbox::{
-    BwrapSandbox, ExecutionResult, NoHostCalls, Sandbox, SandboxSession, SessionSpec, UnsafeSandbox,
-};
-use rlm::{Error, SandboxConfig};
-use support::wait_no_repl;
+use rlm::sandbox::{ExecutionResult, NoHostCalls, SandboxSession, SessionSpec, from_config};
+use rlm::{Error, SandboxConfig, SandboxKind};
+use support::wait_no_descendants as wait_no_repl;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -26,7 +26,7 @@ fn cfg() -> SandboxConfig {
 }
 
 fn start(c: SandboxConfig) -> Box<dyn SandboxSession> {
-    futures_lite::future::block_on(BwrapSandbox::new(c).start(SessionSpec::empty()))
+    futures_lite::future::block_on(from_config(&c).unwrap().start(SessionSpec::empty()))
         .expect("bwrap sandbox starts")
 }
 
@@ -94,6 +94,7 @@ print('pids', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
         cwd = cwd.display().to_string()
     );
     let r = exec(&mut s, &probe);
+    // SAFETY: as above.
     unsafe { std::env::remove_var("RLM_TEST_HOST_SECRET") };
     assert!(r.success(), "{r:?}");
     let out = r.stdout;
@@ -414,38 +415,35 @@ fn fails_closed_without_bwrap_and_unsafe_is_explicit() {
     let _g = serial();
     let mut c = cfg();
     c.bwrap = "/nonexistent/bwrap".into();
-    let err =
-        futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty()))
+    let start_err = |c: &SandboxConfig| {
+        futures_lite::future::block_on(from_config(c).unwrap().start(SessionSpec::empty()))
             .err()
-            .unwrap();
+            .expect("no sandbox without bwrap")
+    };
+    let err = start_err(&c);
     assert!(matches!(err, Error::Sandbox { .. }));
     assert!(
         err.to_string().contains("apt-get install bubblewrap"),
         "{err}"
     );
-    assert!(
-        err.to_string().contains("RLM_ALLOW_UNSAFE_RUNTIME=1"),
-        "{err}"
-    );
-    assert!(
-        rlm::sandbox::from_config(&{
-            let mut u = cfg();
-            u.kind = rlm::SandboxKind::Unsafe;
-            u
-        })
-        .is_err()
-    );
-    // With the opt-in, a missing bwrap falls back to the marked unsafe runtime.
+    assert!(err.to_string().contains("RLM_SANDBOX"), "{err}");
+    // Allowing the unsafe runtime does not turn a missing bwrap into a silent fall-back.
     c.allow_unsafe_runtime = true;
+    assert!(matches!(start_err(&c), Error::Sandbox { .. }));
+    // The unisolated backend is only there when named and allowed.
+    let mut u = cfg();
+    u.kind = SandboxKind::Unsafe;
+    assert!(from_config(&u).is_err());
+    u.allow_unsafe_runtime = true;
     let mut s =
-        futures_lite::future::block_on(BwrapSandbox::new(c.clone()).start(SessionSpec::empty()))
+        futures_lite::future::block_on(from_config(&u).unwrap().start(SessionSpec::empty()))
             .unwrap();
-    let r = exec(&mut s, "x = 5\nprint(x)");
-    assert!(r.unsafe_runtime && r.stdout == "5\n", "{r:?}");
-    drop(s);
-    let mut s =
-        futures_lite::future::block_on(UnsafeSandbox::new(c).start(SessionSpec::empty())).unwrap();
-    assert!(exec(&mut s, "print(1)").unsafe_runtime);
+    let r = exec(&mut s, "import os\nx = 5\nprint(x, os.geteuid() != 0)");
+    assert!(r.unsafe_runtime, "{r:?}");
+    assert_eq!(
+        r.stdout, "5 True\n",
+        "the unsafe runtime never runs code as root"
+    );
     drop(s);
     assert_eq!(wait_no_repl(2), 0);
 }
@@ -469,17 +467,72 @@ fn a_crashed_repl_is_restarted_and_nothing_is_left() {
     assert_eq!(exec(&mut s, "print(2)").stdout, "2\n");
     drop(s);
     assert_eq!(wait_no_repl(2), 0);
-    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(&format!("rlm-{}-", std::process::id()))
-        })
-        .collect();
+}
+
+/// In-memory contexts are written to private temporary directories; a run whose REPL crashes
+/// (and one that is cancelled) leaves none behind.
+#[test]
+fn runs_leave_no_temporary_files() {
+    let _g = serial();
+    let ours = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(std::env::temp_dir())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("rlm-{}-", std::process::id()))
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    let llm = rlm::llm::ScriptedLlm::new(|req| {
+        Ok(
+            match req
+                .messages
+                .iter()
+                .filter(|m| m.role == rlm::llm::Role::Assistant)
+                .count()
+            {
+                0 => "```python\nprint(len(ctx))\nimport os\nos._exit(3)\n```".into(),
+                _ => "```python\nFINAL('after the crash')\n```".into(),
+            },
+        )
+    });
+    let o = rlm::Orchestrator::builder().llm(llm).build().unwrap();
+    let r = o.run_with_context("q", rlm::Context::documents(["one", "two"]));
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("after the crash"),
+        "{:?}",
+        r.error
+    );
     assert!(
-        leftovers.is_empty(),
-        "temporary directories left behind: {leftovers:?}"
+        ours().is_empty(),
+        "temporary directories left behind: {:?}",
+        ours()
+    );
+    // A run dropped while its code runs.
+    let slow =
+        rlm::llm::ScriptedLlm::new(|_| Ok("```python\nimport time\ntime.sleep(30)\n```".into()));
+    let o = rlm::Orchestrator::builder().llm(slow).build().unwrap();
+    let run = o.arun_with_context("q", rlm::Context::text("some text"));
+    let r = futures_lite::future::block_on(futures_lite::future::or(
+        async { Some(run.await) },
+        async {
+            let t = Instant::now();
+            while support::descendants().is_empty() && t.elapsed() < Duration::from_secs(10) {
+                blocking::unblock(|| std::thread::sleep(Duration::from_millis(20))).await;
+            }
+            blocking::unblock(|| std::thread::sleep(Duration::from_millis(300))).await;
+            None
+        },
+    ));
+    assert!(r.is_none());
+    assert_eq!(wait_no_repl(2), 0);
+    assert!(
+        ours().is_empty(),
+        "temporary directories left behind: {:?}",
+        ours()
     );
 }

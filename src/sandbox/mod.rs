@@ -1,11 +1,15 @@
 //! Sandboxes: where the model's code runs.
 //!
 //! A [`Sandbox`] starts one [`SandboxSession`] per run: a long-lived Python REPL whose
-//! variables, imports and functions persist between code blocks. The default backend jails
-//! the REPL with bubblewrap (see [`BwrapSandbox`]); [`UnsafeSandbox`] runs a plain subprocess
-//! with rlimits and is only available after an explicit opt-in.
+//! variables, imports and functions persist between code blocks. [`from_config`] builds the
+//! configured backend: bubblewrap (the default), Docker/gVisor (feature `docker`), or the
+//! explicitly unsafe plain subprocess. An unknown or unavailable backend is an error, never a
+//! silent fall-back to less isolation.
+//!
+//! Layout: `engine` drives sessions for any backend (frames, deadlines, restarts, kills);
+//! `bwrap`, `docker` and `unisolated` each implement the small `Backend` trait; `sys` holds
+//! every libc call and `unsafe` block; `protocol`, `capture` and `seccomp` are pure.
 
-use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -18,24 +22,32 @@ use crate::config::{SandboxConfig, SandboxKind};
 use crate::context::LoadedContext;
 use crate::error::{Error, Result};
 
+mod backend;
+mod bwrap;
+mod capture;
 #[cfg(feature = "docker")]
 mod docker;
-mod process;
+mod engine;
+mod pipes;
 mod protocol;
 mod seccomp;
+mod spawner;
+mod sys;
+mod uid;
+mod unisolated;
 
-#[cfg(feature = "docker")]
-pub use docker::DockerSandbox;
-pub use process::{BwrapSandbox, UnsafeSandbox};
+pub use protocol::{HostCall, HostReply};
 
 /// A boxed, `Send` future borrowing for `'a`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The Python driver that runs inside every sandbox (standard library only).
-pub const REPL_DRIVER: &str = include_str!("repl.py");
+pub(crate) const REPL_DRIVER: &str = include_str!("repl.py");
 
-/// Names the REPL defines for the model's code. The system prompt names exactly these.
-pub const REPL_FUNCTIONS: &[&str] = &[
+/// Names the REPL defines for the model's code. The system prompt names exactly these (a
+/// test checks both against the real REPL).
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) const REPL_FUNCTIONS: &[&str] = &[
     "FINAL",
     "final",
     "FINAL_VAR",
@@ -61,17 +73,19 @@ pub struct ExecutionResult {
     pub timed_out: bool,
     /// The block hit the memory limit.
     pub memory_exceeded: bool,
-    /// Wall-clock time of the block (time spent waiting on host calls excluded).
-    #[serde(with = "secs_f64")]
+    /// Wall-clock time of the block, time spent waiting on host calls excluded
+    /// (milliseconds in JSON).
+    #[serde(with = "crate::result::duration_ms")]
     pub duration: Duration,
     /// A final answer signalled with `FINAL(...)` / `FINAL_VAR(...)` in this block.
     pub final_answer: Option<String>,
-    /// The REPL was restarted before this block (after a crash or timeout): earlier
-    /// variables are gone.
+    /// The REPL was restarted before this block (after a crash, timeout or protocol
+    /// violation): earlier variables are gone.
     pub restarted: bool,
-    /// The REPL died during this block; the next block starts a fresh one.
+    /// The REPL died or was killed during this block; the next block starts a fresh one.
     pub state_lost: bool,
-    /// The block ran without isolation ([`UnsafeSandbox`]).
+    /// The block ran without the isolation the backend promises (the `unsafe` backend, or
+    /// Docker without gVisor when that was explicitly allowed).
     pub unsafe_runtime: bool,
 }
 
@@ -79,17 +93,6 @@ impl ExecutionResult {
     /// True when the block ran to completion without exception or limit.
     pub fn success(&self) -> bool {
         self.exit_code == 0 && !self.timed_out && !self.memory_exceeded
-    }
-}
-
-mod secs_f64 {
-    use serde::{Deserialize, Deserializer, Serializer};
-    use std::time::Duration;
-    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(d.as_secs_f64())
-    }
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        Ok(Duration::from_secs_f64(f64::deserialize(d)?.max(0.0)))
     }
 }
 
@@ -134,8 +137,8 @@ impl SessionSpec {
                 .docs
                 .iter()
                 .map(|d| ContextFile {
-                    path: d.path.clone(),
-                    name: d.name.clone(),
+                    path: d.path().to_path_buf(),
+                    name: d.name().to_string(),
                 })
                 .collect(),
             is_list: ctx.is_list,
@@ -146,12 +149,8 @@ impl SessionSpec {
 
 /// Requests that code in the REPL makes to the host while a block runs (`llm_query`, ...).
 pub trait HostCalls: Send + Sync {
-    /// Handles one call; `Err` becomes a Python `RuntimeError` with that message.
-    fn call(
-        &self,
-        name: &str,
-        args: serde_json::Value,
-    ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>>;
+    /// Answers one call. [`HostReply::Raise`] becomes a Python `RuntimeError`.
+    fn call(&self, call: HostCall) -> BoxFuture<'_, HostReply>;
 }
 
 /// A [`HostCalls`] that refuses every call.
@@ -159,26 +158,23 @@ pub trait HostCalls: Send + Sync {
 pub struct NoHostCalls;
 
 impl HostCalls for NoHostCalls {
-    fn call(
-        &self,
-        name: &str,
-        _args: serde_json::Value,
-    ) -> BoxFuture<'_, std::result::Result<serde_json::Value, String>> {
-        let msg = format!("{name} is not available in this session");
-        Box::pin(async move { Err(msg) })
+    fn call(&self, call: HostCall) -> BoxFuture<'_, HostReply> {
+        let msg = format!("{} is not available in this session", call.name());
+        Box::pin(async move { HostReply::Raise(msg) })
     }
 }
 
-/// A backend that starts REPL sessions.
-pub trait Sandbox: Send + Sync + fmt::Debug {
+/// Something that starts REPL sessions. Implement it to run the model's code elsewhere.
+pub trait Sandbox: Send + Sync + std::fmt::Debug {
     /// Starts a fresh session.
     fn start(&self, spec: SessionSpec) -> BoxFuture<'static, Result<Box<dyn SandboxSession>>>;
-    /// Backend name (`bwrap`, `unsafe`).
-    fn backend(&self) -> &'static str;
+    /// Which backend this is ([`SandboxKind::Custom`] for your own).
+    fn kind(&self) -> SandboxKind;
 }
 
-/// One persistent REPL. Dropping it kills the sandbox and every process in it.
-pub trait SandboxSession: Send {
+/// One persistent REPL. Dropping it kills the sandbox and every process in it (without
+/// blocking the caller).
+pub trait SandboxSession: Send + 'static {
     /// Runs one block. A Python exception is a normal result (traceback in `stderr`); `Err` is
     /// reserved for a sandbox that cannot run at all.
     fn execute<'a>(
@@ -186,12 +182,21 @@ pub trait SandboxSession: Send {
         code: &'a str,
         calls: &'a dyn HostCalls,
     ) -> BoxFuture<'a, Result<ExecutionResult>>;
+
+    /// Ends the session and waits until its sandbox is gone (killed and reaped) without
+    /// blocking the caller's executor. Dropping a session also kills it, but finishes the
+    /// clean-up in the background.
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move { drop(self) })
+    }
 }
 
-/// The sandbox selected by `cfg`.
+/// The sandbox `cfg` selects. A backend this build does not have is an error naming the
+/// setting; nothing falls back to a less isolated backend.
 pub fn from_config(cfg: &SandboxConfig) -> Result<Arc<dyn Sandbox>> {
-    match cfg.kind {
-        SandboxKind::Bwrap => Ok(Arc::new(BwrapSandbox::new(cfg.clone()))),
+    let shared = Arc::new(cfg.clone());
+    let backend: Arc<dyn backend::Backend> = match cfg.kind {
+        SandboxKind::Bwrap => Arc::new(bwrap::Bwrap::new(shared.clone())),
         SandboxKind::Unsafe => {
             if !cfg.allow_unsafe_runtime {
                 return Err(Error::config(
@@ -199,14 +204,23 @@ pub fn from_config(cfg: &SandboxConfig) -> Result<Arc<dyn Sandbox>> {
                     "the unsafe sandbox runs model code without isolation; set RLM_ALLOW_UNSAFE_RUNTIME=1 to accept that",
                 ));
             }
-            Ok(Arc::new(UnsafeSandbox::new(cfg.clone())))
+            Arc::new(unisolated::Unisolated::new(shared.clone()))
         }
         #[cfg(feature = "docker")]
-        SandboxKind::Docker => Ok(Arc::new(DockerSandbox::new(cfg.clone()))),
+        SandboxKind::Docker => Arc::new(docker::Docker::new(shared.clone())),
         #[cfg(not(feature = "docker"))]
-        SandboxKind::Docker => Err(Error::config(
-            "RLM_SANDBOX",
-            "this build of rlm has no Docker backend; rebuild with the `docker` feature",
-        )),
-    }
+        SandboxKind::Docker => {
+            return Err(Error::config(
+                "RLM_SANDBOX",
+                "this build of rlm has no Docker backend; rebuild with the `docker` feature",
+            ));
+        }
+        SandboxKind::Custom => {
+            return Err(Error::config(
+                "RLM_SANDBOX",
+                "`custom` names a sandbox you pass to the builder (OrchestratorBuilder::sandbox), not one rlm can start",
+            ));
+        }
+    };
+    Ok(Arc::new(engine::EngineSandbox::new(backend, shared)))
 }

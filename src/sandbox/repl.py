@@ -36,7 +36,7 @@ os.set_inheritable(_msg_fd, False)
 _SEND_LOCK = threading.Lock()
 _DRIVER_FILE = globals().get("__file__", "<string>")
 _CALL_SEQ = [0]
-_CELL = [0]
+_CELL = [0, ""]
 _STATE = {"final": None}
 
 
@@ -113,7 +113,7 @@ def _host_call(name, args):
     call_id = _CALL_SEQ[0]
     sys.stdout.flush()
     sys.stderr.flush()
-    _send({"type": "call", "id": _CELL[0], "call_id": call_id, "name": name, "args": args})
+    _send({"type": "call", "id": _CELL[0], "token": _CELL[1], "call_id": call_id, "name": name, "args": args})
     while True:
         msg = _recv()
         if msg.get("type") == "reply" and msg.get("call_id") == call_id:
@@ -446,7 +446,7 @@ def _main():
             return
         if msg.get("type") != "exec":
             continue
-        _CELL[0] = msg["id"]
+        _CELL[0], _CELL[1] = msg["id"], msg.get("token", "")
         _STATE["final"] = None
         ok, memory_error = True, False
         try:
@@ -479,7 +479,8 @@ def _main():
             pass
         if _MUX:
             _barrier()
-        _send({"type": "done", "id": msg["id"], "ok": ok, "final_answer": _STATE["final"], "memory_error": memory_error})
+        _send({"type": "done", "id": msg["id"], "token": _CELL[1], "ok": ok, "final_answer": _STATE["final"],
+               "memory_error": memory_error})
 
 
 if __name__ == "__main__":

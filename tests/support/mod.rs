@@ -300,33 +300,53 @@ pub fn turns(req: &Value) -> usize {
         .unwrap_or(0)
 }
 
-/// Python processes whose command line mentions the REPL driver.
-pub fn repl_processes() -> usize {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
+/// Every process descended from this test process: sandbox launchers, the REPLs and whatever
+/// they started, including daemonised grandchildren (inside a sandbox, orphans are adopted by
+/// the sandbox's init, itself a descendant). Processes of other programs (another `rlm` on the
+/// machine) are not counted. Only exact where the tests of a binary are serialized.
+pub fn descendants() -> Vec<u32> {
+    let me = std::process::id();
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(e.path().join("status")) else {
+            continue;
+        };
+        if let Some(pp) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("PPid:"))
+            .and_then(|v| v.trim().parse::<u32>().ok())
+        {
+            parent.insert(pid, pp);
+        }
+    }
+    let mut out: Vec<u32> = parent
+        .keys()
+        .copied()
+        .filter(|&pid| {
+            let mut p = pid;
+            for _ in 0..64 {
+                match parent.get(&p) {
+                    Some(&pp) if pp == me => return true,
+                    Some(&pp) if pp > 1 => p = pp,
+                    _ => return false,
+                }
+            }
+            false
         })
-        .filter(|e| {
-            std::fs::read(e.path().join("cmdline"))
-                .map(|c| {
-                    let s = String::from_utf8_lossy(&c);
-                    s.contains("/opt/rlm/repl.py") || s.contains("rlm REPL driver")
-                })
-                .unwrap_or(false)
-        })
-        .count()
+        .collect();
+    out.sort_unstable();
+    out
 }
 
-/// Waits up to `secs` for no REPL process of ours to remain.
-pub fn wait_no_repl(secs: u64) -> usize {
+/// Waits up to `secs` for this test process to have no descendant left; returns how many
+/// remain.
+pub fn wait_no_descendants(secs: u64) -> usize {
     let deadline = std::time::Instant::now() + Duration::from_secs(secs);
     loop {
-        let n = repl_processes();
+        let n = descendants().len();
         if n == 0 || std::time::Instant::now() > deadline {
             return n;
         }

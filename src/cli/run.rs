@@ -1,0 +1,158 @@
+//! `rlm run`: answer a question, optionally over context files, with progress on stderr.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use rlm::{Context, Orchestrator, OrchestratorBuilder, TrajectoryLog};
+
+use super::{Args, local_model, progress, term, usage_error};
+
+pub(crate) const SUMMARY: &str =
+    "answer QUERY with a model that writes sandboxed Python, optionally over context files";
+
+/// Flags of `rlm run` that are not settings.
+const OWN_VALUES: &[&str] = &["--context", "--log"];
+const SWITCHES: &[&str] = &["--json", "--quiet", "-q"];
+
+pub(crate) fn help() -> String {
+    let mut s = String::from(
+        "rlm run [OPTIONS] QUERY\n\n\
+         Answers QUERY: the model writes Python that runs in a persistent sandboxed REPL, where the\n\
+         context files are read-only (`ctx`, `context`), and calls sub-models from that code. The\n\
+         answer goes to stdout, progress to stderr. With no provider configured (no API key for the\n\
+         selected provider and no base URL) it starts the local model installed by `rlm setup` on a\n\
+         free loopback port and stops it afterwards.\n\n\
+         Options:\n\
+         \x20 --context FILE        context file (repeat for a list of documents)\n\
+         \x20 --log FILE            write the trajectory (JSON Lines) to FILE as the run happens\n\
+         \x20 --json                print the whole run result as JSON\n\
+         \x20 --quiet, -q           no progress on stderr\n",
+    );
+    for st in rlm::known_settings() {
+        if let Some(flag) = st.flag {
+            s.push_str(&format!(
+                "  {:<21} {} ({}, default {})\n",
+                format!("{flag} V"),
+                st.help,
+                st.name,
+                st.default
+            ));
+        }
+    }
+    s.push_str(
+        "\nEvery other setting is an environment variable (`rlm help settings` lists them); a flag\n\
+         wins over its variable. Exit codes: 0 answer found, 1 run ended without an answer, 2 usage\n\
+         or configuration error.\n",
+    );
+    s
+}
+
+fn setting_flags() -> Vec<&'static str> {
+    rlm::known_settings()
+        .iter()
+        .filter_map(|s| s.flag)
+        .collect()
+}
+
+pub(crate) fn main(args: &[String]) -> ExitCode {
+    let err = |m: String| usage_error("run", m);
+    let mut with_value: Vec<&str> = OWN_VALUES.to_vec();
+    with_value.extend(setting_flags());
+    let a = match Args::parse(args, &with_value, SWITCHES) {
+        Ok(a) => a,
+        Err(e) => return err(e),
+    };
+    let query = a.positional.join(" ");
+    if query.trim().is_empty() {
+        return err("rlm run needs a QUERY".into());
+    }
+    let contexts: Vec<PathBuf> = a
+        .values
+        .iter()
+        .filter(|(f, _)| f == "--context")
+        .map(|(_, v)| PathBuf::from(v))
+        .collect();
+    let (json, quiet) = (a.has("--json"), a.has("--quiet") || a.has("-q"));
+    // Flags are settings given by name: the same parser and checks as the environment.
+    let mut builder = Orchestrator::builder().env();
+    for (flag, v) in &a.values {
+        if !OWN_VALUES.contains(&flag.as_str()) {
+            builder = builder.setting(flag, v.clone());
+        }
+    }
+    if let Some(p) = a.value("--log") {
+        match TrajectoryLog::create(p) {
+            Ok(l) => builder = builder.trajectory(l),
+            Err(e) => return err(e.to_string()),
+        }
+    }
+    // Keeps the local server (if this run started one) alive until the end of the run.
+    let (builder, _local) = match with_local_model_if_unconfigured(builder, quiet) {
+        Ok(x) => x,
+        Err(e) => return err(e),
+    };
+    let orch = match builder.build() {
+        Ok(o) => o,
+        Err(e) => return err(e.to_string()),
+    };
+    let context = match contexts.len() {
+        0 => None,
+        1 => Some(Context::file(contexts[0].clone())),
+        _ => Some(Context::Files(contexts)),
+    };
+    let run = orch.arun_observed(query, context);
+    let events = run.events;
+    let shown = std::thread::spawn(move || progress::show(events, quiet));
+    let result = futures_lite::future::block_on(run.result);
+    let _ = shown.join();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).expect("results serialize")
+        );
+    } else if let Some(answer) = &result.final_answer {
+        println!("{}", term::safe(answer));
+    }
+    if result.success {
+        return ExitCode::SUCCESS;
+    }
+    if !json {
+        eprintln!(
+            "rlm: no answer: {}",
+            term::safe(result.error.as_deref().unwrap_or("unknown"))
+        );
+    }
+    match result.failure {
+        Some(rlm::Error::Config { .. }) | Some(rlm::Error::Context { .. }) => ExitCode::from(2),
+        _ => ExitCode::from(1),
+    }
+}
+
+/// When no provider is configured (no key for the selected provider and no base URL), points
+/// the builder at the local model installed by `rlm setup`, started for this process.
+fn with_local_model_if_unconfigured(
+    builder: OrchestratorBuilder,
+    quiet: bool,
+) -> Result<(OrchestratorBuilder, Option<local_model::LocalServer>), String> {
+    let config = builder.resolve().map_err(|e| e.to_string())?;
+    if config.llm.api_key.is_some() || config.origin("RLM_LLM_BASE_URL").is_some() {
+        return Ok((builder, None));
+    }
+    let Some((server, model)) = local_model::installed() else {
+        let var = config.llm.provider.key_var();
+        return Err(format!(
+            "no LLM provider is configured and the local model is not installed; set {var} (or \
+             RLM_LLM_BASE_URL for an OpenAI-compatible server), or run `rlm setup` to install the \
+             local model (~1.1 GB)"
+        ));
+    };
+    let local = local_model::LocalServer::start(&server, &model, !quiet)?;
+    // The local server speaks OpenAI's wire format.
+    let mut builder = builder
+        .setting_from("RLM_LLM_PROVIDER", "openai", "local model")
+        .setting_from("RLM_LLM_BASE_URL", local.base_url.clone(), "local model");
+    if config.origin("RLM_LLM_MODEL").is_none() {
+        builder = builder.setting_from("RLM_LLM_MODEL", local_model::MODEL_NAME, "local model");
+    }
+    Ok((builder, Some(local)))
+}

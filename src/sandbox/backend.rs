@@ -1,0 +1,190 @@
+//! The small trait every sandbox backend implements (launch / verify / kill), the launched
+//! process the session engine drives, and the process plumbing the backends share.
+
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::pipes::Pipes;
+use super::sys::{self, ChildSetup, Limit};
+use super::uid::UidLease;
+use super::{SessionSpec, spawner};
+use crate::config::{SandboxConfig, SandboxKind};
+use crate::error::{Error, Result};
+
+/// What the REPL reported when it came up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadyInfo {
+    /// Python version inside the sandbox.
+    pub(crate) python: String,
+    /// Kernel release seen inside (gVisor reports its own).
+    pub(crate) kernel: String,
+}
+
+/// A backend: how a REPL process is started, checked and stopped. The methods block (they
+/// fork, exec and wait); the session engine calls them on the blocking pool.
+pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
+    /// Which backend this is.
+    fn kind(&self) -> SandboxKind;
+
+    /// Starts one REPL process for `spec`.
+    fn launch(&self, spec: &SessionSpec) -> Result<Launched>;
+
+    /// Checks the REPL's ready report against what the backend promises. May mark the
+    /// process as running without the promised isolation (`unsafe_runtime`) or refuse it.
+    fn verify(&self, _ready: &ReadyInfo, _launched: &mut Launched) -> Result<()> {
+        Ok(())
+    }
+
+    /// Kills the process and everything it started, and reaps it.
+    fn kill(&self, launched: &mut Launched) {
+        launched.kill_and_reap();
+    }
+
+    /// A hint added to start-up failures (what to check on this machine).
+    fn start_failure_hint(&self) -> &'static str {
+        ""
+    }
+}
+
+/// A running REPL process and the host ends of its pipes.
+#[derive(Debug)]
+pub(crate) struct Launched {
+    pub(crate) child: Child,
+    /// Taken by the engine while a step runs on the blocking pool.
+    pub(crate) pipes: Option<Pipes>,
+    /// The host uid the process runs as (root hosts); released when the process is gone.
+    pub(crate) _lease: Option<UidLease>,
+    /// Backend-specific name (the container name for Docker).
+    pub(crate) name: Option<String>,
+    /// The process runs without the isolation its backend promises.
+    pub(crate) unsafe_runtime: bool,
+}
+
+impl Launched {
+    /// SIGKILL to the process group (cheap, never blocks).
+    pub(crate) fn signal_kill(&self) {
+        let _ = sys::kill_group(self.child.id());
+    }
+
+    /// SIGKILL, then wait for the process (blocking).
+    pub(crate) fn kill_and_reap(&mut self) -> Option<std::process::ExitStatus> {
+        if let Ok(Some(st)) = self.child.try_wait() {
+            return Some(st);
+        }
+        self.signal_kill();
+        self.child.wait().ok()
+    }
+
+    /// The exit status of a process that is ending on its own (waits up to `grace`), killing
+    /// it if it does not end (blocking).
+    pub(crate) fn reap(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        self.kill_and_reap()
+    }
+}
+
+/// Descriptors a child gets at fixed numbers, and the limits and identity it runs with.
+#[derive(Debug, Default)]
+pub(crate) struct ChildPlan {
+    fds: Vec<(OwnedFd, RawFd)>,
+    pub(crate) limits: Vec<(Limit, u64)>,
+    pub(crate) drop_to: Option<u32>,
+}
+
+impl ChildPlan {
+    /// The child sees `fd` as descriptor number `target`.
+    pub(crate) fn fd(&mut self, fd: OwnedFd, target: RawFd) {
+        self.fds.push((fd, target));
+    }
+
+    /// A memfd holding `data`, seen by the child as `target`.
+    pub(crate) fn data(&mut self, name: &str, data: &[u8], target: RawFd) -> Result<()> {
+        let fd = sys::memfd(name, data)
+            .map_err(|e| Error::sandbox(format!("cannot create an in-memory file: {e}")))?;
+        self.fd(fd, target);
+        Ok(())
+    }
+
+    /// Spawns `cmd` (stdin null, stdout/stderr piped unless `piped_stdin`, which pipes all
+    /// three) from the spawner threads with this plan applied between fork and exec.
+    pub(crate) fn spawn(self, mut cmd: Command, piped_stdin: bool) -> std::io::Result<Child> {
+        cmd.stdin(if piped_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        // Move every source above every target, so no dup2 clobbers a source it still needs.
+        let top = self.fds.iter().map(|(_, t)| *t).max().unwrap_or(0) + 1;
+        let mut high = Vec::with_capacity(self.fds.len());
+        for (fd, target) in &self.fds {
+            high.push((sys::dup_at_least(fd.as_fd(), top.max(64))?, *target));
+        }
+        drop(self.fds);
+        ChildSetup {
+            dups: high.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
+            limits: self.limits,
+            drop_to: self.drop_to,
+        }
+        .install(&mut cmd);
+        let child = spawner::spawn(cmd);
+        drop(high);
+        child
+    }
+}
+
+/// The standard limits of a REPL process from `cfg`.
+pub(crate) fn limits(cfg: &SandboxConfig, open_files: u64) -> Vec<(Limit, u64)> {
+    vec![
+        (Limit::AddressSpace, cfg.memory_bytes),
+        (Limit::Cpu, cfg.cpu_seconds),
+        (Limit::FileSize, cfg.file_size_bytes),
+        (Limit::Core, 0),
+        (Limit::OpenFiles, open_files),
+    ]
+}
+
+/// The `RLM_CONTEXT_SPEC` the driver reads: list or single, inline or not, names, and the
+/// descriptor numbers when the files arrive as descriptors rather than at `/context/<name>`.
+pub(crate) fn context_spec(spec: &SessionSpec, fds: &[RawFd]) -> String {
+    serde_json::json!({
+        "list": spec.is_list,
+        "inline": spec.inline,
+        "names": spec.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        "fds": fds,
+    })
+    .to_string()
+}
+
+/// Wraps a spawned child's stdout/stderr and the protocol pipes.
+pub(crate) fn launched(
+    mut child: Child,
+    msg: OwnedFd,
+    cmd: OwnedFd,
+    cfg: &SandboxConfig,
+    lease: Option<UidLease>,
+) -> Result<Launched> {
+    let out: Option<OwnedFd> = child.stdout.take().map(Into::into);
+    let err: Option<OwnedFd> = child.stderr.take().map(Into::into);
+    let pipes = Pipes::new(out, err, msg, cmd, cfg.max_output_bytes).map_err(|e| {
+        let _ = sys::kill_group(child.id());
+        let _ = child.wait();
+        Error::sandbox(format!("cannot set up the REPL's pipes: {e}"))
+    })?;
+    Ok(Launched {
+        child,
+        pipes: Some(pipes),
+        _lease: lease,
+        name: None,
+        unsafe_runtime: false,
+    })
+}

@@ -1,0 +1,289 @@
+//! The default backend: the REPL inside bubblewrap.
+//!
+//! New user, mount, pid, net, ipc, uts and cgroup namespaces; an empty root with read-only
+//! `/usr`, a size-capped private `/tmp`, the context files read-only under `/context`, and
+//! nothing else; uid/gid 65534; no capabilities; no new privileges; a seccomp filter; rlimits
+//! on memory, CPU, processes, file size and open files. bwrap starts with an empty environment
+//! and reads its arguments from a descriptor, so neither the host environment nor host paths
+//! are visible through `/proc/1`. When the host runs as root the sandbox runs under a leased
+//! unprivileged host uid so the process limit holds.
+
+use std::fs::File;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use super::backend::{self, Backend, ChildPlan, Launched};
+use super::sys::{self, Limit};
+use super::uid::UidLease;
+use super::{REPL_DRIVER, SessionSpec, seccomp};
+use crate::config::{SandboxConfig, SandboxKind};
+use crate::error::{Error, Result};
+
+/// First descriptor number of context files inside the sandbox.
+pub(crate) const CTX_FD_BASE: RawFd = 20;
+
+/// The bubblewrap backend.
+#[derive(Debug, Clone)]
+pub(crate) struct Bwrap {
+    cfg: Arc<SandboxConfig>,
+}
+
+impl Bwrap {
+    pub(crate) fn new(cfg: Arc<SandboxConfig>) -> Self {
+        Bwrap { cfg }
+    }
+}
+
+/// Resolves the bwrap binary, or explains how to install it.
+pub(crate) fn find_bwrap(p: &Path) -> Result<PathBuf> {
+    let found = if p.components().count() > 1 {
+        p.is_file().then(|| p.to_path_buf())
+    } else {
+        std::env::var_os("PATH")
+            .unwrap_or_default()
+            .to_string_lossy()
+            .split(':')
+            .map(|d| Path::new(d).join(p))
+            .find(|c| c.is_file())
+    };
+    found.ok_or_else(|| {
+        Error::sandbox(format!(
+            "bubblewrap ({}) was not found; install it (apt-get install bubblewrap), or choose another \
+             backend with RLM_SANDBOX (`unsafe` runs model code WITHOUT isolation and also needs \
+             RLM_ALLOW_UNSAFE_RUNTIME=1)",
+            p.display()
+        ))
+    })
+}
+
+/// Number of processes currently owned by `uid` (for `RLIMIT_NPROC` of non-root callers,
+/// which counts every process of the user).
+pub(crate) fn processes_of(uid: u32) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().as_bytes().iter().all(u8::is_ascii_digit))
+                .filter(|e| e.metadata().map(|m| m.uid() == uid).unwrap_or(false))
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
+
+const PASSWD: &[u8] =
+    b"root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n";
+const GROUP: &[u8] = b"root:x:0:\nnogroup:x:65534:\n";
+
+impl Backend for Bwrap {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::Bwrap
+    }
+
+    fn start_failure_hint(&self) -> &'static str {
+        " Check that unprivileged user namespaces are enabled (`unshare -Ur true` must work) and \
+         that bubblewrap is installed (apt-get install bubblewrap)."
+    }
+
+    fn launch(&self, spec: &SessionSpec) -> Result<Launched> {
+        let cfg = &self.cfg;
+        let bwrap = find_bwrap(&cfg.bwrap)?;
+        if !cfg.python.starts_with("/usr/") {
+            return Err(Error::config(
+                "RLM_PYTHON",
+                format!(
+                    "the sandbox binds only /usr; {} is outside it: use /usr/bin/python3 (apt-get install python3)",
+                    cfg.python.display()
+                ),
+            ));
+        }
+        if !cfg.python.is_file() {
+            return Err(Error::sandbox(format!(
+                "{} not found; install Python 3 (apt-get install python3)",
+                cfg.python.display()
+            )));
+        }
+        let program = seccomp::program(cfg.network_enabled).ok_or_else(|| {
+            Error::sandbox(format!(
+                "no seccomp filter table for this architecture ({}); the sandbox refuses to run \
+                 unfiltered. RLM_SANDBOX=unsafe with RLM_ALLOW_UNSAFE_RUNTIME=1 runs without isolation",
+                std::env::consts::ARCH
+            ))
+        })?;
+        let root = sys::is_root();
+        let lease = if root {
+            Some(UidLease::take(cfg.host_uid)?)
+        } else {
+            None
+        };
+        let (cmd_r, cmd_w) = sys::pipe().map_err(pipe_err)?;
+        let (msg_r, msg_w) = sys::pipe().map_err(pipe_err)?;
+        let mut plan = ChildPlan::default();
+        plan.fd(cmd_r, 3);
+        plan.fd(msg_w, 4);
+        // How the REPL reaches the context files:
+        // - as the calling (non-root) user: read-only bind mounts at /context/<name>, made
+        //   from descriptors we opened (bwrap consumes them);
+        // - under a leased uid (root host): that uid may not traverse the directories holding
+        //   the files, so the REPL keeps read-only descriptors opened by the host instead (it
+        //   cannot reopen them for writing through /proc).
+        let use_fds = lease.is_some();
+        let mut ctx_fds = Vec::new();
+        for (i, f) in spec.files.iter().enumerate() {
+            let file = File::open(&f.path).map_err(|e| {
+                Error::context(format!("cannot open context {}: {e}", f.path.display()))
+            })?;
+            let target = CTX_FD_BASE + i as RawFd;
+            if use_fds {
+                ctx_fds.push(target);
+            }
+            plan.fd(file.into(), target);
+        }
+        plan.data("rlm-passwd", PASSWD, 12)?;
+        plan.data("rlm-group", GROUP, 13)?;
+        plan.data("rlm-repl", REPL_DRIVER.as_bytes(), 14)?;
+        plan.data("rlm-seccomp", &program, 11)?;
+
+        let mut a: Vec<String> = Vec::new();
+        let mut arg = |s: &str| a.push(s.to_string());
+        for s in [
+            "--ro-bind",
+            "/usr",
+            "/usr",
+            "--symlink",
+            "usr/lib",
+            "/lib",
+            "--symlink",
+            "usr/lib64",
+            "/lib64",
+            "--symlink",
+            "usr/bin",
+            "/bin",
+            "--symlink",
+            "usr/sbin",
+            "/sbin",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--size",
+            &cfg.tmpfs_bytes.to_string(),
+            "--tmpfs",
+            "/tmp",
+            "--dir",
+            "/etc",
+            "--ro-bind-data",
+            "12",
+            "/etc/passwd",
+            "--ro-bind-data",
+            "13",
+            "/etc/group",
+            "--dir",
+            "/opt/rlm",
+            "--ro-bind-data",
+            "14",
+            "/opt/rlm/repl.py",
+        ] {
+            arg(s);
+        }
+        if Path::new("/etc/localtime").exists() {
+            for s in ["--ro-bind", "/etc/localtime", "/etc/localtime"] {
+                arg(s);
+            }
+        }
+        if !spec.files.is_empty() {
+            arg("--dir");
+            arg("/context");
+        }
+        if !use_fds {
+            for (i, f) in spec.files.iter().enumerate() {
+                arg("--ro-bind-fd");
+                arg(&(CTX_FD_BASE + i as RawFd).to_string());
+                arg(&format!("/context/{}", f.name));
+            }
+        }
+        for s in ["--unshare-all", "--unshare-user", "--disable-userns"] {
+            arg(s);
+        }
+        if cfg.network_enabled {
+            arg("--share-net");
+        }
+        for s in [
+            "--die-with-parent",
+            "--new-session",
+            "--clearenv",
+            "--setenv",
+            "PATH",
+            "/usr/bin:/bin",
+            "--setenv",
+            "HOME",
+            "/tmp",
+            "--setenv",
+            "LANG",
+            "C.UTF-8",
+            "--setenv",
+            "PYTHONIOENCODING",
+            "utf-8",
+            "--hostname",
+            "sandbox",
+            "--uid",
+            "65534",
+            "--gid",
+            "65534",
+            "--cap-drop",
+            "ALL",
+            "--chdir",
+            "/tmp",
+            "--remount-ro",
+            "/",
+            "--seccomp",
+            "11",
+            "--setenv",
+            "RLM_CONTEXT_SPEC",
+            &backend::context_spec(spec, &ctx_fds),
+        ] {
+            arg(s);
+        }
+        let mut blob = Vec::new();
+        for x in &a {
+            blob.extend_from_slice(x.as_bytes());
+            blob.push(0);
+        }
+        plan.data("rlm-args", &blob, 10)?;
+
+        let open_files = cfg
+            .open_files
+            .max(CTX_FD_BASE as u64 + spec.files.len() as u64 + 16);
+        plan.limits = backend::limits(cfg, open_files);
+        match &lease {
+            Some(l) => {
+                plan.limits.push((Limit::Processes, cfg.pids));
+                plan.drop_to = Some(l.uid());
+            }
+            // RLIMIT_NPROC counts every process of the calling user.
+            None => plan
+                .limits
+                .push((Limit::Processes, cfg.pids + processes_of(sys::real_uid()))),
+        }
+
+        let mut cmd = Command::new(bwrap);
+        // Options travel through fd 10 (no host paths in /proc/1/cmdline); bwrap requires the
+        // command itself on the command line. It names only sandbox paths.
+        cmd.arg("--args")
+            .arg("10")
+            .arg("--")
+            .arg(&cfg.python)
+            .args(["-I", "-B", "-u", "/opt/rlm/repl.py"])
+            .env_clear();
+        let child = plan
+            .spawn(cmd, false)
+            .map_err(|e| Error::sandbox(format!("cannot start bwrap: {e}")))?;
+        backend::launched(child, msg_r, cmd_w, cfg, lease)
+    }
+}
+
+fn pipe_err(e: std::io::Error) -> Error {
+    Error::sandbox(format!("cannot create a pipe: {e}"))
+}

@@ -1,0 +1,89 @@
+//! The explicitly unsafe backend (`RLM_SANDBOX=unsafe`, only with
+//! `RLM_ALLOW_UNSAFE_RUNTIME=1`): the REPL as a plain subprocess with rlimits, an empty
+//! environment and, on a root host, a leased unprivileged uid. No namespaces, no seccomp:
+//! every result is marked `unsafe_runtime`.
+
+use std::fs::File;
+use std::os::fd::RawFd;
+use std::process::Command;
+use std::sync::Arc;
+
+use super::backend::{self, Backend, ChildPlan, Launched};
+use super::bwrap::{CTX_FD_BASE, processes_of};
+use super::sys::{self, Limit};
+use super::uid::UidLease;
+use super::{REPL_DRIVER, SessionSpec};
+use crate::config::{SandboxConfig, SandboxKind};
+use crate::error::{Error, Result};
+
+/// The unisolated backend.
+#[derive(Debug, Clone)]
+pub(crate) struct Unisolated {
+    cfg: Arc<SandboxConfig>,
+}
+
+impl Unisolated {
+    pub(crate) fn new(cfg: Arc<SandboxConfig>) -> Self {
+        Unisolated { cfg }
+    }
+}
+
+impl Backend for Unisolated {
+    fn kind(&self) -> SandboxKind {
+        SandboxKind::Unsafe
+    }
+
+    fn launch(&self, spec: &SessionSpec) -> Result<Launched> {
+        let cfg = &self.cfg;
+        let lease = if sys::is_root() {
+            Some(UidLease::take(cfg.host_uid)?)
+        } else {
+            None
+        };
+        let (cmd_r, cmd_w) = sys::pipe().map_err(pipe_err)?;
+        let (msg_r, msg_w) = sys::pipe().map_err(pipe_err)?;
+        let mut plan = ChildPlan::default();
+        plan.fd(cmd_r, 3);
+        plan.fd(msg_w, 4);
+        let mut fds = Vec::new();
+        for (i, f) in spec.files.iter().enumerate() {
+            let file = File::open(&f.path).map_err(|e| {
+                Error::context(format!("cannot open context {}: {e}", f.path.display()))
+            })?;
+            let target = CTX_FD_BASE + i as RawFd;
+            fds.push(target);
+            plan.fd(file.into(), target);
+        }
+        let open_files = cfg
+            .open_files
+            .max(CTX_FD_BASE as u64 + spec.files.len() as u64 + 16);
+        plan.limits = backend::limits(cfg, open_files);
+        match &lease {
+            Some(l) => {
+                plan.limits.push((Limit::Processes, cfg.pids));
+                plan.drop_to = Some(l.uid());
+            }
+            None => plan
+                .limits
+                .push((Limit::Processes, cfg.pids + processes_of(sys::real_uid()))),
+        }
+        let mut cmd = Command::new(&cfg.python);
+        cmd.args(["-I", "-B", "-u", "-c", REPL_DRIVER])
+            .env_clear()
+            .env("RLM_CONTEXT_SPEC", backend::context_spec(spec, &fds))
+            .env("LANG", "C.UTF-8")
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/tmp")
+            .current_dir("/tmp");
+        let child = plan
+            .spawn(cmd, false)
+            .map_err(|e| Error::sandbox(format!("cannot start {}: {e}", cfg.python.display())))?;
+        let mut l = backend::launched(child, msg_r, cmd_w, cfg, lease)?;
+        l.unsafe_runtime = true;
+        Ok(l)
+    }
+}
+
+fn pipe_err(e: std::io::Error) -> Error {
+    Error::sandbox(format!("cannot create a pipe: {e}"))
+}
