@@ -34,79 +34,103 @@
 //! # Architecture
 //!
 //! ## Modules
-//! Pure (no I/O, unit- and property-tested next to the code):
+//! Pure (no I/O; unit- and property-tested next to the code):
+//! - `settings`: the one configuration path: every setting's name, key, flag, default and
+//!   parser; builder calls, flags and the environment are sources of `name = text` pairs,
+//!   resolved (builder/flags > environment > default) and validated once into a [`Config`]
+//!   (`config`: the plain, readable values);
+//! - `agent`: the loop's decisions as a state machine (given a reply or a block's result:
+//!   ask the model, run a block, answer, or stop and why; nudges, repeat detection);
+//! - `budget`: the ledger of a tree of runs (usage and cost per model, limits checked and a
+//!   call reserved before every LLM call);
+//! - `prompt`: every text the model reads (system prompt, context description, turn
+//!   messages, nudges, observations, sub-call errors);
 //! - `parse`: fenced code blocks and textual final answers;
 //! - `egress`: the filter (a single-pass trigger scan with one anchored linear-time regex per
 //!   secret rule, per-token entropy, context echo by content-defined fingerprints of the whole
 //!   context, binary detection, truncation);
-//! - `prompt`: the system prompt, built from what the REPL really provides;
 //! - `llm::openai`, `llm::anthropic`, `llm::gemini`, `llm::pricing`: wire formats and prices;
-//! - `sandbox::protocol`, `sandbox::seccomp`: REPL frames and the BPF program;
+//! - `sandbox::protocol` (frames, typed [`sandbox::HostCall`]s, per-cell tokens),
+//!   `sandbox::capture` (capped output), `sandbox::seccomp` (the BPF program);
 //! - `trajectory`: the versioned JSON Lines events; `view`: their HTML rendering;
-//! - `config`, `result`, `events`, `error`: plain data.
+//! - `result`, `events`, `error`: plain data.
 //!
 //! I/O:
+//! - `runtime`: the only module that knows about the `blocking` pool and timers (`unblock`,
+//!   `detach`, `sleep`, `timeout`, `Limiter`);
 //! - `llm::http`: the only module speaking HTTP (one shared `ureq` agent per client);
-//! - `sandbox::process`: the REPL child process (bubblewrap or plain), its pipes, kill + reap;
-//!   `sandbox::docker`: the same over the `docker` CLI (feature `docker`);
-//! - `context`, `handle`: memory-mapped context files and private temporary copies of
-//!   in-memory text;
-//! - `log`: the trajectory writer;
-//! - `runtime`: the only module that knows about the `blocking` pool and timers.
+//! - `sandbox::engine`: the session engine for every backend (frames, deadlines, host calls,
+//!   restarts, kills); `sandbox::backend`: the small `Backend` trait (launch / verify / kill)
+//!   implemented by `sandbox::bwrap`, `sandbox::docker` (feature `docker`) and
+//!   `sandbox::unisolated`; `sandbox::pipes` (the REPL's pipes), `sandbox::spawner` (the
+//!   threads that fork), `sandbox::uid` (machine-wide uid leases); `sandbox::sys` holds every
+//!   libc call and every `unsafe` block of the sandbox;
+//! - `handle` (the read-only `mmap` of context files, the crate's one other `unsafe` site) and
+//!   `context` (what a run was given, private copies of in-memory text);
+//! - `log`: the trajectory writer.
 //!
-//! Glue: `orchestrator` (public API, builder) and `run` (the tree of runs: loop, state, host
-//! calls from the REPL).
+//! Glue: `orchestrator` (public API, builder) and `run` (drives the agent for a tree of runs:
+//! context, session, LLM calls, filter, host calls).
 //!
 //! ## The path of one run
-//! 1. `arun` creates a per-run state (history, steps, usage, filter) — nothing per run lives
-//!    in the [`Orchestrator`].
-//! 2. The context is validated and memory-mapped (on the blocking pool); the egress filter
+//! 1. `arun` creates a tree (budget ledger, sub-call limiter, observer) and its root run —
+//!    nothing per run lives in the [`Orchestrator`].
+//! 2. The context is validated and memory-mapped on the blocking pool; the egress filter
 //!    fingerprints it.
-//! 3. The sandbox starts one REPL session: bubblewrap execs `/usr/bin/python3` running the
-//!    embedded driver ([`sandbox::REPL_DRIVER`]); context files are bound read-only.
-//! 4. Loop: the LLM is called (budget checked before), code blocks are extracted from the
-//!    reply and run one by one in the persistent REPL; stdout and stderr pass the egress
-//!    filter and go back as the next user message. Sub-LLM requests from the REPL travel over
-//!    the REPL's protocol pipe and are answered by the host while the block waits.
+//! 3. The sandbox starts one REPL session: the backend launches the embedded Python driver
+//!    (bubblewrap execs `/usr/bin/python3 /opt/rlm/repl.py`), context files bound read-only;
+//!    the engine waits for its ready frame and lets the backend verify it.
+//! 4. The agent asks for the first reply; each reply's code blocks run one by one in the
+//!    persistent REPL; stdout and stderr pass the egress filter and become the next user
+//!    message. Sub-LLM requests (`llm_query`, `rlm_query`, ...) arrive as frames on the
+//!    REPL's protocol pipe, are decoded into typed host calls and answered by the host while
+//!    the block waits; `rlm_query` starts a child run (depth + 1) in the same tree.
 //! 5. The run ends on `FINAL(...)`/`FINAL_VAR(...)` in the REPL (or a `FINAL(...)` stdout
-//!    line, or a final answer stated in a reply *without* code), or on a limit. The session is
-//!    dropped, which kills the sandbox; the temporary files are removed.
+//!    line, or a final answer stated in a reply *without* code), on a limit, or when
+//!    cancelled. The session is closed (killed and reaped off the caller's executor), the
+//!    context released, the trajectory flushed, and the result returned.
 //!
 //! ## Threads
 //! The library starts no executor. It uses: the process-wide `blocking` pool (`blocking-N`
-//! threads, created on demand) for HTTP calls, REPL pipe I/O, context loading and large
-//! filtering; one `rlm-timer` thread for timeouts and backoff sleeps; and one `rlm-spawner`
-//! thread that forks sandbox processes (so `PR_SET_PDEATHSIG` is tied to a thread that never
-//! exits). Concurrent sub-calls of a batch run on a private `async-executor` inside the run's
-//! own future. Filtering an output of 256 KiB or more scans its two halves on two scoped
-//! threads (on the blocking pool thread that filters it).
+//! threads, created on demand) for HTTP calls, REPL pipe I/O, context loading, large
+//! filtering, killing and reaping sandboxes, and trajectory writes; one `rlm-timer` thread for
+//! timeouts and backoff sleeps; and one `rlm-spawner` thread that forks sandbox processes (so
+//! `PR_SET_PDEATHSIG` is tied to a thread that never exits). Concurrent sub-calls of a batch
+//! run on a private `async-executor` inside the run's own future. Filtering an output of 256
+//! KiB or more scans its two halves on two scoped threads. Nothing blocks the caller's
+//! executor: a test runs a run on a single-threaded executor next to a 1 ms ticker.
 //!
 //! ## Threat model
-//! The model's code is hostile. It runs as uid 65534 in new user, mount, pid, network, ipc,
-//! uts and cgroup namespaces; sees only read-only `/usr`, a size-capped `/tmp`, minimal
-//! `/etc` and the context; has no network (not even the host's loopback), no capabilities,
-//! no new privileges, a seccomp filter (no `ptrace`, non-unix sockets, mounts, namespaces,
-//! keyrings, `bpf`, `io_uring`, ...), and rlimits on memory, CPU, processes, file size and
-//! open files; the host kills it at a wall-clock deadline and when the run is dropped.
-//! bubblewrap is started with an empty environment and reads its arguments from a file
-//! descriptor, so `/proc/1` shows neither host variables nor host paths. When the host runs
-//! as root the sandbox runs under a dedicated unprivileged host uid per session so the process
-//! limit applies. Everything the sandbox prints is filtered before an LLM sees it, and API
-//! keys never appear in errors, `Debug` output or results. The REPL side of the protocol is
-//! treated as untrusted input (size-limited, validated frames).
+//! The model's code is hostile (and may be steered by hostile data in the context). It runs
+//! as uid 65534 in new user, mount, pid, network, ipc, uts and cgroup namespaces; sees only
+//! read-only `/usr`, a size-capped `/tmp`, minimal `/etc` and the context; has no network (not
+//! even the host's loopback), no capabilities, no new privileges, a seccomp filter (no
+//! `ptrace`, non-unix sockets, mounts, namespaces, keyrings, `bpf`, `io_uring`, ...; an
+//! architecture without a filter table refuses to start), and rlimits on memory, CPU,
+//! processes, file size and open files; the host kills it at a wall-clock deadline, when the
+//! run is dropped or cancelled, and when the host process dies. bubblewrap is started with an
+//! empty environment and reads its arguments from a file descriptor, so `/proc/1` shows
+//! neither host variables nor host paths. When the host runs as root each sandbox runs under
+//! its own unprivileged host uid, leased machine-wide, so the process limit applies per
+//! sandbox. The REPL side of the protocol is untrusted input: size-limited, validated frames;
+//! host calls decoded into a closed set of typed calls; every frame about a cell must carry
+//! that cell's id and fresh token (anything else kills and restarts the REPL); depth, budget,
+//! models and limits are enforced by the host. Everything the sandbox prints is filtered
+//! before an LLM sees it, and API keys never appear in errors, `Debug` output or results.
 //!
 //! ## Deliberately not done
 //! - No tokio (or any runtime) dependency; no spawning onto an ambient executor.
 //! - No in-process Python, no "restricted Python" pretending to be a sandbox.
-//! - No silent fallback to an unisolated runtime: only with `RLM_ALLOW_UNSAFE_RUNTIME=1`.
+//! - No silent fall-back to less isolation: an unknown or unavailable backend is an error;
+//!   the unisolated backend runs only when named (`RLM_SANDBOX=unsafe`) and allowed
+//!   (`RLM_ALLOW_UNSAFE_RUNTIME=1`).
 //! - No final answer is ever taken from a reply's prose when that reply contains code.
 //! - Cancelling an in-flight HTTP request: a dropped run stops waiting at once, but the pool
 //!   thread finishes the request (bounded by the request timeout).
 //! - Streaming LLM responses token by token: replies are short code blocks, and progress is
 //!   reported per step through [`RunEvent`]s instead.
-//! - pids/memory cgroups for the bubblewrap sandbox: rlimits plus a dedicated host uid per
-//!   sandbox (when the host is root) bound processes and memory without requiring cgroup
-//!   delegation.
+//! - Secrecy from code *inside* the sandbox: per-cell tokens stop frames from other cells,
+//!   not code that reads the driver's memory (the host enforces every limit itself).
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 
 mod agent;

@@ -148,8 +148,9 @@ pub(crate) struct BlockOutcome<'a> {
     pub(crate) stdout: &'a str,
     pub(crate) stderr: &'a str,
     pub(crate) restarted: bool,
-    pub(crate) timed_out: bool,
     pub(crate) memory_exceeded: bool,
+    /// Why the REPL was killed or ended during the block.
+    pub(crate) lost_because: Option<&'a str>,
 }
 
 /// What the model sees after a block.
@@ -164,8 +165,10 @@ pub(crate) fn observation(b: &BlockOutcome<'_>) -> String {
             "Note: the REPL had been restarted before this block; earlier variables are gone.\n",
         );
     }
-    if b.timed_out {
-        s.push_str("The block timed out and was killed; the REPL state is lost.\n");
+    if let Some(why) = b.lost_because {
+        s.push_str(&format!(
+            "The REPL was lost during this block: {why}. The next block starts a fresh REPL (earlier variables are gone).\n"
+        ));
     } else if b.memory_exceeded {
         s.push_str("The block hit the memory limit.\n");
     }

@@ -421,8 +421,8 @@ impl Run {
             stdout: &out.text,
             stderr: &err.text,
             restarted: r.restarted,
-            timed_out: r.timed_out,
             memory_exceeded: r.memory_exceeded,
+            lost_because: r.lost_because.as_deref(),
         });
         let mut step = self.step(StepKind::CodeExecution, code, observation.clone(), started);
         step.success = r.success();

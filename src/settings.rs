@@ -839,6 +839,18 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for s in SETTINGS {
+            assert!(
+                readme.contains(&format!("| `{}` | `{}` |", s.var, s.key)),
+                "README's configuration table lacks {}",
+                s.var
+            );
+        }
+    }
+
+    #[test]
     fn sizes_and_durations() {
         assert_eq!(size("512m").unwrap(), 512 << 20);
         assert_eq!(size("512MB").unwrap(), 512 << 20);

@@ -207,6 +207,62 @@ fn exit_codes() {
     );
 }
 
+/// `--provider X` with only X's key variable set: the request carries X's auth header; without
+/// a key (and a remote URL) the error names X's variable.
+#[test]
+fn provider_flag_reads_that_providers_key() {
+    let server = LlmServer::start(|_, _| Reply::Text("FINAL(ok)".into()));
+    for (provider, var, header, value) in [
+        (
+            "openai",
+            "OPENAI_API_KEY",
+            "authorization",
+            "Bearer k-openai",
+        ),
+        ("anthropic", "ANTHROPIC_API_KEY", "x-api-key", "k-anthropic"),
+        ("gemini", "GEMINI_API_KEY", "x-goog-api-key", "k-gemini"),
+    ] {
+        let before = server.meta.lock().unwrap().len();
+        let key = value.trim_start_matches("Bearer ");
+        let out = rlm()
+            .env(var, key)
+            .args([
+                "run",
+                "--quiet",
+                "--provider",
+                provider,
+                "--base-url",
+                &server.base_url(),
+                "q",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{provider}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let meta = server.meta.lock().unwrap();
+        assert_eq!(meta.len(), before + 1);
+        assert_eq!(meta[before].header(header), Some(value), "{provider}");
+        drop(meta);
+        // The default (remote) URL and no key: an error naming this provider's variable, not
+        // a fall-back to the local model.
+        let empty_cache = tempfile::tempdir().unwrap();
+        let out = rlm()
+            .env("RLM_CACHE_DIR", empty_cache.path())
+            .args(["run", "--provider", provider, "q"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{provider}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(var), "{provider}: {err}");
+        for other in ["OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY"] {
+            assert!(other == var || !err.contains(other), "{provider}: {err}");
+        }
+    }
+}
+
 #[test]
 fn egress_scan_filters_stdin() {
     let dir = tempfile::tempdir().unwrap();

@@ -388,6 +388,39 @@ fn events_are_streamed_in_order() {
 }
 
 #[test]
+fn a_cancelled_run_ends_with_cancelled_and_its_sandbox_is_killed() {
+    let llm = ScriptedLlm::new(|_| {
+        Ok("```python\nimport time\nprint('started', flush=True)\ntime.sleep(60)\n```".into())
+    });
+    let o = Orchestrator::builder().llm(llm).build().unwrap();
+    let run = o.arun_observed("q", None);
+    let cancel = run.cancel.clone();
+    let events = run.events;
+    let watcher = std::thread::spawn(move || {
+        // Cancel once the code is running.
+        while let Some(e) = events.recv_blocking() {
+            if matches!(e, RunEvent::Executing { .. }) {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                cancel.cancel();
+            }
+        }
+    });
+    let t = std::time::Instant::now();
+    let r = futures_lite::future::block_on(run.result);
+    watcher.join().unwrap();
+    assert!(
+        matches!(r.failure, Some(rlm::Error::Cancelled)),
+        "{:?}",
+        r.failure
+    );
+    assert!(!r.success && r.error.as_deref() == Some("cancelled"));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "the 60 s block was cut short"
+    );
+}
+
+#[test]
 fn hundred_concurrent_runs_on_one_orchestrator() {
     let server = LlmServer::start(|req, _| {
         let q = first_user(req);

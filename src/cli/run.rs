@@ -138,6 +138,11 @@ fn with_local_model_if_unconfigured(
     if config.llm.api_key.is_some() || config.origin("RLM_LLM_BASE_URL").is_some() {
         return Ok((builder, None));
     }
+    if config.origin("RLM_LLM_PROVIDER").is_some() {
+        // A provider was chosen explicitly: its missing key is an error (from `build`), not a
+        // reason to answer with another model.
+        return Ok((builder, None));
+    }
     let Some((server, model)) = local_model::installed() else {
         let var = config.llm.provider.key_var();
         return Err(format!(

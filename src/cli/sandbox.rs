@@ -96,6 +96,7 @@ fn exec(args: &[String]) -> ExitCode {
             "exit_code": r.exit_code,
             "timed_out": r.timed_out,
             "memory_exceeded": r.memory_exceeded,
+            "lost_because": r.lost_because,
             "duration_ms": r.duration.as_secs_f64() * 1000.0,
             "backend": backend,
         });
@@ -103,6 +104,9 @@ fn exec(args: &[String]) -> ExitCode {
     } else {
         print!("{}", term::safe(&r.stdout));
         eprint!("{}", term::safe(&r.stderr));
+        if let Some(why) = &r.lost_because {
+            eprintln!("[rlm] {}", term::safe(why));
+        }
     }
     ExitCode::SUCCESS
 }

@@ -124,6 +124,11 @@ impl Session {
             }
             other => {
                 let backend = self.backend.clone();
+                let what = l
+                    .name
+                    .as_ref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
                 let (stderr, status) = runtime::unblock(move || {
                     // A process that is exiting on its own gets a moment to report its status.
                     let status = l.reap(Duration::from_millis(20));
@@ -140,7 +145,7 @@ impl Session {
                     Event::Eof => format!("it exited during start-up{status}"),
                 };
                 Err(Error::sandbox(format!(
-                    "the Python REPL could not be started: {why}. stderr: {}.{}",
+                    "the Python REPL{what} could not be started: {why}. stderr: {}.{}",
                     stderr.trim(),
                     self.backend.start_failure_hint()
                 )))
@@ -317,10 +322,7 @@ impl SandboxSession for Session {
                             137,
                             true,
                             Then::Kill,
-                            format!(
-                                "[rlm] {limit} and the sandbox was killed; the REPL restarts with a fresh \
-                                 state (earlier variables are gone)"
-                            ),
+                            format!("{limit} and the sandbox was killed"),
                         );
                     }
                     Event::Msg(m) => {
@@ -335,8 +337,7 @@ impl SandboxSession for Session {
                             false,
                             Then::Kill,
                             format!(
-                                "[rlm] protocol violation: the REPL sent {what}; the sandbox was killed and \
-                                 restarts with a fresh state (earlier variables are gone)"
+                                "protocol violation: the REPL sent {what}; the sandbox was killed"
                             ),
                         );
                     }
@@ -345,10 +346,7 @@ impl SandboxSession for Session {
                             137,
                             false,
                             Then::Kill,
-                            format!(
-                                "[rlm] protocol violation: {p}; the sandbox was killed and restarts with a \
-                                 fresh state (earlier variables are gone)"
-                            ),
+                            format!("protocol violation: {p}; the sandbox was killed"),
                         );
                     }
                     Event::Eof => break Outcome::lost(0, false, Then::Reap, String::new()),
@@ -357,7 +355,7 @@ impl SandboxSession for Session {
             let unsafe_runtime = self.proc.as_ref().is_some_and(|l| l.unsafe_runtime)
                 || self.backend.kind() == SandboxKind::Unsafe;
             // What the cell wrote, collected before the REPL is killed or reaped.
-            let (stdout, mut stderr) = self
+            let (stdout, stderr) = self
                 .proc
                 .as_mut()
                 .and_then(|l| l.pipes.as_mut())
@@ -370,20 +368,12 @@ impl SandboxSession for Session {
                 Then::Kill => self.kill(),
                 Then::Reap => {
                     exit_code = self.reap().await;
-                    note = Some(format!(
-                        "[rlm] the REPL process ended (status {exit_code}); it restarts with a fresh \
-                         state (earlier variables are gone)"
-                    ));
+                    note = Some(format!("the REPL process ended (status {exit_code})"));
                 }
             }
             let state_lost = outcome.then != Then::Keep;
             if state_lost {
                 self.state_lost = true;
-            }
-            if let Some(n) = note {
-                stderr.push('\n');
-                stderr.push_str(&n);
-                stderr.push('\n');
             }
             Ok(ExecutionResult {
                 stdout,
@@ -395,6 +385,7 @@ impl SandboxSession for Session {
                 final_answer: outcome.final_answer,
                 restarted,
                 state_lost,
+                lost_because: note,
                 unsafe_runtime,
             })
         })

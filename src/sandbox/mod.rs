@@ -84,6 +84,9 @@ pub struct ExecutionResult {
     pub restarted: bool,
     /// The REPL died or was killed during this block; the next block starts a fresh one.
     pub state_lost: bool,
+    /// Why the REPL was killed or ended during this block (the wall-clock limit, its exit
+    /// status, a protocol violation), when it was.
+    pub lost_because: Option<String>,
     /// The block ran without the isolation the backend promises (the `unsafe` backend, or
     /// Docker without gVisor when that was explicitly allowed).
     pub unsafe_runtime: bool,
