@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rlm::{Context, ContextHandle, EgressConfig, EgressFilter};
+use rlm::{Context, ContextHandle, EgressFilter};
 
 #[path = "egress.rs"]
 #[allow(dead_code)]
@@ -98,9 +98,12 @@ fn main() {
     eprintln!("inputs in {} (search file {search_mb} MiB)", dir.display());
 
     // rlm.
-    let plain = EgressFilter::new(EgressConfig::default());
-    let with_ctx =
-        EgressFilter::for_context(EgressConfig::default(), &Context::file(&ctx_path)).unwrap();
+    let plain = EgressFilter::new(rlm::Orchestrator::builder().resolve().unwrap().egress);
+    let with_ctx = EgressFilter::for_context(
+        rlm::Orchestrator::builder().resolve().unwrap().egress,
+        &Context::file(&ctx_path),
+    )
+    .unwrap();
     let ours_plain = median(|| drop(plain.filter(out.as_bytes(), "stdout").unwrap()), 21);
     let ours_ctx = median(
         || drop(with_ctx.filter(out.as_bytes(), "stdout").unwrap()),

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use rlm::{Context, ContextHandle, EgressConfig, EgressFilter};
+use rlm::{Context, ContextHandle, EgressFilter};
 
 fn main() {
     divan::main();
@@ -73,7 +73,7 @@ fn context_text() -> &'static str {
 
 #[divan::bench(args = [4 << 10, 64 << 10, 1 << 20])]
 fn filter_no_context(bencher: divan::Bencher<'_, '_>, bytes: usize) {
-    let f = EgressFilter::new(EgressConfig::default());
+    let f = EgressFilter::new(rlm::Orchestrator::builder().resolve().unwrap().egress);
     let input = mixed_output(bytes);
     bencher
         .counter(divan::counter::BytesCount::new(bytes))
@@ -85,8 +85,11 @@ fn filter_no_context(bencher: divan::Bencher<'_, '_>, bytes: usize) {
 
 #[divan::bench(args = [4 << 10, 64 << 10, 1 << 20])]
 fn filter_with_context(bencher: divan::Bencher<'_, '_>, bytes: usize) {
-    let f =
-        EgressFilter::for_context(EgressConfig::default(), &Context::text(context_text())).unwrap();
+    let f = EgressFilter::for_context(
+        rlm::Orchestrator::builder().resolve().unwrap().egress,
+        &Context::text(context_text()),
+    )
+    .unwrap();
     let input = output_with_echo(bytes, context_text());
     bencher
         .counter(divan::counter::BytesCount::new(bytes))

@@ -4,7 +4,6 @@
 //!
 //! `cargo bench --bench sandbox`
 
-use rlm::SandboxConfig;
 use rlm::sandbox::{NoHostCalls, SessionSpec, from_config};
 
 fn main() {
@@ -13,7 +12,7 @@ fn main() {
 
 #[divan::bench(sample_count = 40, sample_size = 1)]
 fn cold_start(bencher: divan::Bencher<'_, '_>) {
-    let sb = from_config(&SandboxConfig::default()).expect("bwrap");
+    let sb = from_config(&rlm::Orchestrator::builder().resolve().unwrap().sandbox).expect("bwrap");
     bencher.bench(|| {
         futures_lite::future::block_on(sb.start(SessionSpec::empty())).expect("sandbox starts")
     });
@@ -21,7 +20,7 @@ fn cold_start(bencher: divan::Bencher<'_, '_>) {
 
 #[divan::bench(sample_count = 200, sample_size = 10)]
 fn trivial_block_round_trip(bencher: divan::Bencher<'_, '_>) {
-    let sb = from_config(&SandboxConfig::default()).expect("bwrap");
+    let sb = from_config(&rlm::Orchestrator::builder().resolve().unwrap().sandbox).expect("bwrap");
     let mut s = futures_lite::future::block_on(sb.start(SessionSpec::empty())).unwrap();
     let mut i = 0u64;
     bencher.bench_local(|| {

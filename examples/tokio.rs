@@ -14,7 +14,7 @@ async fn main() -> Result<(), rlm::Error> {
     let run = agent.arun_observed(query, None);
     let handle = tokio::spawn(run.result);
     while let Some(event) = run.events.recv().await {
-        if let rlm::RunEvent::Step { step, usage } = event {
+        if let rlm::RunEvent::Step { step, usage, .. } = event {
             eprintln!(
                 "[turn {}] {:?} ({} tokens so far)",
                 step.iteration,

@@ -69,8 +69,10 @@ pub(crate) struct Agent {
     max_no_code: u32,
     iteration: u32,
     no_code: u32,
-    /// The blocks of the previous reply with code, to spot a model repeating itself.
+    /// The blocks of the previous reply with code, to spot a model repeating itself, and
+    /// where that reply is in `messages`.
     previous_code: Vec<String>,
+    previous_at: Option<usize>,
     repeats: u32,
     repeated: bool,
     /// Blocks of the current reply still to run, and how many it had.
@@ -94,6 +96,7 @@ impl Agent {
             iteration: 0,
             no_code: 0,
             previous_code: Vec::new(),
+            previous_at: None,
             repeats: 0,
             repeated: false,
             queue: VecDeque::new(),
@@ -123,14 +126,17 @@ impl Agent {
         let blocks = extract_python_code(reply);
         self.repeated = !blocks.is_empty() && blocks == self.previous_code;
         self.repeats = if self.repeated { self.repeats + 1 } else { 0 };
-        if self.repeated && self.messages.len() >= 4 {
+        if self.repeated
+            && let Some(at) = self.previous_at
+            && at + 2 <= self.messages.len()
+        {
             // Keep one copy of the repeated attempt in view, not a growing wall of them: drop
-            // the earlier identical reply and its observation.
-            let n = self.messages.len();
-            self.messages.drain(n - 2..n);
+            // the earlier identical reply and its observation (whatever came after them stays).
+            self.messages.drain(at..at + 2);
         }
         if !blocks.is_empty() {
             self.previous_code = blocks.clone();
+            self.previous_at = Some(self.messages.len());
         }
         self.messages.push(Message::assistant(reply));
         if blocks.is_empty() {
@@ -353,5 +359,24 @@ mod tests {
         }
         a.on_reply(&code("print('new')"));
         assert_eq!(a.on_block(ran("new")), Action::Ask { temperature: None });
+    }
+
+    #[test]
+    fn a_repeat_after_prose_drops_the_earlier_attempt_not_the_prose() {
+        let mut a = agent(10);
+        a.start();
+        a.on_reply(&code("print(1)"));
+        a.on_block(ran("1"));
+        a.on_reply("Let me think.");
+        a.on_reply(&code("print(1)"));
+        let texts: Vec<&str> = a.messages().iter().map(|m| m.content.as_str()).collect();
+        assert_eq!(
+            texts.iter().filter(|t| t.contains("print(1)")).count(),
+            1,
+            "one copy of the repeated code: {texts:?}"
+        );
+        assert!(texts.contains(&"Let me think."), "{texts:?}");
+        assert_eq!(a.messages()[0].role, Role::System);
+        assert_eq!(a.messages()[1].role, Role::User);
     }
 }

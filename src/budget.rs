@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     fn ledger(f: impl FnOnce(&mut Limits)) -> Ledger {
-        let mut l = Limits::default();
+        let mut l = Limits::defaults();
         f(&mut l);
         Ledger::new(l, PriceTable::default())
     }

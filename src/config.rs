@@ -164,8 +164,9 @@ impl fmt::Debug for LlmConfig {
     }
 }
 
-impl Default for LlmConfig {
-    fn default() -> Self {
+impl LlmConfig {
+    /// The documented defaults (only the settings resolver starts from them).
+    pub(crate) fn defaults() -> Self {
         LlmConfig {
             provider: Provider::OpenAi,
             model: "gpt-4o-mini".into(),
@@ -208,7 +209,7 @@ pub struct SandboxConfig {
     /// Address-space limit of the REPL (bytes).
     pub memory_bytes: u64,
     /// CPU-time limit of the REPL (seconds, whole session).
-    pub cpu_seconds: u64,
+    pub cpu_time: Duration,
     /// Maximum number of processes.
     pub pids: u64,
     /// Largest file the code may write (bytes).
@@ -223,13 +224,16 @@ pub struct SandboxConfig {
     pub max_output_bytes: usize,
     /// Contexts up to this size are also exposed inside the REPL as the string `context`.
     pub inline_context_bytes: u64,
-    /// Host uid/gid the sandbox runs as when the host process is root (so process limits
-    /// apply).
+    /// First host uid/gid leased to sandboxes when the host process is root (so process
+    /// limits apply per sandbox).
     pub host_uid: u32,
+    /// Where uid leases are kept (lock files shared by every `rlm` process on the machine).
+    pub uid_lock_dir: PathBuf,
 }
 
-impl Default for SandboxConfig {
-    fn default() -> Self {
+impl SandboxConfig {
+    /// The documented defaults (only the settings resolver starts from them).
+    pub(crate) fn defaults() -> Self {
         SandboxConfig {
             kind: SandboxKind::Bwrap,
             allow_unsafe_runtime: false,
@@ -240,7 +244,7 @@ impl Default for SandboxConfig {
             execution_timeout: Duration::from_secs(60),
             max_cell_wall: Duration::from_secs(1800),
             memory_bytes: 1 << 30,
-            cpu_seconds: 600,
+            cpu_time: Duration::from_secs(600),
             pids: 64,
             file_size_bytes: 64 << 20,
             open_files: 256,
@@ -249,6 +253,7 @@ impl Default for SandboxConfig {
             max_output_bytes: 20_000,
             inline_context_bytes: 64 << 20,
             host_uid: 61000,
+            uid_lock_dir: PathBuf::from("/run/rlm/uids"),
         }
     }
 }
@@ -272,8 +277,9 @@ pub struct EgressConfig {
     pub max_output_bytes: usize,
 }
 
-impl Default for EgressConfig {
-    fn default() -> Self {
+impl EgressConfig {
+    /// The documented defaults (only the settings resolver starts from them).
+    pub(crate) fn defaults() -> Self {
         EgressConfig {
             entropy_threshold: 4.5,
             min_entropy_len: 32,
@@ -310,8 +316,9 @@ pub struct Limits {
     pub max_concurrent_subcalls: usize,
 }
 
-impl Default for Limits {
-    fn default() -> Self {
+impl Limits {
+    /// The documented defaults (only the settings resolver starts from them).
+    pub(crate) fn defaults() -> Self {
         Limits {
             max_iterations: 20,
             max_depth: 1,
@@ -327,7 +334,7 @@ impl Default for Limits {
 
 /// Everything an orchestrator needs; build it with [`Orchestrator::builder`](crate::Orchestrator::builder)
 /// or [`Orchestrator::from_env`](crate::Orchestrator::from_env).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
     /// LLM connection.
@@ -348,6 +355,19 @@ pub struct Config {
 }
 
 impl Config {
+    /// The documented defaults (only the settings resolver starts from them).
+    pub(crate) fn defaults() -> Self {
+        Config {
+            llm: LlmConfig::defaults(),
+            sandbox: SandboxConfig::defaults(),
+            egress: EgressConfig::defaults(),
+            limits: Limits::defaults(),
+            prompt_mode: PromptMode::default(),
+            custom_instructions: None,
+            origins: BTreeMap::new(),
+        }
+    }
+
     /// Where the setting `name` (an environment variable name such as `RLM_LLM_MODEL`) got
     /// its value: `None` when it has its default, else the builder call, command-line flag or
     /// environment variable that set it.

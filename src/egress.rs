@@ -420,6 +420,7 @@ fn scan_range(
 
 /// Result of filtering one piece of output.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Filtered {
     /// The text that may be shown to an LLM.
     pub text: String,
@@ -839,7 +840,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn f() -> EgressFilter {
-        EgressFilter::new(EgressConfig::default())
+        EgressFilter::new(EgressConfig::defaults())
     }
 
     const SECRETS: &[(&str, &str)] = &[
@@ -960,7 +961,7 @@ mod tests {
     fn raise_on_leak_is_typed() {
         let cfg = EgressConfig {
             raise_on_leak: true,
-            ..EgressConfig::default()
+            ..EgressConfig::defaults()
         };
         let err = EgressFilter::new(cfg)
             .filter(b"AKIAIOSFODNN7EXAMPLE", "stderr")
@@ -986,7 +987,7 @@ mod tests {
             ));
         }
         let lc = LoadedContext::load(&Context::text(ctx.clone())).unwrap();
-        let filt = EgressFilter::with_context(EgressConfig::default(), lc);
+        let filt = EgressFilter::with_context(EgressConfig::defaults(), lc);
         // A slice from the middle of the context, framed by other text.
         let slice = &ctx[100_000..101_000];
         let out = filt
@@ -1012,7 +1013,7 @@ mod tests {
         let strict = EgressConfig {
             entropy_threshold: 3.0,
             allow_digests: false,
-            ..EgressConfig::default()
+            ..EgressConfig::defaults()
         };
         let out = EgressFilter::new(strict)
             .filter(sha.as_bytes(), "stdout")
@@ -1024,7 +1025,7 @@ mod tests {
         );
         let relaxed = EgressConfig {
             entropy_threshold: 3.0,
-            ..EgressConfig::default()
+            ..EgressConfig::defaults()
         };
         let out = EgressFilter::new(relaxed)
             .filter(sha.as_bytes(), "stdout")
@@ -1102,7 +1103,7 @@ mod timing {
             i += 1;
             s.push_str(&format!("2026-11-25T09:00:{:02}Z INFO request id={} status=200 took={}ms\nThe quarterly report shows revenue growth across all regions.\n{{\"user\": \"u{}\", \"total\": {}}}\n", i % 60, i * 7919 % 100000, i % 900, i, i * 31));
         }
-        let cfg = crate::EgressConfig::default();
+        let cfg = crate::EgressConfig::defaults();
         let time = |label: &str, f: &dyn Fn()| {
             let t = std::time::Instant::now();
             for _ in 0..20 {

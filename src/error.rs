@@ -58,6 +58,12 @@ pub enum Error {
         /// Where the leak was found (`stdout`, `stderr`, `final_answer`, ...).
         source_name: String,
     },
+    /// The model kept replying without code or a final answer.
+    #[error("no code: {message}")]
+    NoCode {
+        /// How many replies in a row had neither.
+        message: String,
+    },
     /// A wall-clock limit was reached.
     #[error("timeout: {message}")]
     Timeout {

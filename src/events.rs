@@ -15,16 +15,19 @@ use crate::result::{Step, Usage};
 #[non_exhaustive]
 pub enum RunEvent {
     /// The run started.
+    #[non_exhaustive]
     Started {
         /// The user's query.
         query: String,
     },
     /// An LLM turn is about to be requested.
+    #[non_exhaustive]
     Iteration {
         /// 1-based turn number.
         iteration: u32,
     },
     /// A code block started executing.
+    #[non_exhaustive]
     Executing {
         /// 1-based turn number.
         iteration: u32,
@@ -32,6 +35,7 @@ pub enum RunEvent {
         code: String,
     },
     /// A step finished.
+    #[non_exhaustive]
     Step {
         /// The finished step.
         step: Box<Step>,
@@ -39,6 +43,7 @@ pub enum RunEvent {
         usage: Usage,
     },
     /// The run ended (successfully or not). Always the last event.
+    #[non_exhaustive]
     Finished {
         /// Whether it produced an answer.
         success: bool,

@@ -47,11 +47,12 @@ pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> 
     let bytes = if meta.len() == 0 {
         Bytes::Empty
     } else {
-        // SAFETY: the map is read-only and private to this process, so nothing here writes
-        // through it. If another process truncates or rewrites the file while it is mapped,
-        // reads see the new bytes or fault (SIGBUS) past the new end; that is documented on
-        // `ContextHandle` as the caller's obligation (do not modify a context file during a
-        // run).
+        // SAFETY: the map is read-only (PROT_READ of a descriptor opened read-only), so
+        // nothing writes through it and the `&[u8]` it hands out is never aliased by a
+        // mutable reference in this process. It is a shared mapping: if another process
+        // truncates or rewrites the file while it is mapped, reads see the new bytes or fault
+        // (SIGBUS) past the new end. Not modifying a context file during a run is the
+        // caller's obligation, stated on `ContextHandle`.
         #[allow(unsafe_code)]
         let m = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| Error::context(format!("cannot map context file {}: {e}", p.display())))?;
@@ -131,6 +132,7 @@ impl std::fmt::Debug for ContextHandle {
 
 /// One search match.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct SearchHit {
     /// Byte offset of the match.
     pub offset: u64,

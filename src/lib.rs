@@ -133,6 +133,10 @@
 //!   not code that reads the driver's memory (the host enforces every limit itself).
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 
+/// A boxed, `Send` future borrowing for `'a` (what the object-safe traits of this crate
+/// return).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 mod agent;
 mod budget;
 mod config;

@@ -5,8 +5,9 @@ mod cli;
 
 use std::process::ExitCode;
 
-use cli::{Command, demo, egress, run, sandbox, setup, term, view};
+use cli::{Command, demo, egress, help, run, sandbox, setup, term, view};
 
+/// Every subcommand: the one place the CLI's commands and their help are listed.
 const COMMANDS: &[Command] = &[
     Command {
         name: "run",
@@ -46,54 +47,28 @@ const COMMANDS: &[Command] = &[
     },
 ];
 
-fn overview() -> String {
-    let mut s = String::from(
-        "rlm: Recursive Language Models with a sandboxed Python REPL\n\nUsage: rlm COMMAND [OPTIONS]\n\n",
-    );
-    for c in COMMANDS {
-        s.push_str(&format!("  {:<9} {}\n", c.name, c.summary));
-    }
-    s.push_str("  help      this text; `rlm help COMMAND` for one command, `rlm help settings` for every setting\n\nEvery command takes --help.\n");
-    s
-}
-
-fn settings() -> String {
-    let mut s =
-        String::from("Settings (environment variables; `rlm run` flags win over them):\n\n");
-    for st in rlm::known_settings() {
-        let flag = st.flag.map(|f| format!(", {f}")).unwrap_or_default();
-        s.push_str(&format!(
-            "{}{flag} (default {})\n    {}\n",
-            st.name, st.default, st.help
-        ));
-    }
-    s.push_str(
-        "OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY\n    the selected provider's key\n",
-    );
-    s
-}
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let find = |n: &str| COMMANDS.iter().find(|c| c.name == n);
+    let wants_help = |rest: &[String]| rest.iter().any(|a| a == "--help" || a == "-h");
     match args.first().map(String::as_str) {
         None | Some("help" | "--help" | "-h") => match args.get(1).map(String::as_str) {
-            Some("settings") => print!("{}", settings()),
-            Some(n) if find(n).is_some() => print!("{}", (find(n).expect("found").help)()),
-            Some(n) => return cli::usage_error("help", format!("unknown command {n:?}")),
-            None => print!("{}", overview()),
+            None => print!("{}", help::overview(COMMANDS)),
+            Some("settings") => print!("{}", help::settings()),
+            Some(n) => match find(n) {
+                Some(c) => print!("{}", (c.help)()),
+                None => return cli::usage_error("help", format!("unknown command {n:?}")),
+            },
         },
         Some("--version" | "-V") => println!("rlm {}", env!("CARGO_PKG_VERSION")),
         Some(name) => match find(name) {
-            Some(c) if args[1..].iter().any(|a| a == "--help" || a == "-h") => {
-                print!("{}", (c.help)())
-            }
+            Some(c) if wants_help(&args[1..]) => print!("{}", (c.help)()),
             Some(c) => return (c.main)(&args[1..]),
             None => {
                 eprintln!(
                     "rlm: unknown command {:?}\n\n{}",
                     term::safe(name),
-                    overview()
+                    help::overview(COMMANDS)
                 );
                 return ExitCode::from(2);
             }

@@ -370,7 +370,8 @@ impl OrchestratorBuilder {
         )
     }
 
-    /// Sandbox backend (`RLM_SANDBOX`).
+    /// Sandbox backend (`RLM_SANDBOX`). [`SandboxKind::Custom`] is not a backend rlm can
+    /// start: pass your sandbox with [`sandbox`](Self::sandbox) instead.
     pub fn sandbox_kind(self, kind: SandboxKind) -> Self {
         self.set("RLM_SANDBOX", "sandbox_kind", kind.as_str().into())
     }
@@ -451,17 +452,19 @@ impl OrchestratorBuilder {
         }
         let env = self.use_env;
         settings::resolve(|var| {
-            self.explicit
-                .get(var)
-                .cloned()
-                .or_else(|| env.then(|| settings::env(var)).flatten())
+            self.explicit.get(var).cloned().or_else(|| {
+                // The key is read from the provider's variable, never from `api_key`.
+                (env && var != settings::API_KEY)
+                    .then(|| settings::env(var))
+                    .flatten()
+            })
         })
     }
 
     /// Validates the settings and builds the orchestrator. Starts nothing: sandboxes start
     /// per run.
     pub fn build(self) -> Result<Orchestrator> {
-        let config = self.resolve()?;
+        let mut config = self.resolve()?;
         let llm = match self.llm {
             Some(l) => l,
             None => {
@@ -485,6 +488,9 @@ impl OrchestratorBuilder {
             Some(s) => s,
             None => sandbox::from_config(&config.sandbox)?,
         };
+        // What `config()` reports is what runs.
+        config.llm.model = llm.model().to_string();
+        config.sandbox.kind = sandbox.kind();
         Ok(Orchestrator {
             shared: Arc::new(Shared {
                 config,

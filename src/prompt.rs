@@ -3,6 +3,7 @@
 //! the format of observations; and the texts of failed sub-calls.
 
 use crate::config::PromptMode;
+use crate::sandbox::ReplLost;
 
 /// Inputs of the system prompt.
 #[derive(Debug, Clone, Default)]
@@ -20,7 +21,7 @@ pub(crate) struct PromptInput<'a> {
     pub(crate) recursion: bool,
 }
 
-/// The system prompt. Every function it names is in [`crate::sandbox::REPL_FUNCTIONS`] (a
+/// The system prompt. Every function it names is in `sandbox::REPL_FUNCTIONS` (a
 /// test checks this against the real REPL).
 pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
     let mut s = String::new();
@@ -118,6 +119,22 @@ pub(crate) fn first_user_message(query: &str, has_context: bool) -> String {
     }
 }
 
+/// The user turn some providers need before a conversation that starts with the assistant.
+pub(crate) const LEADING_USER_TURN: &str = "(continue)";
+
+/// The user turn some providers need after a conversation that ends with the assistant.
+pub(crate) const TRAILING_USER_TURN: &str = "Continue.";
+
+/// Hints the REPL prints to the model's code (handed to the driver at start): `{pattern}` is
+/// replaced by the searched pattern, `{name}` by the name that exists.
+pub(crate) const REPL_HINTS: &[(&str, &str)] = &[
+    (
+        "empty_search",
+        "[ctx.search({pattern}) found no match; try one distinctive word or value from the question, e.g. a date, a name or an id]",
+    ),
+    ("case", "Did you mean {name}? Names are case-sensitive."),
+];
+
 /// The nudge after a reply without code.
 pub(crate) fn no_code_nudge() -> String {
     "Your reply had no ```python block, so nothing ran. Reply with a ```python block: compute the answer and call FINAL(answer) when it is printed.".into()
@@ -150,7 +167,7 @@ pub(crate) struct BlockOutcome<'a> {
     pub(crate) restarted: bool,
     pub(crate) memory_exceeded: bool,
     /// Why the REPL was killed or ended during the block.
-    pub(crate) lost_because: Option<&'a str>,
+    pub(crate) lost_because: Option<&'a ReplLost>,
 }
 
 /// What the model sees after a block.
@@ -166,6 +183,25 @@ pub(crate) fn observation(b: &BlockOutcome<'_>) -> String {
         );
     }
     if let Some(why) = b.lost_because {
+        let why = match why {
+            ReplLost::TimedOut {
+                limit,
+                including_subcalls: false,
+            } => format!(
+                "the block ran longer than {:.1}s and was killed",
+                limit.as_secs_f64()
+            ),
+            ReplLost::TimedOut { limit, .. } => format!(
+                "the block and the sub-calls it waited for took longer than {:.0}s and were killed",
+                limit.as_secs_f64()
+            ),
+            ReplLost::Exited { status } => {
+                format!("the Python process ended (exit status {status})")
+            }
+            ReplLost::ProtocolViolation { .. } => {
+                "it sent messages that did not belong to this block (threads left running by an earlier block?) and was killed".to_string()
+            }
+        };
         s.push_str(&format!(
             "The REPL was lost during this block: {why}. The next block starts a fresh REPL (earlier variables are gone).\n"
         ));
@@ -189,6 +225,11 @@ pub(crate) fn observation(b: &BlockOutcome<'_>) -> String {
         s.push_str(err);
     }
     s
+}
+
+/// A host call made in a session that answers none (`sandbox exec`).
+pub(crate) fn host_call_unavailable(name: &str) -> String {
+    format!("{name} is not available in this session")
 }
 
 /// A sub-call asked for a model that is not allowed.
@@ -350,7 +391,7 @@ mod tests {
             }
         }
         let sb =
-            crate::sandbox::from_config(&crate::config::SandboxConfig::default()).expect("bwrap");
+            crate::sandbox::from_config(&crate::config::SandboxConfig::defaults()).expect("bwrap");
         let mut s =
             futures_lite::future::block_on(sb.start(SessionSpec::empty())).expect("sandbox");
         let list = format!("{:?}", names.iter().collect::<Vec<_>>());

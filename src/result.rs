@@ -215,7 +215,8 @@ pub(crate) mod duration_ms {
     }
     pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let ms = f64::deserialize(d)?;
-        Ok(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        Duration::try_from_secs_f64(ms.max(0.0) / 1000.0)
+            .map_err(|_| serde::de::Error::custom(format!("{ms} ms is not a duration")))
     }
 }
 

@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::agent::{Action, Agent, BlockResult};
+use crate::BoxFuture;
+use crate::agent::{Action, Agent, BlockResult, Stop};
 use crate::budget::Ledger;
 use crate::config::Config;
 use crate::context::{Context, LoadedContext};
@@ -20,7 +21,7 @@ use crate::parse::final_from_stdout;
 use crate::prompt::{self, BlockOutcome, PromptInput, first_user_message, system_prompt};
 use crate::result::{Finding, RunResult, Step, StepKind};
 use crate::runtime::{self, Limiter};
-use crate::sandbox::{BoxFuture, HostCall, HostCalls, HostReply, Sandbox, SessionSpec};
+use crate::sandbox::{HostCall, HostCalls, HostReply, Sandbox, SandboxSession, SessionSpec};
 use crate::trajectory::{RunRef, SCHEMA_VERSION, TrajectoryEvent, now_ms};
 
 /// Immutable parts of an orchestrator, shared by all its runs.
@@ -302,20 +303,36 @@ impl Run {
     /// session and releases the context off the caller's executor.
     async fn drive(&self, query: &str, context: Option<Context>) -> Result<String> {
         let cfg = self.cfg();
+        // The context (and the filter's fingerprints of it) are released on the blocking pool:
+        // unmapping files and removing private copies is file-system work.
         let loaded = match context {
-            Some(c) => Some(runtime::unblock(move || LoadedContext::load(&c)).await?),
+            Some(c) => Some(runtime::DropOffThread::new(
+                runtime::unblock(move || LoadedContext::load(&c)).await?,
+            )),
             None => None,
         };
         if let Some(lc) = &loaded {
-            let (ecfg, lc2) = (cfg.egress.clone(), lc.clone());
+            let (ecfg, lc2) = (cfg.egress.clone(), Arc::clone(lc));
             let f = runtime::unblock(move || EgressFilter::with_context(ecfg, lc2)).await;
             *lock(&self.filter) = Some(f);
         }
+        let outcome = self
+            .converse(query, loaded.as_deref().map(|lc| &**lc))
+            .await;
+        let filter = lock(&self.filter).take();
+        runtime::DropOffThread::new((loaded, filter))
+            .release()
+            .await;
+        outcome
+    }
+
+    /// Starts the session and runs the agent loop over it; the session is always closed.
+    async fn converse(&self, query: &str, loaded: Option<&LoadedContext>) -> Result<String> {
+        let cfg = self.cfg();
         let spec = loaded
-            .as_ref()
             .map(|lc| SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes))
             .unwrap_or_default();
-        let desc = loaded.as_ref().map(|lc| lc.describe(400));
+        let desc = loaded.map(|lc| lc.describe(400));
         self.log(TrajectoryEvent::RunStart {
             at: self.at(),
             query: query.to_string(),
@@ -323,7 +340,6 @@ impl Run {
             max_iterations: cfg.limits.max_iterations,
             max_depth: cfg.limits.max_depth,
             context: loaded
-                .as_ref()
                 .map(|lc| format!("{} document(s), {} bytes", lc.docs.len(), lc.total_bytes())),
         });
         let system = system_prompt(&PromptInput {
@@ -341,25 +357,16 @@ impl Run {
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
         );
-        let outcome = match self.tree.shared.sandbox.start(spec).await {
-            Ok(mut session) => {
-                let outcome = self.agent_loop(agent, &mut *session).await;
-                session.close().await;
-                outcome
-            }
-            Err(e) => Err(e),
-        };
-        if let Some(lc) = loaded {
-            // Unmapping and removing private copies is file-system work.
-            runtime::unblock(move || drop(lc)).await;
-        }
+        let mut session = self.tree.shared.sandbox.start(spec).await?;
+        let outcome = self.agent_loop(agent, &mut *session).await;
+        session.close().await;
         outcome
     }
 
     async fn agent_loop(
         &self,
         mut agent: Agent,
-        session: &mut dyn crate::sandbox::SandboxSession,
+        session: &mut dyn SandboxSession,
     ) -> Result<String> {
         let mut action = agent.start();
         loop {
@@ -383,6 +390,11 @@ impl Run {
                     agent.on_block(result)
                 }
                 Action::Answer(answer) => return self.finish(answer).await,
+                Action::Stop(stop @ Stop::NoCode { .. }) => {
+                    return Err(Error::NoCode {
+                        message: stop.message(),
+                    });
+                }
                 Action::Stop(stop) => {
                     return Err(Error::BudgetExceeded {
                         message: stop.message(),
@@ -395,7 +407,7 @@ impl Run {
     /// Runs one block, filters what it printed, records the step.
     async fn run_block(
         &self,
-        session: &mut dyn crate::sandbox::SandboxSession,
+        session: &mut dyn SandboxSession,
         code: String,
         index: usize,
         of: usize,
@@ -422,7 +434,7 @@ impl Run {
             stderr: &err.text,
             restarted: r.restarted,
             memory_exceeded: r.memory_exceeded,
-            lost_because: r.lost_because.as_deref(),
+            lost_because: r.lost_because.as_ref(),
         });
         let mut step = self.step(StepKind::CodeExecution, code, observation.clone(), started);
         step.success = r.success();

@@ -35,6 +35,41 @@ where
     blocking::unblock(f).detach();
 }
 
+/// Holds a value whose drop does blocking work (unmapping files, removing directories), so
+/// that it is never dropped on the caller's executor: [`release`](Self::release) drops it on
+/// the blocking pool and waits; a plain drop (a cancelled run) hands it to the pool without
+/// waiting.
+#[derive(Debug)]
+pub(crate) struct DropOffThread<T: Send + 'static>(Option<T>);
+
+impl<T: Send + 'static> DropOffThread<T> {
+    pub(crate) fn new(value: T) -> Self {
+        DropOffThread(Some(value))
+    }
+
+    /// Drops the value on the blocking pool and waits until that is done.
+    pub(crate) async fn release(mut self) {
+        if let Some(v) = self.0.take() {
+            unblock(move || drop(v)).await;
+        }
+    }
+}
+
+impl<T: Send + 'static> std::ops::Deref for DropOffThread<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.as_ref().expect("present until released")
+    }
+}
+
+impl<T: Send + 'static> Drop for DropOffThread<T> {
+    fn drop(&mut self) {
+        if let Some(v) = self.0.take() {
+            detach(move || drop(v));
+        }
+    }
+}
+
 /// Blocks the current thread on `fut`; the single sync entry point of the crate.
 pub(crate) fn block_on<F: Future>(fut: F) -> F::Output {
     futures_lite::future::block_on(fut)

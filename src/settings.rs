@@ -394,7 +394,13 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "600s",
         "CPU time of one sandbox",
         |c, v| {
-            c.sandbox.cpu_seconds = duration(v)?.as_secs().max(1);
+            let d = duration(v)?;
+            if d < Duration::from_secs(1) {
+                return Err(format!(
+                    "must be at least 1s (the kernel counts whole seconds), got {v:?}"
+                ));
+            }
+            c.sandbox.cpu_time = d;
             Ok(())
         }
     ),
@@ -478,6 +484,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
                 ));
             }
             c.sandbox.host_uid = n;
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_UID_LOCK_DIR",
+        "uid_lock_dir",
+        None,
+        "/run/rlm/uids",
+        "directory of the machine-wide uid leases (shared by every rlm process on the machine)",
+        |c, v| {
+            c.sandbox.uid_lock_dir = PathBuf::from(v);
             Ok(())
         }
     ),
@@ -586,7 +603,7 @@ pub(crate) struct Sourced {
 /// Resolves every setting: `lookup(var)` returns the value of the variable `var` from the
 /// highest-priority source that has one. Blank values count as unset.
 pub(crate) fn resolve(lookup: impl Fn(&str) -> Option<Sourced>) -> Result<Config> {
-    let mut c = Config::default();
+    let mut c = Config::defaults();
     let get = |var: &str| lookup(var).filter(|s| !s.value.trim().is_empty());
     for s in SETTINGS {
         if let Some(v) = get(s.var) {
@@ -730,7 +747,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let c = env(&[]).unwrap();
-        assert_eq!(c, Config::default());
+        assert_eq!(c, Config::defaults());
         let c = env(&[
             ("RLM_LLM_MODEL", "qwen"),
             ("RLM_LLM_BASE_URL", "http://127.0.0.1:8080/v1/"),

@@ -19,6 +19,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// Where an event belongs in the tree of runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RunRef {
     /// Schema version.
     pub v: u32,
@@ -38,6 +39,7 @@ pub struct RunRef {
 #[non_exhaustive]
 pub enum TrajectoryEvent {
     /// A run (root or child) started.
+    #[non_exhaustive]
     RunStart {
         /// Ids and time.
         #[serde(flatten)]
@@ -54,6 +56,7 @@ pub enum TrajectoryEvent {
         context: Option<String>,
     },
     /// A step finished.
+    #[non_exhaustive]
     Step {
         /// Ids and time.
         #[serde(flatten)]
@@ -62,6 +65,7 @@ pub enum TrajectoryEvent {
         step: Step,
     },
     /// A run ended.
+    #[non_exhaustive]
     RunEnd {
         /// Ids and time.
         #[serde(flatten)]

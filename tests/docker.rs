@@ -36,7 +36,7 @@ fn config() -> Option<SandboxConfig> {
         return None;
     }
     let _ = info;
-    let mut c = SandboxConfig::default();
+    let mut c = rlm::Orchestrator::builder().resolve().unwrap().sandbox;
     c.kind = SandboxKind::Docker;
     c.docker_image = image;
     c.execution_timeout = Duration::from_secs(20);

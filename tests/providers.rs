@@ -13,7 +13,7 @@ const KEY: &str = "test-key-0123456789-do-not-leak";
 const PROVIDERS: [Provider; 3] = [Provider::OpenAi, Provider::Anthropic, Provider::Gemini];
 
 fn client(p: Provider, server: &LlmServer, tweak: impl FnOnce(&mut LlmConfig)) -> HttpClient {
-    let mut c = LlmConfig::default();
+    let mut c = rlm::Orchestrator::builder().resolve().unwrap().llm;
     c.provider = p;
     c.model = match p {
         Provider::OpenAi => "gpt-4o-mini",

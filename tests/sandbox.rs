@@ -20,7 +20,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn cfg() -> SandboxConfig {
-    let mut c = SandboxConfig::default();
+    let mut c = rlm::Orchestrator::builder().resolve().unwrap().sandbox;
     c.execution_timeout = Duration::from_secs(10);
     c
 }
@@ -468,9 +468,10 @@ fn a_crashed_repl_is_restarted_and_nothing_is_left() {
     let r = exec(&mut s, "import os\nos._exit(7)");
     assert!(r.state_lost && r.exit_code == 7, "{r:?}");
     assert!(
-        r.lost_because
-            .as_deref()
-            .is_some_and(|w| w.contains("status 7")),
+        matches!(
+            r.lost_because,
+            Some(rlm::sandbox::ReplLost::Exited { status: 7, .. })
+        ),
         "{r:?}"
     );
     let r = exec(&mut s, "print('kept' in globals())");

@@ -20,8 +20,10 @@ pub(crate) fn show(events: EventStream, quiet: bool) {
             continue;
         }
         let line = match ev {
-            RunEvent::Iteration { iteration } => format!("turn {iteration}: asking the model"),
-            RunEvent::Executing { iteration, code } => {
+            RunEvent::Iteration { iteration, .. } => format!("turn {iteration}: asking the model"),
+            RunEvent::Executing {
+                iteration, code, ..
+            } => {
                 let first = code
                     .lines()
                     .find(|l| !l.trim().is_empty())
@@ -30,7 +32,7 @@ pub(crate) fn show(events: EventStream, quiet: bool) {
                 let first: String = first.chars().take(60).collect();
                 format!("turn {iteration}: running code: {}", safe_line(&first))
             }
-            RunEvent::Step { step, usage } => {
+            RunEvent::Step { step, usage, .. } => {
                 tokens = usage.total_tokens();
                 cost = usage.cost_usd;
                 match step.kind {

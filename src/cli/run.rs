@@ -20,8 +20,9 @@ pub(crate) fn help() -> String {
          Answers QUERY: the model writes Python that runs in a persistent sandboxed REPL, where the\n\
          context files are read-only (`ctx`, `context`), and calls sub-models from that code. The\n\
          answer goes to stdout, progress to stderr. With no provider configured (no API key for the\n\
-         selected provider and no base URL) it starts the local model installed by `rlm setup` on a\n\
-         free loopback port and stops it afterwards.\n\n\
+         selected provider, no base URL and no explicit --provider/RLM_LLM_PROVIDER) it starts the\n\
+         local model installed by `rlm setup` on a free loopback port and stops it afterwards; an\n\
+         explicitly chosen provider without its key is an error naming the key's variable.\n\n\
          Options:\n\
          \x20 --context FILE        context file (repeat for a list of documents)\n\
          \x20 --log FILE            write the trajectory (JSON Lines) to FILE as the run happens\n\

@@ -26,7 +26,8 @@ pub(crate) fn help() -> String {
      usage error, 3 when the sandbox could not run.\n\n\
      check: starts a sandbox, inspects it from inside (namespaces, uid, capabilities, seccomp,\n\
      network, limits, root) and prints one line per layer (with --json: an object with\n\
-     backend, ok and layers). Exit 0 when the sandbox would run, 1 when it would refuse.\n"
+     backend, ok and layers). Exit 0 when the sandbox would run, 1 when it would refuse, 2 on\n\
+     a usage or configuration error.\n"
         .into()
 }
 
@@ -96,7 +97,7 @@ fn exec(args: &[String]) -> ExitCode {
             "exit_code": r.exit_code,
             "timed_out": r.timed_out,
             "memory_exceeded": r.memory_exceeded,
-            "lost_because": r.lost_because,
+            "lost_because": r.lost_because.as_ref().map(ToString::to_string),
             "duration_ms": r.duration.as_secs_f64() * 1000.0,
             "backend": backend,
         });
@@ -105,7 +106,7 @@ fn exec(args: &[String]) -> ExitCode {
         print!("{}", term::safe(&r.stdout));
         eprint!("{}", term::safe(&r.stderr));
         if let Some(why) = &r.lost_because {
-            eprintln!("[rlm] {}", term::safe(why));
+            eprintln!("[rlm] {}", term::safe(&why.to_string()));
         }
     }
     ExitCode::SUCCESS

@@ -5,10 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{Completion, CompletionRequest, LanguageModel, anthropic, gemini, openai};
+use crate::BoxFuture;
 use crate::config::{LlmConfig, Provider};
 use crate::error::{Error, Result};
 use crate::runtime::{self, Limiter};
-use crate::sandbox::BoxFuture;
 
 /// A provider client: OpenAI chat completions (and every compatible server: vLLM, Ollama,
 /// llama.cpp's server, LM Studio, OpenRouter), Anthropic Messages, or Gemini
@@ -249,7 +249,8 @@ fn jitter_fraction() -> f64 {
 pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s));
+        // A server cannot make a client wait more than a day (nor panic it with 1e300).
+        return (s.is_finite() && s >= 0.0).then(|| Duration::from_secs_f64(s.min(86_400.0)));
     }
     // IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT"
     let parts: Vec<&str> = v.split_whitespace().collect();
@@ -268,7 +269,11 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
         .split(':')
         .map(|x| x.parse().ok())
         .collect::<Option<_>>()?;
-    if hms.len() != 3 {
+    if hms.len() != 3
+        || !(1970..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || hms.iter().any(|x| !(0..=60).contains(x))
+    {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm).
@@ -284,7 +289,7 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
         .duration_since(SystemTime::UNIX_EPOCH)
         .ok()?
         .as_secs() as i64;
-    Some(Duration::from_secs((epoch - now).max(0) as u64))
+    Some(Duration::from_secs((epoch - now).clamp(0, 86_400) as u64))
 }
 
 impl LanguageModel for HttpClient {
@@ -347,6 +352,16 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        // Hostile values neither panic nor stall a client for long.
+        assert_eq!(
+            parse_retry_after("1e300"),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 99999999999 07:28:00 GMT"),
+            None
+        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2999 07:28:99 GMT"), None);
         assert_eq!(parse_retry_after("-1"), None);
         let j = jitter_fraction();
         assert!((0.0..1.0).contains(&j));

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::sandbox::BoxFuture;
 
 mod anthropic;
 mod gemini;
@@ -83,10 +83,10 @@ pub(crate) fn system_and_turns(messages: &[Message]) -> (Option<String>, Vec<(Ro
         }
     }
     if turns.first().is_some_and(|(r, _)| *r == Role::Assistant) {
-        turns.insert(0, (Role::User, "(continue)".into()));
+        turns.insert(0, (Role::User, crate::prompt::LEADING_USER_TURN.into()));
     }
     if turns.last().is_none_or(|(r, _)| *r != Role::User) {
-        turns.push((Role::User, "Continue.".into()));
+        turns.push((Role::User, crate::prompt::TRAILING_USER_TURN.into()));
     }
     ((!system.is_empty()).then(|| system.join("\n\n")), turns)
 }
@@ -145,6 +145,7 @@ impl CompletionRequest {
 
 /// Token counts reported by the provider.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TokenUsage {
     /// Prompt tokens.
     pub prompt_tokens: u64,
@@ -164,6 +165,16 @@ pub struct Completion {
     pub usage: TokenUsage,
     /// Why generation stopped (`stop`, `length`, ...), when reported.
     pub finish_reason: Option<String>,
+}
+
+impl TokenUsage {
+    /// Prompt and completion token counts.
+    pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
+        TokenUsage {
+            prompt_tokens,
+            completion_tokens,
+        }
+    }
 }
 
 impl Completion {

@@ -7,11 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::pipes::Pipes;
+use super::session::SessionSpec;
+use super::spawner;
 use super::sys::{self, ChildSetup, Limit};
 use super::uid::UidLease;
-use super::{SessionSpec, spawner};
 use crate::config::{SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
+use crate::runtime;
 
 /// What the REPL reported when it came up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +50,17 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     }
 }
 
-/// A running REPL process and the host ends of its pipes.
+/// A running REPL process and the host ends of its pipes. Dropped while still running (a
+/// start abandoned half-way), it is killed at once and reaped on the blocking pool; its uid
+/// lease is released only after that.
 #[derive(Debug)]
 pub(crate) struct Launched {
-    pub(crate) child: Child,
+    /// `None` once reaped.
+    child: Option<Child>,
     /// Taken by the engine while a step runs on the blocking pool.
     pub(crate) pipes: Option<Pipes>,
     /// The host uid the process runs as (root hosts); released when the process is gone.
-    pub(crate) _lease: Option<UidLease>,
+    lease: Option<UidLease>,
     /// Backend-specific name (the container name for Docker).
     pub(crate) name: Option<String>,
     /// The process runs without the isolation its backend promises.
@@ -63,18 +68,22 @@ pub(crate) struct Launched {
 }
 
 impl Launched {
-    /// SIGKILL to the process group (cheap, never blocks).
-    pub(crate) fn signal_kill(&self) {
-        let _ = sys::kill_group(self.child.id());
+    /// SIGKILL to the process group (cheap, never blocks). Nothing is signalled once the
+    /// process has been reaped (its pid may belong to someone else by then).
+    pub(crate) fn signal_kill(&mut self) {
+        if let Some(c) = self.child.as_mut()
+            && matches!(c.try_wait(), Ok(None))
+        {
+            let _ = sys::kill_group(c.id());
+        }
     }
 
     /// SIGKILL, then wait for the process (blocking).
     pub(crate) fn kill_and_reap(&mut self) -> Option<std::process::ExitStatus> {
-        if let Ok(Some(st)) = self.child.try_wait() {
-            return Some(st);
-        }
         self.signal_kill();
-        self.child.wait().ok()
+        let status = self.child.take()?.wait().ok();
+        self.lease = None;
+        status
     }
 
     /// The exit status of a process that is ending on its own (waits up to `grace`), killing
@@ -82,13 +91,53 @@ impl Launched {
     pub(crate) fn reap(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let deadline = Instant::now() + grace;
         while Instant::now() < deadline {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(st))) => {
+                    self.child = None;
+                    self.lease = None;
+                    return Some(st);
+                }
+                None | Some(Err(_)) => return None,
+                Some(Ok(None)) => std::thread::sleep(Duration::from_millis(2)),
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
         self.kill_and_reap()
     }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        self.signal_kill();
+        let (child, lease) = (self.child.take(), self.lease.take());
+        runtime::detach(move || {
+            if let Some(mut c) = child {
+                let _ = c.wait();
+            }
+            drop(lease);
+        });
+    }
+}
+
+/// First descriptor number of context files inside the sandbox (when they are passed as
+/// descriptors).
+pub(crate) const CTX_FD_BASE: RawFd = 20;
+
+/// Number of processes currently owned by `uid` (for `RLIMIT_NPROC` of non-root callers,
+/// which counts every process of the user).
+pub(crate) fn processes_of(uid: u32) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().as_bytes().iter().all(u8::is_ascii_digit))
+                .filter(|e| e.metadata().map(|m| m.uid() == uid).unwrap_or(false))
+                .count() as u64
+        })
+        .unwrap_or(0)
 }
 
 /// Descriptors a child gets at fixed numbers, and the limits and identity it runs with.
@@ -146,7 +195,7 @@ impl ChildPlan {
 pub(crate) fn limits(cfg: &SandboxConfig, open_files: u64) -> Vec<(Limit, u64)> {
     vec![
         (Limit::AddressSpace, cfg.memory_bytes),
-        (Limit::Cpu, cfg.cpu_seconds),
+        (Limit::Cpu, cfg.cpu_time.as_secs().max(1)),
         (Limit::FileSize, cfg.file_size_bytes),
         (Limit::Core, 0),
         (Limit::OpenFiles, open_files),
@@ -161,6 +210,10 @@ pub(crate) fn context_spec(spec: &SessionSpec, fds: &[RawFd]) -> String {
         "inline": spec.inline,
         "names": spec.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
         "fds": fds,
+        "hints": crate::prompt::REPL_HINTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect::<serde_json::Map<_, _>>(),
     })
     .to_string()
 }
@@ -175,16 +228,23 @@ pub(crate) fn launched(
 ) -> Result<Launched> {
     let out: Option<OwnedFd> = child.stdout.take().map(Into::into);
     let err: Option<OwnedFd> = child.stderr.take().map(Into::into);
-    let pipes = Pipes::new(out, err, msg, cmd, cfg.max_output_bytes).map_err(|e| {
-        let _ = sys::kill_group(child.id());
-        let _ = child.wait();
-        Error::sandbox(format!("cannot set up the REPL's pipes: {e}"))
-    })?;
-    Ok(Launched {
-        child,
-        pipes: Some(pipes),
-        _lease: lease,
+    let mut l = Launched {
+        child: Some(child),
+        pipes: None,
+        lease,
         name: None,
         unsafe_runtime: false,
-    })
+    };
+    match Pipes::new(out, err, msg, cmd, cfg.max_output_bytes) {
+        Ok(p) => {
+            l.pipes = Some(p);
+            Ok(l)
+        }
+        Err(e) => {
+            l.kill_and_reap();
+            Err(Error::sandbox(format!(
+                "cannot set up the REPL's pipes: {e}"
+            )))
+        }
+    }
 }

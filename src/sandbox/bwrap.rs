@@ -14,15 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use super::backend::{self, Backend, ChildPlan, Launched};
+use super::backend::{self, Backend, CTX_FD_BASE, ChildPlan, Launched, processes_of};
+use super::driver::REPL_DRIVER;
+use super::seccomp;
+use super::session::SessionSpec;
 use super::sys::{self, Limit};
 use super::uid::UidLease;
-use super::{REPL_DRIVER, SessionSpec, seccomp};
 use crate::config::{SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
-
-/// First descriptor number of context files inside the sandbox.
-pub(crate) const CTX_FD_BASE: RawFd = 20;
 
 /// The bubblewrap backend.
 #[derive(Debug, Clone)]
@@ -56,21 +55,6 @@ pub(crate) fn find_bwrap(p: &Path) -> Result<PathBuf> {
             p.display()
         ))
     })
-}
-
-/// Number of processes currently owned by `uid` (for `RLIMIT_NPROC` of non-root callers,
-/// which counts every process of the user).
-pub(crate) fn processes_of(uid: u32) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::MetadataExt;
-    std::fs::read_dir("/proc")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter(|e| e.file_name().as_bytes().iter().all(u8::is_ascii_digit))
-                .filter(|e| e.metadata().map(|m| m.uid() == uid).unwrap_or(false))
-                .count() as u64
-        })
-        .unwrap_or(0)
 }
 
 const PASSWD: &[u8] =
@@ -114,7 +98,7 @@ impl Backend for Bwrap {
         })?;
         let root = sys::is_root();
         let lease = if root {
-            Some(UidLease::take(cfg.host_uid)?)
+            Some(UidLease::take(cfg.host_uid, &cfg.uid_lock_dir)?)
         } else {
             None
         };

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::backend::{self, Backend, ChildPlan, Launched, ReadyInfo};
-use super::{REPL_DRIVER, SessionSpec};
+use super::driver::REPL_DRIVER;
+use super::session::SessionSpec;
 use crate::config::{SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
 
@@ -173,7 +174,10 @@ impl Backend for Docker {
         .arg(format!("--pids-limit={}", cfg.pids))
         .arg("--cpus=1")
         .arg(format!("--ulimit=nofile={0}:{0}", cfg.open_files))
-        .arg(format!("--ulimit=cpu={0}:{0}", cfg.cpu_seconds))
+        .arg(format!(
+            "--ulimit=cpu={0}:{0}",
+            cfg.cpu_time.as_secs().max(1)
+        ))
         .arg(format!("--ulimit=fsize={0}:{0}", cfg.file_size_bytes))
         // Given any --ulimit, engines drop their default list; without an explicit nproc the
         // runtime tries to raise it, which fails where CAP_SYS_RESOURCE is missing. The

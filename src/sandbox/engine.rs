@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use super::backend::{Backend, Launched, ReadyInfo};
 use super::pipes::{Event, Pipes};
 use super::protocol::{HostMsg, HostReply, ReplMsg, decode_call, encode, encode_reply};
-use super::{BoxFuture, ExecutionResult, HostCalls, Sandbox, SandboxSession, SessionSpec};
+use super::session::{ExecutionResult, HostCalls, ReplLost, Sandbox, SandboxSession, SessionSpec};
+use crate::BoxFuture;
 use crate::config::{SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
 use crate::runtime;
@@ -197,7 +198,7 @@ struct Outcome {
     final_answer: Option<String>,
     /// What happens to the REPL now.
     then: Then,
-    note: Option<String>,
+    lost: Option<ReplLost>,
 }
 
 /// The REPL after a cell.
@@ -212,14 +213,14 @@ enum Then {
 }
 
 impl Outcome {
-    fn lost(exit_code: i32, timed_out: bool, then: Then, note: String) -> Self {
+    fn lost(exit_code: i32, timed_out: bool, then: Then, why: Option<ReplLost>) -> Self {
         Outcome {
             exit_code,
             timed_out,
             memory_exceeded: false,
             final_answer: None,
             then,
-            note: Some(note),
+            lost: why,
         }
     }
 }
@@ -289,7 +290,7 @@ impl SandboxSession for Session {
                             memory_exceeded: memory_error,
                             final_answer,
                             then: Then::Keep,
-                            note: None,
+                            lost: None,
                         };
                     }
                     Event::Msg(ReplMsg::Call {
@@ -310,19 +311,20 @@ impl SandboxSession for Session {
                         frame = Some(encode(&encode_reply(call_id, reply)));
                     }
                     Event::Timeout => {
-                        let limit = if Instant::now() >= hard_deadline {
-                            format!(
-                                "the block (with its sub-calls) ran longer than its limit of {:.0}s",
-                                self.cfg.max_cell_wall.as_secs_f64()
-                            )
+                        let including_subcalls = Instant::now() >= hard_deadline;
+                        let limit = if including_subcalls {
+                            self.cfg.max_cell_wall.max(timeout)
                         } else {
-                            format!("the block ran longer than {:.1}s", timeout.as_secs_f64())
+                            timeout
                         };
                         break Outcome::lost(
                             137,
                             true,
                             Then::Kill,
-                            format!("{limit} and the sandbox was killed"),
+                            Some(ReplLost::TimedOut {
+                                limit,
+                                including_subcalls,
+                            }),
                         );
                     }
                     Event::Msg(m) => {
@@ -336,9 +338,9 @@ impl SandboxSession for Session {
                             137,
                             false,
                             Then::Kill,
-                            format!(
-                                "protocol violation: the REPL sent {what}; the sandbox was killed"
-                            ),
+                            Some(ReplLost::ProtocolViolation {
+                                detail: format!("the REPL sent {what}"),
+                            }),
                         );
                     }
                     Event::Protocol(p) => {
@@ -346,14 +348,13 @@ impl SandboxSession for Session {
                             137,
                             false,
                             Then::Kill,
-                            format!("protocol violation: {p}; the sandbox was killed"),
+                            Some(ReplLost::ProtocolViolation { detail: p }),
                         );
                     }
-                    Event::Eof => break Outcome::lost(0, false, Then::Reap, String::new()),
+                    Event::Eof => break Outcome::lost(0, false, Then::Reap, None),
                 }
             };
-            let unsafe_runtime = self.proc.as_ref().is_some_and(|l| l.unsafe_runtime)
-                || self.backend.kind() == SandboxKind::Unsafe;
+            let unsafe_runtime = self.proc.as_ref().is_some_and(|l| l.unsafe_runtime);
             // What the cell wrote, collected before the REPL is killed or reaped.
             let (stdout, stderr) = self
                 .proc
@@ -362,13 +363,13 @@ impl SandboxSession for Session {
                 .map(|p| (p.stdout.finish(), p.stderr.finish()))
                 .unwrap_or_default();
             let mut exit_code = outcome.exit_code;
-            let mut note = outcome.note;
+            let mut lost = outcome.lost;
             match outcome.then {
                 Then::Keep => {}
                 Then::Kill => self.kill(),
                 Then::Reap => {
                     exit_code = self.reap().await;
-                    note = Some(format!("the REPL process ended (status {exit_code})"));
+                    lost = Some(ReplLost::Exited { status: exit_code });
                 }
             }
             let state_lost = outcome.then != Then::Keep;
@@ -385,7 +386,7 @@ impl SandboxSession for Session {
                 final_answer: outcome.final_answer,
                 restarted,
                 state_lost,
-                lost_because: note,
+                lost_because: lost,
                 unsafe_runtime,
             })
         })

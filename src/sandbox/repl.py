@@ -38,6 +38,8 @@ _DRIVER_FILE = globals().get("__file__", "<string>")
 _CALL_SEQ = [0]
 _CELL = [0, ""]
 _STATE = {"final": None}
+# Texts the host gives the driver for the model (they live in the host's prompt module).
+_HINTS = {}
 
 
 def _send(obj):
@@ -219,9 +221,8 @@ class ContextHandle:
         except re.error as e:
             raise ValueError("ctx.search: invalid regular expression %r: %s" % (pattern, e)) from None
         out = self._search(rx, pattern, flags, max_results, ignore_case)
-        if not out:
-            print("[ctx.search(%r) found no match; try one distinctive word or value from the question, "
-                  "e.g. a date, a name or an id]" % pattern, file=sys.stderr)
+        if not out and _HINTS.get("empty_search"):
+            print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
         return out
 
     def _search(self, rx, pattern, flags, max_results, ignore_case):
@@ -385,6 +386,7 @@ def _install_open(handles):
 
 def _setup():
     spec = json.loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
+    _HINTS.update(spec.get("hints") or {})
     names, fds = spec.get("names", []), spec.get("fds", [])
     handles = [ContextHandle(n, fds[i] if fds else None) for i, n in enumerate(names)]
     # Nothing of the host stays reachable through inherited descriptors (mappings survive).
@@ -467,8 +469,8 @@ def _main():
             sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
             if isinstance(e, NameError) and getattr(e, "name", None):
                 close = [k for k in _RESERVED if k.lower() == e.name.lower() and k != e.name]
-                if close:
-                    sys.stderr.write("Did you mean %s? Names are case-sensitive.\n" % close[0])
+                if close and _HINTS.get("case"):
+                    sys.stderr.write(_HINTS["case"].replace("{name}", close[0]) + "\n")
         for k, v in _RESERVED.items():
             if _G.get(k) is not v:
                 _G[k] = v

@@ -2,13 +2,13 @@
 //! `RLIMIT_NPROC` (counted per uid) limits each sandbox on its own.
 //!
 //! A uid is leased machine-wide: a lease is an exclusive `flock` on `<dir>/<uid>.lock`
-//! (`/run/rlm/uids` by default), held for as long as the sandbox lives and released by the
-//! kernel if the process dies. Two `rlm` processes (a server and a CLI, say) therefore never
-//! hand out the same uid.
+//! (`RLM_UID_LOCK_DIR`, `/run/rlm/uids` by default), held for as long as the sandbox lives
+//! and released by the kernel if the process dies. Two `rlm` processes (a server and a CLI,
+//! say) therefore never hand out the same uid.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions, TryLockError};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Error, Result};
@@ -29,9 +29,18 @@ impl UidLease {
         self.uid
     }
 
-    /// Leases the lowest free uid in `base..base + RANGE`.
-    pub(crate) fn take(base: u32) -> Result<UidLease> {
-        let dir = lock_dir()?;
+    /// Leases the lowest free uid in `base..base + RANGE`, with its lock file in `dir`.
+    pub(crate) fn take(base: u32, dir: &Path) -> Result<UidLease> {
+        create_private(dir).map_err(|e| {
+            Error::config(
+                "RLM_UID_LOCK_DIR",
+                format!(
+                    "cannot create the uid lease directory {}: {e}; point RLM_UID_LOCK_DIR at a directory \
+                     this process can write (the same one for every rlm on the machine)",
+                    dir.display()
+                ),
+            )
+        })?;
         let mut local = in_process().lock().unwrap_or_else(|e| e.into_inner());
         for uid in base..base.saturating_add(RANGE) {
             if local.contains(&uid) {
@@ -87,30 +96,6 @@ fn in_process() -> &'static Mutex<BTreeSet<u32>> {
     SET.get_or_init(|| Mutex::new(BTreeSet::new()))
 }
 
-/// `$RLM_UID_LOCK_DIR`, else `/run/rlm/uids`, created 0700 on first use.
-fn lock_dir() -> Result<PathBuf> {
-    static DIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = std::env::var_os("RLM_UID_LOCK_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/run/rlm/uids"));
-        if create_private(&dir).is_ok() {
-            return Ok(dir);
-        }
-        // Not root-writable /run (unusual for a root host): a shared directory under /tmp.
-        let fallback = std::env::temp_dir().join("rlm-uids");
-        create_private(&fallback).map(|_| fallback.clone()).map_err(|e| {
-            format!(
-                "cannot create the uid lease directory {} or {}: {e} (set RLM_UID_LOCK_DIR to a writable directory)",
-                dir.display(),
-                fallback.display()
-            )
-        })
-    })
-    .clone()
-    .map_err(Error::sandbox)
-}
-
 fn create_private(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
@@ -125,12 +110,15 @@ mod tests {
 
     #[test]
     fn leases_are_exclusive_and_released() {
-        let a = UidLease::take(3_000_000).unwrap();
-        let b = UidLease::take(3_000_000).unwrap();
+        let dir = std::env::temp_dir().join(format!("rlm-uid-test-{}", std::process::id()));
+        let a = UidLease::take(3_000_000, &dir).unwrap();
+        let b = UidLease::take(3_000_000, &dir).unwrap();
         assert_ne!(a.uid(), b.uid());
         let first = a.uid();
         drop(a);
-        let c = UidLease::take(3_000_000).unwrap();
+        let c = UidLease::take(3_000_000, &dir).unwrap();
         assert_eq!(c.uid(), first, "a released uid is handed out again");
+        drop((b, c));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,11 +8,11 @@ use std::os::fd::RawFd;
 use std::process::Command;
 use std::sync::Arc;
 
-use super::backend::{self, Backend, ChildPlan, Launched};
-use super::bwrap::{CTX_FD_BASE, processes_of};
+use super::backend::{self, Backend, CTX_FD_BASE, ChildPlan, Launched, processes_of};
+use super::driver::REPL_DRIVER;
+use super::session::SessionSpec;
 use super::sys::{self, Limit};
 use super::uid::UidLease;
-use super::{REPL_DRIVER, SessionSpec};
 use crate::config::{SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
 
@@ -36,7 +36,7 @@ impl Backend for Unisolated {
     fn launch(&self, spec: &SessionSpec) -> Result<Launched> {
         let cfg = &self.cfg;
         let lease = if sys::is_root() {
-            Some(UidLease::take(cfg.host_uid)?)
+            Some(UidLease::take(cfg.host_uid, &cfg.uid_lock_dir)?)
         } else {
             None
         };
