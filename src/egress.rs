@@ -1,422 +1,20 @@
-//! The egress filter: every byte that leaves the sandbox for an LLM passes here.
+//! The egress filter: every byte that leaves the sandbox for an LLM passes here (behind the
+//! masking of secrets at the source, it is the second line of defence).
 //!
-//! Pure code (no I/O). Order of checks: binary output, secret patterns (a word scan that
-//! finds rule triggers, then one anchored linear-time regex per trigger hit), per-token
-//! entropy, verbatim context echo, then truncation. Each
+//! Pure code (no I/O). Order of checks: binary output, secret rules (one pass, see
+//! [`crate::secrets`]), per-token entropy, verbatim context echo, then truncation. Each
 //! redaction is replaced by `[REDACTED:<rule>]` and reported as a [`Finding`] with byte
 //! offsets into the input; the secret itself is never recorded.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
-use std::sync::{Arc, OnceLock};
-
-use regex_automata::meta::Regex;
+use std::sync::Arc;
 
 use crate::config::EgressConfig;
 use crate::context::LoadedContext;
 use crate::error::{Error, Result};
 use crate::result::Finding;
-
-/// How a rule is found before its pattern is checked.
-enum Trigger {
-    /// A word (a run of `[A-Za-z0-9_.-]`, or a part of one after `-` or `.`) starting with
-    /// one of these literals (case-sensitive).
-    Prefix(&'static [&'static str]),
-    /// A word ending with one of these keywords (ASCII case-insensitive), followed within a
-    /// few bytes by `:` or `=`.
-    KeywordSuffix(&'static [&'static str]),
-    /// A word starting with this (ASCII case-insensitive).
-    WordStartCi(&'static str),
-    /// This literal anywhere (found with a SIMD substring search).
-    Literal(&'static str),
-    /// The URL scheme before a `://`.
-    SchemeBeforeColonSlashSlash,
-}
-
-/// A secret rule: its name, how it is triggered, and a pattern matched *anchored* where the
-/// trigger says the secret starts.
-struct Rule {
-    name: &'static str,
-    trigger: Trigger,
-    pattern: &'static str,
-}
-
-const RULES: &[Rule] = &[
-    Rule {
-        name: "private_key",
-        trigger: Trigger::Literal("-----BEGIN"),
-        pattern: r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?s:.)*?(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\z)",
-    },
-    Rule {
-        name: "aws_access_key_id",
-        trigger: Trigger::Prefix(&["AKIA", "ASIA", "ABIA", "ACCA"]),
-        pattern: r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
-    },
-    Rule {
-        name: "aws_secret_access_key",
-        trigger: Trigger::WordStartCi("aws"),
-        pattern: r#"\b(?i:aws_?secret(?:_?access)?_?key)["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}"#,
-    },
-    Rule {
-        name: "github_token",
-        trigger: Trigger::Prefix(&["ghp_", "gho_", "ghu_", "ghs_", "ghr_"]),
-        pattern: r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,255}",
-    },
-    Rule {
-        name: "github_pat",
-        trigger: Trigger::Prefix(&["github_pat_"]),
-        pattern: r"\bgithub_pat_[A-Za-z0-9_]{22,255}",
-    },
-    Rule {
-        name: "gitlab_token",
-        trigger: Trigger::Prefix(&["glpat-"]),
-        pattern: r"\bglpat-[A-Za-z0-9_\-]{20,}",
-    },
-    Rule {
-        name: "anthropic_key",
-        trigger: Trigger::Prefix(&["sk-ant-"]),
-        pattern: r"\bsk-ant-[A-Za-z0-9_\-]{20,}",
-    },
-    Rule {
-        name: "openai_key",
-        trigger: Trigger::Prefix(&["sk-"]),
-        pattern: r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}",
-    },
-    Rule {
-        name: "google_api_key",
-        trigger: Trigger::Prefix(&["AIza"]),
-        pattern: r"\bAIza[0-9A-Za-z_\-]{35}",
-    },
-    Rule {
-        name: "slack_webhook",
-        trigger: Trigger::SchemeBeforeColonSlashSlash,
-        pattern: r"https://hooks\.slack\.com/(?:services|workflows)/[A-Za-z0-9/_\-]+",
-    },
-    Rule {
-        name: "slack_token",
-        trigger: Trigger::Prefix(&["xox"]),
-        pattern: r"\bxox[abposr]-[A-Za-z0-9\-]{10,}",
-    },
-    Rule {
-        name: "stripe_key",
-        trigger: Trigger::Prefix(&["sk_live_", "sk_test_", "rk_live_", "rk_test_"]),
-        pattern: r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
-    },
-    Rule {
-        name: "twilio_key",
-        trigger: Trigger::Prefix(&["SK"]),
-        pattern: r"\bSK[0-9a-fA-F]{32}\b",
-    },
-    Rule {
-        name: "sendgrid_key",
-        trigger: Trigger::Prefix(&["SG."]),
-        pattern: r"\bSG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}",
-    },
-    Rule {
-        name: "npm_token",
-        trigger: Trigger::Prefix(&["npm_"]),
-        pattern: r"\bnpm_[A-Za-z0-9]{36}\b",
-    },
-    Rule {
-        name: "pypi_token",
-        trigger: Trigger::Prefix(&["pypi-"]),
-        pattern: r"\bpypi-[A-Za-z0-9_\-]{50,}",
-    },
-    Rule {
-        name: "huggingface_token",
-        trigger: Trigger::Prefix(&["hf_"]),
-        pattern: r"\bhf_[A-Za-z0-9]{30,}\b",
-    },
-    Rule {
-        name: "jwt",
-        trigger: Trigger::Prefix(&["eyJ"]),
-        pattern: r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*",
-    },
-    Rule {
-        name: "url_credentials",
-        trigger: Trigger::SchemeBeforeColonSlashSlash,
-        pattern: r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,256}:[^\s@/]{1,256}@[^\s/]+",
-    },
-    Rule {
-        name: "bearer_token",
-        trigger: Trigger::WordStartCi("bearer"),
-        pattern: r"\b(?i:bearer)\s+[A-Za-z0-9\-._~+/]{16,}=*",
-    },
-    // Matched from the keyword, so `access_token=`, `client_secret=` and `db_password=` are
-    // caught through their `token`, `secret` and `password` endings.
-    Rule {
-        name: "secret_assignment",
-        trigger: Trigger::KeywordSuffix(&[
-            "password", "passwd", "pwd", "secret", "apikey", "api_key", "api-key", "token",
-        ]),
-        pattern: r#"(?i:password|passwd|pwd|secret|api[_\-]?key|token)["']?\s*[:=]\s*["']?[^\s"',;]{6,}"#,
-    },
-];
-
-/// Shortest secret a prefix rule can match; shorter words are not checked.
-const MIN_PREFIX_WORD: usize = 14;
-
-/// The compiled rule set: one anchored regex per rule (ASCII, linear time) and lookup tables
-/// from trigger to rule.
-struct Compiled {
-    regexes: Vec<Regex>,
-    /// First byte → (prefix, rule) for [`Trigger::Prefix`] rules.
-    prefixes: Vec<Vec<(&'static [u8], usize)>>,
-    /// Lower-cased first byte → (word start, rule) for [`Trigger::WordStartCi`] rules.
-    word_starts: Vec<Vec<(&'static [u8], usize)>>,
-    /// Whether a word starting with this byte can trigger a [`Trigger::WordStartCi`] rule.
-    word_start_first: [bool; 256],
-    /// Whether a word ending with this byte can end a keyword.
-    keyword_last: [bool; 256],
-    /// (keyword, rule) for [`Trigger::KeywordSuffix`] rules.
-    keywords: Vec<(&'static [u8], usize)>,
-    schemes: Vec<usize>,
-    literals: Vec<(&'static [u8], usize)>,
-}
-
-fn compiled() -> &'static Compiled {
-    static C: OnceLock<Compiled> = OnceLock::new();
-    C.get_or_init(|| {
-        let mut c = Compiled {
-            regexes: Vec::new(),
-            prefixes: vec![Vec::new(); 256],
-            word_starts: vec![Vec::new(); 256],
-            word_start_first: [false; 256],
-            keyword_last: [false; 256],
-            keywords: Vec::new(),
-            schemes: Vec::new(),
-            literals: Vec::new(),
-        };
-        for (r, rule) in RULES.iter().enumerate() {
-            c.regexes.push(
-                Regex::builder()
-                    .syntax(
-                        regex_automata::util::syntax::Config::new()
-                            .unicode(false)
-                            .utf8(false),
-                    )
-                    .build(rule.pattern)
-                    .expect("built-in secret patterns compile"),
-            );
-            match rule.trigger {
-                Trigger::Prefix(ps) => ps
-                    .iter()
-                    .for_each(|p| c.prefixes[p.as_bytes()[0] as usize].push((p.as_bytes(), r))),
-                Trigger::WordStartCi(w) => {
-                    let first = w.as_bytes()[0];
-                    c.word_starts[first.to_ascii_lowercase() as usize].push((w.as_bytes(), r));
-                    c.word_start_first[first.to_ascii_lowercase() as usize] = true;
-                    c.word_start_first[first.to_ascii_uppercase() as usize] = true;
-                }
-                Trigger::KeywordSuffix(ks) => {
-                    for k in ks {
-                        c.keywords.push((k.as_bytes(), r));
-                        let last = *k.as_bytes().last().expect("keywords are not empty");
-                        c.keyword_last[last.to_ascii_lowercase() as usize] = true;
-                        c.keyword_last[last.to_ascii_uppercase() as usize] = true;
-                    }
-                }
-                Trigger::Literal(l) => c.literals.push((l.as_bytes(), r)),
-                Trigger::SchemeBeforeColonSlashSlash => c.schemes.push(r),
-            }
-        }
-        // Longer prefixes first, so `sk-ant-` is tried before `sk-`.
-        for v in &mut c.prefixes {
-            v.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
-        }
-        c
-    })
-}
-
-const fn class_table(extra: &[u8]) -> [bool; 256] {
-    let mut t = [false; 256];
-    let mut c = 0;
-    while c < 256 {
-        let b = c as u8;
-        t[c] = b.is_ascii_alphanumeric() || b == b'_';
-        c += 1;
-    }
-    let mut i = 0;
-    while i < extra.len() {
-        t[extra[i] as usize] = true;
-        i += 1;
-    }
-    t
-}
-
-/// Bytes of a "word" for the secret scan: `[A-Za-z0-9_.-]`.
-static WORD: [bool; 256] = class_table(b".-");
-
-/// Byte classes of the single scan: bit 0 = word byte (`[A-Za-z0-9_.-]`), bit 1 = token
-/// byte for the entropy rule (`[A-Za-z0-9_+/=-]`).
-static CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut c = 0;
-    while c < 256 {
-        t[c] = WORD[c] as u8 | ((TOKEN[c] as u8) << 1);
-        c += 1;
-    }
-    t
-};
-
-/// What one scan of a byte range reports: `(start, end, rule)`, unsorted, possibly
-/// overlapping.
-///
-/// One pass over the bytes finds runs of word/token bytes. Per word: prefix rules at its
-/// start (and after `-`/`.` inside long words), `aws`/`bearer` word starts, keyword rules at
-/// its end when `:`/`=` follows. Per token: the entropy rule. Per run start: a context-echo
-/// anchor test. Two SIMD substring searches find `://` and `-----BEGIN`. A rule's regex runs,
-/// anchored, only where its trigger is.
-fn scan_range(
-    text: &[u8],
-    lo: usize,
-    hi: usize,
-    cfg: &EgressConfig,
-    echo: Option<&EchoIndex>,
-) -> Vec<(usize, usize, &'static str)> {
-    use regex_automata::{Anchored, Input};
-    let c = compiled();
-    let mut out: Vec<(usize, usize, &'static str)> = Vec::new();
-    let try_rule = |rule: usize, at: usize, out: &mut Vec<(usize, usize, &'static str)>| {
-        let input = Input::new(text)
-            .span(at..text.len())
-            .anchored(Anchored::Yes);
-        if let Some(m) = c.regexes[rule].find(input) {
-            out.push((m.start(), m.end(), RULES[rule].name));
-            return true;
-        }
-        false
-    };
-    let on_word = |ws: usize, i: usize, out: &mut Vec<(usize, usize, &'static str)>| {
-        let len = i - ws;
-        let first = text[ws] as usize;
-        let last = text[i - 1] as usize;
-        // Fast path: most words can trigger nothing.
-        if len < MIN_PREFIX_WORD && !c.word_start_first[first] && !c.keyword_last[last] {
-            return;
-        }
-        let word = &text[ws..i];
-        if len >= MIN_PREFIX_WORD {
-            // Candidate starts: the word start, and positions after '-' or '.' inside it.
-            let mut p = ws;
-            loop {
-                for &(pre, r) in &c.prefixes[text[p] as usize] {
-                    if text[p..i].starts_with(pre) && try_rule(r, p, out) {
-                        break;
-                    }
-                }
-                match text[p..i].iter().position(|&b| b == b'-' || b == b'.') {
-                    Some(k) if p + k + 1 < i => p = p + k + 1,
-                    _ => break,
-                }
-            }
-        }
-        if c.word_start_first[first] {
-            for &(w, r) in &c.word_starts[word[0].to_ascii_lowercase() as usize] {
-                if word.len() >= w.len() && word[..w.len()].eq_ignore_ascii_case(w) {
-                    try_rule(r, ws, out);
-                }
-            }
-        }
-        if c.keyword_last[last]
-            && text[i..text.len().min(i + 4)]
-                .iter()
-                .any(|&b| b == b':' || b == b'=')
-            && let Some(&(k, r)) = c.keywords.iter().find(|(k, _)| {
-                word.len() >= k.len() && word[word.len() - k.len()..].eq_ignore_ascii_case(k)
-            })
-        {
-            try_rule(r, i - k.len(), out);
-        }
-    };
-    let on_token = |ts: usize, te: usize, out: &mut Vec<(usize, usize, &'static str)>| {
-        let tok = &text[ts..te];
-        if tok.len() >= cfg.min_entropy_len
-            && !is_benign(tok, cfg.allow_digests)
-            && shannon_entropy(tok) > cfg.entropy_threshold
-        {
-            out.push((ts, te, "high_entropy"));
-        }
-    };
-    let mut echo_scan = echo.filter(|e| !e.table.is_empty()).map(|e| (e, 0usize));
-    let n = text.len();
-    let mut i = lo;
-    while i < hi {
-        if CLASS[text[i] as usize] == 0 {
-            i += 1;
-            continue;
-        }
-        let rs = i;
-        let mut all = 3u8;
-        while i < n {
-            let k = CLASS[text[i] as usize];
-            if k == 0 {
-                break;
-            }
-            all &= k;
-            i += 1;
-        }
-        if let Some((e, compared_until)) = echo_scan.as_mut() {
-            e.probe(text, rs, compared_until, &mut out);
-        }
-        if all == 3 {
-            // The common case: the run is one word and one token.
-            on_word(rs, i, &mut out);
-            on_token(rs, i, &mut out);
-        } else {
-            for (bit, is_word) in [(1u8, true), (2u8, false)] {
-                let mut j = rs;
-                while j < i {
-                    if CLASS[text[j] as usize] & bit == 0 {
-                        j += 1;
-                        continue;
-                    }
-                    let s = j;
-                    while j < i && CLASS[text[j] as usize] & bit != 0 {
-                        j += 1;
-                    }
-                    if is_word {
-                        on_word(s, j, &mut out);
-                    } else {
-                        on_token(s, j, &mut out);
-                    }
-                }
-            }
-        }
-    }
-    let window = &text[lo..n.min(hi + 16)];
-    for hit in memchr::memmem::find_iter(window, b"://")
-        .map(|k| lo + k)
-        .filter(|&k| k < hi)
-    {
-        let lo = hit.saturating_sub(21);
-        let mut s = hit;
-        while s > lo
-            && matches!(text[s - 1], b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'+' | b'.' | b'-')
-        {
-            s -= 1;
-        }
-        while s < hit && !text[s].is_ascii_alphabetic() {
-            s += 1;
-        }
-        for &r in &c.schemes {
-            try_rule(r, s, &mut out);
-        }
-    }
-    for &(lit, r) in &c.literals {
-        let mut from = lo;
-        while let Some(k) = memchr::memmem::find(&text[from..n.min(hi + lit.len())], lit) {
-            let at = from + k;
-            if at >= hi {
-                break;
-            }
-            let before = out.len();
-            try_rule(r, at, &mut out);
-            from = out.get(before).map_or(at + lit.len(), |m| m.1.max(at + 1));
-        }
-    }
-    out
-}
+use crate::secrets::{self, CLASS, Extras, Span};
 
 /// Result of filtering one piece of output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -476,55 +74,115 @@ impl EgressFilter {
         source: &str,
         dir: Direction,
     ) -> Result<Filtered> {
-        if let Some(desc) = describe_binary(input) {
-            return Ok(Filtered {
-                text: desc,
-                findings: vec![],
-            });
+        let mut out = self.filter_parts(b"", &[(input, source)], dir)?;
+        Ok(out.pop().expect("one part in, one out"))
+    }
+
+    /// Filters several pieces as one text, so a secret split between them (half on stdout,
+    /// half on stderr; the end of the previous block's output and the start of this one's)
+    /// is still found: each piece loses its part of it. `carry` is text that already left
+    /// (it is scanned, never returned).
+    pub(crate) fn filter_parts(
+        &self,
+        carry: &[u8],
+        parts: &[(&[u8], &str)],
+        dir: Direction,
+    ) -> Result<Vec<Filtered>> {
+        // Binary pieces are described, not scanned; the rest is joined.
+        let mut joined =
+            Vec::with_capacity(carry.len() + parts.iter().map(|p| p.0.len()).sum::<usize>());
+        joined.extend_from_slice(if describe_binary(carry).is_some() {
+            b""
+        } else {
+            carry
+        });
+        let mut ranges = Vec::with_capacity(parts.len());
+        for (p, _) in parts {
+            if describe_binary(p).is_some() {
+                ranges.push(None);
+            } else {
+                let s = joined.len();
+                joined.extend_from_slice(p);
+                ranges.push(Some((s, joined.len())));
+            }
         }
-        // Not binary, hence valid UTF-8.
-        let text = std::str::from_utf8(input).unwrap_or_default();
-        // Every scan looks for things *starting* in a byte range, so large outputs are cut at
-        // a whitespace byte (no word or token spans it) and the halves scanned on two
-        // threads; matches may extend past their half.
         let echo = self.echo.as_deref().filter(|_| dir == Direction::ToRoot);
-        let scan = |lo: usize, hi: usize| scan_range(input, lo, hi, &self.cfg, echo);
-        let n = input.len();
-        let mid = (n >= PARALLEL_BYTES)
-            .then(|| {
-                input[n / 2..]
-                    .iter()
-                    .take(64 << 10)
-                    .position(|b| b.is_ascii_whitespace())
-                    .map(|k| n / 2 + k)
-            })
-            .flatten();
-        let mut spans = match mid {
-            Some(mid) => std::thread::scope(|sc| {
-                let h = sc.spawn(|| scan(mid, n));
-                let mut v = scan(0, mid);
+        let benign = |t: &[u8]| is_benign(t, self.cfg.allow_digests);
+        let probe = |t: &[u8], i: usize, until: &mut usize, out: &mut Vec<Span>| {
+            if let Some(e) = echo {
+                e.probe(t, i, until, out)
+            }
+        };
+        let extras = Extras {
+            entropy: Some((
+                self.cfg.min_entropy_len,
+                self.cfg.entropy_threshold,
+                &benign,
+            )),
+            on_run: echo
+                .map(|_| &probe as &(dyn Fn(&[u8], usize, &mut usize, &mut Vec<Span>) + Sync)),
+        };
+        // Large texts are cut at whitespace (no word or token spans a cut) and the pieces
+        // scanned on two threads; matches may extend past their piece.
+        let threads = if joined.len() >= PARALLEL_BYTES { 2 } else { 1 };
+        let cuts = secrets::cut_points(&joined, threads);
+        let mut spans = if cuts.len() <= 2 {
+            secrets::scan(&joined, 0, joined.len(), &extras)
+        } else {
+            std::thread::scope(|sc| {
+                let (j, x, mid, end) = (&joined, &extras, cuts[1], cuts[2]);
+                let h = sc.spawn(move || secrets::scan(j, mid, end, x));
+                let mut v = secrets::scan(j, 0, cuts[1], x);
                 v.extend(h.join().expect("egress scan thread panicked"));
                 v
-            }),
-            None => scan(0, n),
+            })
         };
         spans.sort_unstable();
         let merged = merge(spans);
-        if self.cfg.raise_on_leak
-            && let Some((_, _, rule)) = merged.first()
-        {
-            return Err(Error::DataLeak {
-                rule: rule.to_string(),
-                source_name: source.to_string(),
-            });
+        let mut out = Vec::with_capacity(parts.len());
+        for ((input, source), range) in parts.iter().zip(&ranges) {
+            let Some((lo, hi)) = *range else {
+                out.push(Filtered {
+                    text: describe_binary(input).unwrap_or_default(),
+                    findings: vec![],
+                });
+                continue;
+            };
+            let mine: Vec<(usize, usize, &'static str)> = merged
+                .iter()
+                .filter(|sp| sp.start < hi && sp.end > lo)
+                .map(|sp| (sp.start.max(lo) - lo, sp.end.min(hi) - lo, sp.rule))
+                .collect();
+            if self.cfg.raise_on_leak
+                && let Some((_, _, rule)) = mine.first()
+            {
+                return Err(Error::DataLeak {
+                    rule: rule.to_string(),
+                    source_name: source.to_string(),
+                });
+            }
+            out.push(self.redact(input, &mine));
         }
+        Ok(out)
+    }
+
+    /// `input` with each span replaced by a redaction marker, then truncated.
+    fn redact(&self, input: &[u8], spans: &[(usize, usize, &'static str)]) -> Filtered {
+        // Not binary, hence valid UTF-8; spans lie on character boundaries except where a
+        // span was cut at a piece boundary inside a character, which is widened here.
+        let text = String::from_utf8_lossy(input);
         let mut out = String::with_capacity(text.len());
         let mut last = 0;
-        let mut findings = Vec::with_capacity(merged.len());
-        for (s, e, rule) in merged {
+        let mut findings = Vec::with_capacity(spans.len());
+        for &(s, e, rule) in spans {
+            let s = floor_boundary(&text, s.max(last));
+            let e = ceil_boundary(&text, e);
+            if s < last || e <= s {
+                continue;
+            }
             out.push_str(&text[last..s]);
             if rule == "context_echo" {
-                out.push_str(&format!("[REDACTED:context_echo {} bytes of the context; print summaries or short excerpts, not raw context]", e - s));
+                out.push_str(&crate::prompt::echo_redaction(e - s));
             } else {
                 out.push_str("[REDACTED:");
                 out.push_str(rule);
@@ -538,10 +196,10 @@ impl EgressFilter {
             last = e;
         }
         out.push_str(&text[last..]);
-        Ok(Filtered {
+        Filtered {
             text: truncate(&out, self.cfg.max_output_bytes),
             findings,
-        })
+        }
     }
 }
 
@@ -559,17 +217,17 @@ fn rank(rule: &str) -> u8 {
 
 /// Sorted spans → non-overlapping spans (overlapping spans are joined; the joined span is
 /// named after its most specific rule).
-fn merge(spans: Vec<(usize, usize, &'static str)>) -> Vec<(usize, usize, &'static str)> {
-    let mut out: Vec<(usize, usize, &'static str)> = Vec::with_capacity(spans.len());
-    for (s, e, r) in spans {
+fn merge(spans: Vec<Span>) -> Vec<Span> {
+    let mut out: Vec<Span> = Vec::with_capacity(spans.len());
+    for sp in spans {
         match out.last_mut() {
-            Some(last) if s < last.1 => {
-                last.1 = last.1.max(e);
-                if rank(r) < rank(last.2) {
-                    last.2 = r;
+            Some(last) if sp.start < last.end => {
+                last.end = last.end.max(sp.end);
+                if rank(sp.rule) < rank(last.rule) {
+                    last.rule = sp.rule;
                 }
             }
-            _ => out.push((s, e, r)),
+            _ => out.push(sp),
         }
     }
     out
@@ -600,14 +258,8 @@ pub(crate) fn describe_binary(b: &[u8]) -> Option<String> {
             None
         }
     })?;
-    Some(format!(
-        "[binary output omitted: {} bytes of {kind}; decode or summarise it in code instead]",
-        b.len()
-    ))
+    Some(crate::prompt::binary_omitted(b.len(), kind))
 }
-
-/// Bytes of a token for the entropy rule: base64/hex-like `[A-Za-z0-9+/=_-]`.
-static TOKEN: [bool; 256] = class_table(b"+/=-");
 
 fn is_benign(tok: &[u8], allow_digests: bool) -> bool {
     if allow_digests {
@@ -634,23 +286,6 @@ fn is_benign(tok: &[u8], allow_digests: bool) -> bool {
         .filter(|c| matches!(c, b'/' | b'_' | b'-'))
         .count();
     letters + seps == tok.len() && seps * 8 >= tok.len()
-}
-
-/// Shannon entropy in bits per byte.
-pub(crate) fn shannon_entropy(b: &[u8]) -> f64 {
-    let mut counts = [0u32; 256];
-    for &c in b {
-        counts[c as usize] += 1;
-    }
-    let n = b.len() as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = c as f64 / n;
-            -p * p.log2()
-        })
-        .sum()
 }
 
 /// Cuts `s` to at most `max` bytes, keeping head and tail around a marker that says how much
@@ -791,13 +426,7 @@ impl EchoIndex {
     /// Tests the run start `i` of `out`; records a verbatim context run of at least
     /// `min_run` bytes through it. `compared_until` skips anchors inside a region already
     /// compared, so each output byte is compared forwards at most once.
-    fn probe(
-        &self,
-        out: &[u8],
-        i: usize,
-        compared_until: &mut usize,
-        spans: &mut Vec<(usize, usize, &'static str)>,
-    ) {
+    fn probe(&self, out: &[u8], i: usize, compared_until: &mut usize, spans: &mut Vec<Span>) {
         if i < *compared_until {
             return;
         }
@@ -828,7 +457,7 @@ impl EchoIndex {
             while e < out.len() && out[e] & 0xC0 == 0x80 {
                 e += 1;
             }
-            spans.push((s, e, "context_echo"));
+            spans.push(Span::whole(s, e, "context_echo"));
         }
     }
 }
@@ -860,7 +489,7 @@ mod tests {
             "anthropic_key",
         ),
         ("sk-proj-abcdefghijklmnopqrstuvwxyz0123456789", "openai_key"),
-        ("sk-abcdefghijklmnopqrstuvwx", "openai_key"),
+        ("sk-abcdefGHIJklmnopqrstuvwx12", "openai_key"),
         ("AIzaSyA1234567890abcdefghijklmnopqrstuv", "google_api_key"),
         ("xoxb-123456789012-abcdefghijkl", "slack_token"),
         (
@@ -1111,13 +740,12 @@ mod timing {
             }
             eprintln!("{label}: {:?}", t.elapsed() / 20);
         };
-        time("scan_range single thread", &|| {
-            drop(std::hint::black_box(super::scan_range(
+        time("secret scan, single thread", &|| {
+            drop(std::hint::black_box(crate::secrets::scan(
                 s.as_bytes(),
                 0,
                 s.len(),
-                &cfg,
-                None,
+                &crate::secrets::Extras::NONE,
             )))
         });
         time("describe_binary", &|| {

@@ -154,6 +154,7 @@ mod result;
 mod run;
 mod runtime;
 pub mod sandbox;
+mod secrets;
 mod settings;
 pub mod trajectory;
 mod view;

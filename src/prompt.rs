@@ -227,6 +227,20 @@ pub(crate) fn observation(b: &BlockOutcome<'_>) -> String {
     s
 }
 
+/// What replaces a verbatim run of the context in output the model reads.
+pub(crate) fn echo_redaction(bytes: usize) -> String {
+    format!(
+        "[REDACTED:context_echo {bytes} bytes of the context; print summaries or short excerpts, not raw context]"
+    )
+}
+
+/// What replaces binary output.
+pub(crate) fn binary_omitted(bytes: usize, kind: &str) -> String {
+    format!(
+        "[binary output omitted: {bytes} bytes of {kind}; decode or summarise it in code instead]"
+    )
+}
+
 /// A host call made in a session that answers none (`sandbox exec`).
 pub(crate) fn host_call_unavailable(name: &str) -> String {
     format!("{name} is not available in this session")

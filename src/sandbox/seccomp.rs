@@ -1,9 +1,13 @@
 //! A seccomp BPF program (pure code) handed to bubblewrap with `--seccomp FD`.
 //!
 //! Default action: allow. Denied with `EPERM`: `ptrace`, mount-related calls, namespace
-//! calls, kernel keyring, `bpf`, `perf_event_open`, `userfaultfd`, module and kexec loading,
-//! `io_uring`, `process_vm_*`, and `socket` for every family except `AF_UNIX` (a second network
-//! fence behind the empty network namespace). Foreign architectures and the x32 ABI are refused.
+//! calls (`unshare`, `setns`, and `clone` with any `CLONE_NEW*` flag), kernel keyring, `bpf`,
+//! `perf_event_open`, `userfaultfd`, module and kexec loading, `io_uring`, `process_vm_*`,
+//! `pidfd_getfd`, `process_madvise`, `modify_ldt`, `memfd_secret`, and `socket` for every
+//! family except `AF_UNIX` (a second network fence behind the empty network namespace).
+//! `clone3` answers `ENOSYS`, so libc falls back to `clone`, whose flags a filter can see.
+//! Foreign architectures are killed and the x32 ABI is refused. An architecture without a
+//! table gets no program, and the sandbox then refuses to start.
 
 /// Denied syscalls (x86_64 numbers).
 #[cfg(target_arch = "x86_64")]
@@ -11,6 +15,7 @@ const DENIED: &[(u32, &str)] = &[
     (101, "ptrace"),
     (135, "personality"),
     (153, "vhangup"),
+    (154, "modify_ldt"),
     (155, "pivot_root"),
     (159, "adjtimex"),
     (161, "chroot"),
@@ -52,19 +57,70 @@ const DENIED: &[(u32, &str)] = &[
     (431, "fsconfig"),
     (432, "fsmount"),
     (433, "fspick"),
+    (438, "pidfd_getfd"),
+    (440, "process_madvise"),
     (442, "mount_setattr"),
+    (443, "quotactl_fd"),
+    (447, "memfd_secret"),
 ];
 
+#[cfg(target_arch = "x86_64")]
+const SYS_SOCKET: u32 = 41;
+#[cfg(target_arch = "x86_64")]
+const SYS_CLONE: u32 = 56;
+#[cfg(target_arch = "x86_64")]
+const SYS_CLONE3: u32 = 435;
+#[cfg(target_arch = "x86_64")]
+const AUDIT_ARCH: u32 = 0xc000_003e;
+
+/// Every `CLONE_NEW*` flag `clone` accepts (`CLONE_NEWNS`, `NEWCGROUP`, `NEWUTS`, `NEWIPC`,
+/// `NEWUSER`, `NEWPID`, `NEWNET`; `CLONE_NEWTIME` only exists for `clone3` and `unshare`).
+const CLONE_NEW_MASK: u32 = 0x7E02_0000;
+
 const BPF_LD_W_ABS: u16 = 0x20;
+const BPF_ALU_AND_K: u16 = 0x54;
 const BPF_JEQ_K: u16 = 0x15;
 const BPF_JGE_K: u16 = 0x35;
 const BPF_RET_K: u16 = 0x06;
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
-const RET_EPERM: u32 = 0x0005_0000 | 1;
+const RET_ERRNO: u32 = 0x0005_0000;
+const EPERM: u32 = 1;
+const ENOSYS: u32 = 38;
 const AF_UNIX: u32 = 1;
+/// Offsets into `struct seccomp_data`.
+const OFF_NR: u32 = 0;
+const OFF_ARCH: u32 = 4;
+const OFF_ARG0_LO: u32 = 16;
 
-fn ins(code: u16, jt: u8, jf: u8, k: u32) -> [u8; 8] {
+/// A jump target of the tiny assembler below.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Label {
+    Allow,
+    Eperm,
+    Enosys,
+    Kill,
+    CloneCheck,
+    SocketCheck,
+}
+
+/// One instruction; conditional jumps name labels, resolved once the program is laid out.
+#[derive(Clone, Copy, Debug)]
+enum Ins {
+    Ld(u32),
+    And(u32),
+    /// Jump to the label when the accumulator equals `k`, else fall through.
+    JeqTo(u32, Label),
+    /// Jump to the label when the accumulator is >= `k`, else fall through.
+    JgeTo(u32, Label),
+    /// Fall through when equal, else jump to the label.
+    JneTo(u32, Label),
+    Ret(u32),
+    /// A label's position.
+    Here(Label),
+}
+
+fn raw(code: u16, jt: u8, jf: u8, k: u32) -> [u8; 8] {
     let mut b = [0u8; 8];
     b[0..2].copy_from_slice(&code.to_ne_bytes());
     b[2] = jt;
@@ -73,34 +129,88 @@ fn ins(code: u16, jt: u8, jf: u8, k: u32) -> [u8; 8] {
     b
 }
 
+/// Lays out `prog` and resolves jumps (classic BPF jumps forward only, at most 255).
+fn assemble(prog: &[Ins]) -> Vec<u8> {
+    let mut at = std::collections::HashMap::new();
+    let mut n = 0usize;
+    for i in prog {
+        match i {
+            Ins::Here(l) => {
+                at.insert(*l, n);
+            }
+            _ => n += 1,
+        }
+    }
+    let mut out = Vec::with_capacity(n * 8);
+    let mut pc = 0usize;
+    let off = |pc: usize, l: &Label| -> u8 {
+        let target = at[l];
+        assert!(target > pc, "BPF jumps go forward");
+        u8::try_from(target - pc - 1).expect("BPF jump within 255 instructions")
+    };
+    for i in prog {
+        let ins = match i {
+            Ins::Here(_) => continue,
+            Ins::Ld(k) => raw(BPF_LD_W_ABS, 0, 0, *k),
+            Ins::And(k) => raw(BPF_ALU_AND_K, 0, 0, *k),
+            Ins::JeqTo(k, l) => raw(BPF_JEQ_K, off(pc, l), 0, *k),
+            Ins::JgeTo(k, l) => raw(BPF_JGE_K, off(pc, l), 0, *k),
+            Ins::JneTo(k, l) => raw(BPF_JEQ_K, 0, off(pc, l), *k),
+            Ins::Ret(k) => raw(BPF_RET_K, 0, 0, *k),
+        };
+        out.extend_from_slice(&ins);
+        pc += 1;
+    }
+    out
+}
+
 /// The filter as raw `struct sock_filter` bytes, or `None` on architectures without a
-/// table (the sandbox then reports seccomp as inactive).
+/// table.
 pub(crate) fn program(allow_inet: bool) -> Option<Vec<u8>> {
     #[cfg(target_arch = "x86_64")]
     {
-        const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-        const SYS_SOCKET: u32 = 41;
-        let mut p: Vec<[u8; 8]> = vec![
-            ins(BPF_LD_W_ABS, 0, 0, 4), // arch
-            ins(BPF_JEQ_K, 1, 0, AUDIT_ARCH_X86_64),
-            ins(BPF_RET_K, 0, 0, RET_KILL_PROCESS),
-            ins(BPF_LD_W_ABS, 0, 0, 0),        // syscall number
-            ins(BPF_JGE_K, 0, 1, 0x4000_0000), // x32 ABI
-            ins(BPF_RET_K, 0, 0, RET_EPERM),
+        use Ins::*;
+        use Label::*;
+        let mut p = vec![
+            Ld(OFF_ARCH),
+            JneTo(AUDIT_ARCH, Kill),
+            Ld(OFF_NR),
+            JgeTo(0x4000_0000, Eperm), // the x32 ABI
+            JeqTo(SYS_CLONE3, Enosys),
+            JeqTo(SYS_CLONE, CloneCheck),
         ];
-        for &(nr, _) in DENIED {
-            p.push(ins(BPF_JEQ_K, 0, 1, nr));
-            p.push(ins(BPF_RET_K, 0, 0, RET_EPERM));
-        }
         if !allow_inet {
-            p.push(ins(BPF_JEQ_K, 0, 4, SYS_SOCKET)); // not socket: jump to the final allow
-            p.push(ins(BPF_LD_W_ABS, 0, 0, 16)); // args[0], low 32 bits (little endian)
-            p.push(ins(BPF_JEQ_K, 0, 1, AF_UNIX));
-            p.push(ins(BPF_RET_K, 0, 0, RET_ALLOW));
-            p.push(ins(BPF_RET_K, 0, 0, RET_EPERM));
+            p.push(JeqTo(SYS_SOCKET, SocketCheck));
         }
-        p.push(ins(BPF_RET_K, 0, 0, RET_ALLOW));
-        Some(p.concat())
+        // The long deny list: split so every jump to its target stays short.
+        for chunk in DENIED.chunks(40) {
+            let mut local = Vec::new();
+            for &(nr, _) in chunk {
+                local.push(JeqTo(nr, Eperm));
+            }
+            p.extend(local);
+        }
+        p.extend([
+            Ret(RET_ALLOW),
+            Here(CloneCheck),
+            Ld(OFF_ARG0_LO),
+            And(CLONE_NEW_MASK),
+            JeqTo(0, Allow),
+            Ret(RET_ERRNO | EPERM),
+            Here(SocketCheck),
+            Ld(OFF_ARG0_LO),
+            JeqTo(AF_UNIX, Allow),
+            Ret(RET_ERRNO | EPERM),
+            Here(Allow),
+            Ret(RET_ALLOW),
+            Here(Eperm),
+            Ret(RET_ERRNO | EPERM),
+            Here(Enosys),
+            Ret(RET_ERRNO | ENOSYS),
+            Here(Kill),
+            Ret(RET_KILL_PROCESS),
+        ]);
+        Some(assemble(&p))
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -113,20 +223,79 @@ pub(crate) fn program(allow_inet: bool) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// A classic-BPF interpreter for the instructions the program uses, to check its
+    /// decisions without a kernel.
+    fn run(p: &[u8], nr: u32, arch: u32, arg0: u32) -> u32 {
+        let data = |off: u32| match off {
+            OFF_NR => nr,
+            OFF_ARCH => arch,
+            OFF_ARG0_LO => arg0,
+            _ => 0,
+        };
+        let ins: Vec<(u16, u8, u8, u32)> = p
+            .chunks(8)
+            .map(|c| {
+                (
+                    u16::from_ne_bytes([c[0], c[1]]),
+                    c[2],
+                    c[3],
+                    u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+                )
+            })
+            .collect();
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let (code, jt, jf, k) = ins[pc];
+            pc += 1;
+            match code {
+                BPF_LD_W_ABS => acc = data(k),
+                BPF_ALU_AND_K => acc &= k,
+                BPF_JEQ_K => pc += if acc == k { jt } else { jf } as usize,
+                BPF_JGE_K => pc += if acc >= k { jt } else { jf } as usize,
+                BPF_RET_K => return k,
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+    }
+
     #[test]
-    fn program_shape() {
-        assert_eq!(
-            program(true).unwrap().len() + 5 * 8,
-            program(false).unwrap().len()
-        );
+    fn decisions() {
         let p = program(false).unwrap();
-        assert_eq!(p.len() % 8, 0);
-        let n = p.len() / 8;
-        assert_eq!(n, 6 + 2 * DENIED.len() + 6);
-        assert!(n < 4096, "BPF programs are limited to 4096 instructions");
-        // Last instruction allows.
-        assert_eq!(&p[p.len() - 4..], &RET_ALLOW.to_ne_bytes());
+        assert!(
+            p.len() / 8 < 4096,
+            "BPF programs are limited to 4096 instructions"
+        );
+        let eperm = RET_ERRNO | EPERM;
+        let a = AUDIT_ARCH;
+        assert_eq!(run(&p, 0, a, 0), RET_ALLOW, "read");
+        assert_eq!(run(&p, 101, a, 0), eperm, "ptrace");
+        assert_eq!(run(&p, 447, a, 0), eperm, "memfd_secret");
+        assert_eq!(run(&p, 438, a, 0), eperm, "pidfd_getfd");
+        assert_eq!(run(&p, SYS_CLONE3, a, 0), RET_ERRNO | ENOSYS, "clone3");
+        // clone for threads and fork (SIGCHLD | CLONE_VM | ...) is fine, namespaces are not.
+        assert_eq!(run(&p, SYS_CLONE, a, 0x0000_0011), RET_ALLOW);
+        assert_eq!(run(&p, SYS_CLONE, a, 0x003d_0f00), RET_ALLOW);
+        for ns in [
+            0x0002_0000,
+            0x1000_0000,
+            0x2000_0000,
+            0x4000_0000,
+            0x0200_0000,
+        ] {
+            assert_eq!(run(&p, SYS_CLONE, a, ns | 0x11), eperm, "{ns:#x}");
+        }
+        assert_eq!(run(&p, SYS_SOCKET, a, AF_UNIX), RET_ALLOW);
+        assert_eq!(run(&p, SYS_SOCKET, a, 2), eperm, "AF_INET");
+        assert_eq!(run(&p, 0x4000_0000 | 1, a, 0), eperm, "x32");
+        assert_eq!(run(&p, 0, 0x4000_0003, 0), RET_KILL_PROCESS, "i386");
+        let open = program(true).unwrap();
+        assert_eq!(run(&open, SYS_SOCKET, a, 2), RET_ALLOW, "network enabled");
+        assert_eq!(run(&open, 101, a, 0), eperm);
+        for &(nr, name) in DENIED {
+            assert_eq!(run(&p, nr, a, 0), eperm, "{name}");
+        }
         let mut nrs: Vec<u32> = DENIED.iter().map(|d| d.0).collect();
+        nrs.sort_unstable();
         nrs.dedup();
         assert_eq!(nrs.len(), DENIED.len());
     }
