@@ -50,6 +50,11 @@ impl Ledger {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Checks every limit without reserving anything (before starting a child run).
+    pub(crate) fn check(&self) -> Result<()> {
+        self.reserve().map(drop)
+    }
+
     /// Checks every limit and reserves one call, or says which limit stops the call.
     pub(crate) fn reserve(&self) -> Result<Reservation<'_>> {
         let l = &self.limits;

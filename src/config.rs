@@ -349,6 +349,9 @@ pub struct Config {
     pub prompt_mode: PromptMode,
     /// Extra instructions appended to the system prompt.
     pub custom_instructions: Option<String>,
+    /// Put the real values back into the final answer returned to the caller (placeholders
+    /// such as `[SECRET:aws_access_key_id#1]` stay in trajectories, logs and events).
+    pub reveal_secrets: bool,
     /// Where each setting that was not left at its default came from (setting name →
     /// builder call, flag or environment variable).
     pub(crate) origins: BTreeMap<&'static str, String>,
@@ -364,6 +367,7 @@ impl Config {
             limits: Limits::defaults(),
             prompt_mode: PromptMode::default(),
             custom_instructions: None,
+            reveal_secrets: false,
             origins: BTreeMap::new(),
         }
     }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::mask::SecretTable;
+use crate::secrets;
 
 /// The context of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,35 +76,67 @@ impl From<Vec<String>> for Context {
 use crate::handle::{ContextHandle, map_file};
 
 /// A loaded context: documents plus the private directory that holds copies of in-memory
-/// text (removed on drop).
+/// text and masked copies of files (removed on drop).
 #[derive(Debug)]
 pub(crate) struct LoadedContext {
     pub(crate) docs: Vec<ContextHandle>,
     pub(crate) is_list: bool,
+    /// Secrets replaced by placeholders, per document.
+    pub(crate) masked: Vec<usize>,
     _dir: Option<PrivateDir>,
 }
 
+/// Threads used to scan one large document for secrets.
+fn scan_threads(len: usize) -> usize {
+    if len < (8 << 20) {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(4)
+    }
+}
+
 impl LoadedContext {
-    /// Validates and maps the context. Runs blocking file I/O: call it off the executor.
+    /// Validates and maps the context as it is (no masking). Blocking file I/O: call it off
+    /// the executor.
     pub(crate) fn load(ctx: &Context) -> Result<Arc<LoadedContext>> {
-        match ctx {
-            Context::File(p) => {
-                let doc = map_file(p, None)?;
-                Ok(Arc::new(LoadedContext {
-                    docs: vec![doc],
-                    is_list: false,
-                    _dir: None,
-                }))
+        Self::load_with(ctx, None).map(Arc::new)
+    }
+
+    /// Validates and maps the context with every secret replaced by its placeholder in
+    /// `table`. A document without secrets is mapped as it is (zero-copy); one with secrets
+    /// is written masked to a private file, which is what gets mapped. In-memory text is
+    /// masked before it is written anywhere. Blocking: call it off the executor.
+    pub(crate) fn load_masked(ctx: &Context, table: &SecretTable) -> Result<Arc<LoadedContext>> {
+        Self::load_with(ctx, Some(table)).map(Arc::new)
+    }
+
+    fn load_with(ctx: &Context, table: Option<&SecretTable>) -> Result<LoadedContext> {
+        let mask_text = |t: &str| -> (String, usize) {
+            match table {
+                Some(tb) => tb.mask_str(t),
+                None => (t.to_string(), 0),
             }
+        };
+        let mut lc = match ctx {
+            Context::File(p) => LoadedContext {
+                docs: vec![map_file(p, None)?],
+                is_list: false,
+                masked: vec![0],
+                _dir: None,
+            },
             Context::Text(t) => {
                 let dir = PrivateDir::new()?;
-                let path = dir.write("context.txt", t.as_bytes())?;
-                let doc = map_file(&path, Some("context.txt".into()))?;
-                Ok(Arc::new(LoadedContext {
-                    docs: vec![doc],
+                let (text, n) = mask_text(t);
+                let path = dir.write("context.txt", text.as_bytes())?;
+                LoadedContext {
+                    docs: vec![map_file(&path, Some("context.txt".into()))?],
                     is_list: false,
+                    masked: vec![n],
                     _dir: Some(dir),
-                }))
+                }
             }
             Context::Files(ps) => {
                 let docs = ps
@@ -118,27 +152,62 @@ impl LoadedContext {
                         )));
                     }
                 }
-                Ok(Arc::new(LoadedContext {
+                LoadedContext {
+                    masked: vec![0; docs.len()],
                     docs,
                     is_list: true,
                     _dir: None,
-                }))
+                }
             }
             Context::Documents(ds) => {
                 let dir = PrivateDir::new()?;
                 let mut docs = Vec::with_capacity(ds.len());
+                let mut masked = Vec::with_capacity(ds.len());
                 for (i, d) in ds.iter().enumerate() {
                     let name = format!("doc_{i:04}.txt");
-                    let path = dir.write(&name, d.as_bytes())?;
+                    let (text, n) = mask_text(d);
+                    let path = dir.write(&name, text.as_bytes())?;
                     docs.push(map_file(&path, Some(name))?);
+                    masked.push(n);
                 }
-                Ok(Arc::new(LoadedContext {
+                LoadedContext {
                     docs,
                     is_list: true,
+                    masked,
                     _dir: Some(dir),
-                }))
+                }
+            }
+        };
+        if let (Some(table), Context::File(_) | Context::Files(_)) = (table, ctx) {
+            for i in 0..lc.docs.len() {
+                let bytes = lc.docs[i].as_bytes();
+                let spans = secrets::find_secrets(bytes, scan_threads(bytes.len()));
+                if spans.is_empty() {
+                    continue;
+                }
+                if lc._dir.is_none() {
+                    lc._dir = Some(PrivateDir::new()?);
+                }
+                let dir = lc._dir.as_ref().expect("just made");
+                let name = lc.docs[i].name().to_string();
+                let path = dir.path.join(format!("masked-{i:04}-{name}"));
+                let write = || -> std::io::Result<()> {
+                    let f = File::create(&path)?;
+                    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                    table.write_masked(bytes, &spans, &mut w)?;
+                    w.flush()
+                };
+                write().map_err(|e| {
+                    Error::context(format!(
+                        "cannot write the masked copy of {name} to {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                lc.docs[i] = map_file(&path, Some(name))?;
+                lc.masked[i] = spans.len();
             }
         }
+        Ok(lc)
     }
 
     /// Total size in bytes.
@@ -150,7 +219,8 @@ impl LoadedContext {
     pub(crate) fn summaries(&self, preview_bytes: usize) -> Vec<crate::prompt::DocSummary<'_>> {
         self.docs
             .iter()
-            .map(|d| {
+            .enumerate()
+            .map(|(i, d)| {
                 let b = d.as_bytes();
                 let sample = &b[..b.len().min(1 << 20)];
                 let nl = memchr::memchr_iter(b'\n', sample).count() as u64;
@@ -161,6 +231,7 @@ impl LoadedContext {
                     nl + u64::from(!b.is_empty() && !b.ends_with(b"\n"))
                 };
                 crate::prompt::DocSummary {
+                    masked: self.masked.get(i).copied().unwrap_or(0),
                     name: d.name(),
                     bytes: b.len() as u64,
                     lines,

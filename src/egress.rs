@@ -119,8 +119,7 @@ impl EgressFilter {
                 self.cfg.entropy_threshold,
                 &benign,
             )),
-            on_run: echo
-                .map(|_| &probe as &(dyn Fn(&[u8], usize, &mut usize, &mut Vec<Span>) + Sync)),
+            on_run: echo.map(|_| &probe as secrets::RunHook<'_>),
         };
         // Large texts are cut at whitespace (no word or token spans a cut) and the pieces
         // scanned on two threads; matches may extend past their piece.

@@ -147,6 +147,7 @@ mod events;
 mod handle;
 pub mod llm;
 mod log;
+mod mask;
 mod orchestrator;
 mod parse;
 mod prompt;

@@ -488,6 +488,15 @@ impl OrchestratorBuilder {
             Some(s) => s,
             None => sandbox::from_config(&config.sandbox)?,
         };
+        // Values that must never reach a provider: the key, and secret-looking variables of
+        // this process's environment.
+        let mut known_secrets: Vec<Vec<u8>> = config
+            .llm
+            .api_key
+            .iter()
+            .map(|k| k.as_bytes().to_vec())
+            .collect();
+        known_secrets.extend(secret_env_values());
         // What `config()` reports is what runs.
         config.llm.model = llm.model().to_string();
         config.sandbox.kind = sandbox.kind();
@@ -498,9 +507,33 @@ impl OrchestratorBuilder {
                 sandbox,
                 prices: self.prices,
                 trajectory: self.trajectory,
+                known_secrets,
             }),
         })
     }
+}
+
+/// Values of environment variables whose names say they hold secrets (`*_KEY`, `*TOKEN*`,
+/// `*SECRET*`, `*PASSWORD*`, `*PASSWD*`, `*CREDENTIAL*`, `*_AUTH*`), at least 8 bytes long.
+fn secret_env_values() -> Vec<Vec<u8>> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let k = k.to_string_lossy().to_ascii_uppercase();
+            let secret = k.ends_with("_KEY")
+                || [
+                    "TOKEN",
+                    "SECRET",
+                    "PASSWORD",
+                    "PASSWD",
+                    "CREDENTIAL",
+                    "_AUTH",
+                ]
+                .iter()
+                .any(|w| k.contains(w));
+            let v = v.into_encoded_bytes();
+            (secret && v.len() >= 8).then_some(v)
+        })
+        .collect()
 }
 
 /// True for loopback URLs (which need no API key).

@@ -287,8 +287,14 @@ pub(crate) fn describe_context(docs: &[DocSummary<'_>], is_list: bool) -> String
             .take(4)
             .map(|l| format!("    | {}\n", l.chars().take(160).collect::<String>()))
             .collect();
+        let masked = match d.masked {
+            0 => String::new(),
+            n => format!(
+                " {n} secret value(s) in it are replaced by placeholders such as [SECRET:aws_access_key_id#1] (the real values are not available to you or your code; refer to them by placeholder)."
+            ),
+        };
         out.push_str(&format!(
-            "- `{}`: {} bytes, {}{} lines. Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
+            "- `{}`: {} bytes, {}{} lines.{masked} Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
             d.name,
             d.bytes,
             if d.lines_estimated { "about " } else { "" },
@@ -311,6 +317,8 @@ pub(crate) struct DocSummary<'a> {
     pub(crate) lines_estimated: bool,
     /// The start of the document (text, cut at a character boundary).
     pub(crate) preview: String,
+    /// Secrets replaced by placeholders in it.
+    pub(crate) masked: usize,
 }
 
 /// All `name(` identifiers used as calls in `text` that are not methods (`.name(`).

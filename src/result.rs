@@ -35,6 +35,16 @@ pub struct Finding {
     pub end: usize,
 }
 
+impl Finding {
+    pub(crate) fn new(rule: impl Into<String>, start: usize, end: usize) -> Finding {
+        Finding {
+            rule: rule.into(),
+            start,
+            end,
+        }
+    }
+}
+
 /// One action of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]

@@ -15,8 +15,9 @@ use crate::context::{Context, LoadedContext};
 use crate::egress::{Direction, EgressFilter, Filtered};
 use crate::error::{Error, Result};
 use crate::events::RunEvent;
-use crate::llm::{CompletionRequest, LanguageModel, Message, PriceTable};
+use crate::llm::{Completion, CompletionRequest, LanguageModel, Message, PriceTable};
 use crate::log::TrajectoryLog;
+use crate::mask::{KnownSecrets, SecretTable};
 use crate::parse::final_from_stdout;
 use crate::prompt::{self, BlockOutcome, PromptInput, first_user_message, system_prompt};
 use crate::result::{Finding, RunResult, Step, StepKind};
@@ -31,6 +32,9 @@ pub(crate) struct Shared {
     pub(crate) sandbox: Arc<dyn Sandbox>,
     pub(crate) prices: PriceTable,
     pub(crate) trajectory: Option<Arc<TrajectoryLog>>,
+    /// Values that must never reach a provider besides the contexts' secrets: API keys and
+    /// secret-looking environment variables, read when the orchestrator was built.
+    pub(crate) known_secrets: Vec<Vec<u8>>,
 }
 
 /// Outputs above this size are filtered on the blocking pool.
@@ -42,8 +46,78 @@ struct Tree {
     shared: Arc<Shared>,
     ledger: Ledger,
     events: Option<async_channel::Sender<RunEvent>>,
-    /// Sub-calls of the whole tree in flight at once.
+    /// Sub-LLM calls of the whole tree in flight at once.
     subcalls: Limiter,
+    /// Child runs in flight at once, per depth of the run that starts them (one limiter per
+    /// level, so a child waiting for its own children never holds the permit they need).
+    children: Vec<Limiter>,
+    /// The secrets of every context of the tree, and their placeholders.
+    secrets: SecretTable,
+    /// The matcher of known values, rebuilt when the table grows: (table size, matcher).
+    known: Mutex<(usize, Arc<KnownSecrets>)>,
+}
+
+impl Tree {
+    fn known(&self) -> Arc<KnownSecrets> {
+        let mut k = lock(&self.known);
+        let n = self.secrets.len();
+        if k.0 != n || k.0 == usize::MAX {
+            let mut values = self.secrets.values();
+            values.extend(self.shared.known_secrets.iter().cloned());
+            *k = (n, Arc::new(KnownSecrets::new(&values)));
+        }
+        k.1.clone()
+    }
+
+    /// The last check on any text that goes to a provider: secrets the rules find are
+    /// masked (with this tree's placeholders) and known values redacted. Returns the text
+    /// and what was found.
+    fn guard(&self, text: &str) -> (String, Vec<Finding>) {
+        let (masked, _) = self.secrets.mask_str(text);
+        let (out, hits) = self.known().redact(&masked);
+        let mut findings = Vec::new();
+        if masked != text {
+            findings.push(Finding::new("masked_at_exit", 0, text.len()));
+        }
+        findings.extend(
+            hits.into_iter()
+                .map(|(s, e)| Finding::new("known_secret", s, e)),
+        );
+        (out, findings)
+    }
+
+    /// Guards every message of `req` (see [`guard`](Self::guard)).
+    fn guard_request(&self, req: &mut CompletionRequest) -> Vec<Finding> {
+        let mut findings = Vec::new();
+        for m in &mut req.messages {
+            let (text, f) = self.guard(&m.content);
+            m.content = text;
+            findings.extend(f);
+        }
+        findings
+    }
+
+    /// The one way to a provider: every message passes [`guard`](Self::guard) first (on the
+    /// blocking pool when the request is large).
+    async fn complete(
+        self: &Arc<Self>,
+        mut req: CompletionRequest,
+    ) -> (Result<Completion>, Vec<Finding>) {
+        let size: usize = req.messages.iter().map(|m| m.content.len()).sum();
+        let findings = if size > OFFLOAD_BYTES {
+            let tree = self.clone();
+            let (r, f) = runtime::unblock(move || {
+                let f = tree.guard_request(&mut req);
+                (req, f)
+            })
+            .await;
+            req = r;
+            f
+        } else {
+            self.guard_request(&mut req)
+        };
+        (self.shared.llm.complete(req).await, findings)
+    }
 }
 
 /// State of one run (root or child).
@@ -58,6 +132,8 @@ struct Run {
     fatal: Mutex<Option<Error>>,
     iteration: AtomicU32,
     filter: Mutex<Option<EgressFilter>>,
+    /// The end of the previous block's output (host memory only).
+    carry: Mutex<Vec<u8>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -83,12 +159,20 @@ pub(crate) async fn execute(
     events: Option<async_channel::Sender<RunEvent>>,
     cancel: Option<async_channel::Receiver<()>>,
 ) -> RunResult {
+    let limits = &shared.config.limits;
     let tree = Arc::new(Tree {
-        subcalls: Limiter::new(shared.config.limits.max_concurrent_subcalls),
-        ledger: Ledger::new(shared.config.limits.clone(), shared.prices.clone()),
+        subcalls: Limiter::new(limits.max_concurrent_subcalls),
+        children: (0..limits.max_depth.max(1))
+            .map(|_| Limiter::new(limits.max_concurrent_subcalls))
+            .collect(),
+        ledger: Ledger::new(limits.clone(), shared.prices.clone()),
+        secrets: SecretTable::default(),
+        known: Mutex::new((usize::MAX, Arc::new(KnownSecrets::new(&[])))),
         shared,
         events,
     });
+    // The user's own query is masked too (best effort: the rules find what they know).
+    let (query, _) = tree.secrets.mask_str(&query);
     let run = Run::new(tree.clone(), None, 0);
     run.emit(RunEvent::Started {
         query: query.clone(),
@@ -114,7 +198,7 @@ pub(crate) async fn execute(
         }
     };
     let outcome = futures_lite::future::or(timed, cancelled).await;
-    let result = run.finish_run(outcome);
+    let mut result = run.finish_run(outcome);
     if let Some(log) = &tree.shared.trajectory {
         log.flush().await;
     }
@@ -123,6 +207,12 @@ pub(crate) async fn execute(
         final_answer: result.final_answer.clone(),
         error: result.error.clone(),
     });
+    // Only the answer handed to the caller, never the trajectory or the events.
+    if tree.shared.config.reveal_secrets
+        && let Some(a) = &result.final_answer
+    {
+        result.final_answer = Some(tree.secrets.reveal(a));
+    }
     result
 }
 
@@ -138,6 +228,7 @@ impl Run {
             fatal: Mutex::new(None),
             iteration: AtomicU32::new(0),
             filter: Mutex::new(None),
+            carry: Mutex::new(Vec::new()),
         }
     }
 
@@ -236,8 +327,9 @@ impl Run {
         let mut req = CompletionRequest::new(messages);
         req.model = model;
         req.temperature = temperature;
-        let res = self.tree.shared.llm.complete(req).await;
+        let (res, findings) = self.tree.complete(req).await;
         let mut step = self.step(kind, input, String::new(), started);
+        step.findings = findings;
         match res {
             Ok(c) => {
                 let (p, q) = (c.usage.prompt_tokens, c.usage.completion_tokens);
@@ -306,9 +398,12 @@ impl Run {
         // The context (and the filter's fingerprints of it) are released on the blocking pool:
         // unmapping files and removing private copies is file-system work.
         let loaded = match context {
-            Some(c) => Some(runtime::DropOffThread::new(
-                runtime::unblock(move || LoadedContext::load(&c)).await?,
-            )),
+            Some(c) => {
+                let tree = self.tree.clone();
+                Some(runtime::DropOffThread::new(
+                    runtime::unblock(move || LoadedContext::load_masked(&c, &tree.secrets)).await?,
+                ))
+            }
             None => None,
         };
         if let Some(lc) = &loaded {
@@ -421,12 +516,31 @@ impl Run {
         if let Some(e) = lock(&self.fatal).take() {
             return Err(e);
         }
-        let out = self
-            .filter_out(&r.stdout, "stdout", Direction::ToRoot)
-            .await?;
-        let err = self
-            .filter_out(&r.stderr, "stderr", Direction::ToRoot)
-            .await?;
+        // stdout and stderr are filtered as one text together with the end of the previous
+        // block's output, so a secret split across streams or blocks is still found.
+        let carry = std::mem::take(&mut *lock(&self.carry));
+        let mut tail = r.stdout.clone();
+        tail.push_str(&r.stderr);
+        *lock(&self.carry) = tail_of(&tail, CARRY_BYTES).into_bytes();
+        let f = self.filter();
+        let parts = (r.stdout.clone(), r.stderr.clone());
+        let filter = move || {
+            f.filter_parts(
+                &carry,
+                &[
+                    (parts.0.as_bytes(), "stdout"),
+                    (parts.1.as_bytes(), "stderr"),
+                ],
+                Direction::ToRoot,
+            )
+        };
+        let mut both = if r.stdout.len() + r.stderr.len() > OFFLOAD_BYTES {
+            runtime::unblock(filter).await?
+        } else {
+            filter()?
+        };
+        let err = both.pop().expect("two parts");
+        let out = both.pop().expect("two parts");
         let observation = prompt::observation(&BlockOutcome {
             index,
             of,
@@ -518,6 +632,13 @@ impl Run {
             if self.depth + 1 >= self.cfg().limits.max_depth {
                 return self.sub_query(prompt, None).await;
             }
+            // At most `max_concurrent_subcalls` children per level at once, and none started
+            // once a limit is reached.
+            let _permit = self.tree.children[self.depth as usize].acquire().await;
+            if let Err(e) = self.tree.ledger.check() {
+                return self.fail(e);
+            }
+            let (prompt, _) = self.tree.secrets.mask_str(&prompt);
             let started = self.start.elapsed();
             let child = Run::new(self.tree.clone(), Some(self.id.clone()), self.depth + 1);
             let outcome = child.drive(&prompt, context).await;
@@ -601,6 +722,18 @@ impl HostCalls for Run {
             }
         })
     }
+}
+
+/// How much of a block's output is kept to be scanned with the next block's.
+const CARRY_BYTES: usize = 4096;
+
+/// The last `n` bytes of `s` (or fewer, at a character boundary).
+fn tail_of(s: &str, n: usize) -> String {
+    let mut start = s.len().saturating_sub(n);
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].to_string()
 }
 
 fn last_line(s: &str) -> String {

@@ -690,6 +690,7 @@ fn compiled() -> &'static Compiled {
 }
 
 /// The rule names (for tests and documentation).
+#[cfg(test)]
 pub(crate) fn rule_names() -> impl Iterator<Item = &'static str> {
     RULES.iter().map(|r| r.name)
 }
@@ -779,13 +780,19 @@ fn value_range(text: &[u8], s: usize, e: usize, value: Value) -> (usize, usize) 
     if vs >= ve { (s, e) } else { (s + vs, s + ve) }
 }
 
+/// Excuses a high-entropy token (digests, identifiers).
+pub(crate) type Benign<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
+/// Called at the start of every run of word/token bytes: `(text, position, compared_until,
+/// spans)`.
+pub(crate) type RunHook<'a> = &'a (dyn Fn(&[u8], usize, &mut usize, &mut Vec<Span>) + Sync);
+
 /// What else a scan reports besides the secret rules.
 pub(crate) struct Extras<'a> {
     /// Report tokens of at least `min_len` bytes whose entropy is above the threshold and
-    /// that `benign` does not excuse, as `high_entropy`.
-    pub(crate) entropy: Option<(usize, f64, &'a (dyn Fn(&[u8]) -> bool + Sync))>,
-    /// Called at the start of every run of word/token bytes (context-echo anchors).
-    pub(crate) on_run: Option<&'a (dyn Fn(&[u8], usize, &mut usize, &mut Vec<Span>) + Sync)>,
+    /// that the [`Benign`] check does not excuse, as `high_entropy`.
+    pub(crate) entropy: Option<(usize, f64, Benign<'a>)>,
+    /// Context-echo anchors.
+    pub(crate) on_run: Option<RunHook<'a>>,
 }
 
 impl Extras<'_> {

@@ -280,6 +280,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_REVEAL_SECRETS",
+        "reveal_secrets",
+        None,
+        "0",
+        "`1` puts the real values of masked secrets back into the final answer returned to you (trajectories, logs and events keep the placeholders)",
+        |c, v| {
+            c.reveal_secrets = boolean(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_SANDBOX",
         "sandbox",
         None,
