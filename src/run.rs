@@ -655,8 +655,12 @@ impl Run {
             self.push_step(step);
             match (result.final_answer, result.failure) {
                 (Some(a), _) => a,
-                // Limits and leaks end the whole tree, not just the child.
-                (None, Some(e @ (Error::BudgetExceeded { .. } | Error::DataLeak { .. }))) => {
+                // The tree's limits and leaks end the whole tree, not just the child (a
+                // child that merely ran out of its own turns is an error its parent sees).
+                (None, Some(e @ Error::DataLeak { .. })) => self.fail(e),
+                (None, Some(e @ Error::BudgetExceeded { .. }))
+                    if self.tree.ledger.check().is_err() =>
+                {
                     self.fail(e)
                 }
                 (None, e) => prompt::child_failed(e.as_ref().map(|e| e as &dyn std::fmt::Display)),
