@@ -108,6 +108,22 @@ impl fmt::Display for SandboxKind {
     }
 }
 
+/// Whether sandboxes get a cgroup of their own (one memory limit for all their processes,
+/// a process limit and a CPU quota).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CgroupPolicy {
+    /// Where the host allows it (root, or a delegated cgroup); per-process rlimits only
+    /// elsewhere, and results say so.
+    #[default]
+    Auto,
+    /// Never (per-process rlimits only).
+    Off,
+    /// Always: a sandbox that cannot get one does not start.
+    Required,
+}
+
 /// How the system prompt is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -212,6 +228,10 @@ pub struct SandboxConfig {
     pub cpu_time: Duration,
     /// Maximum number of processes.
     pub pids: u64,
+    /// Per-sandbox cgroups.
+    pub cgroups: CgroupPolicy,
+    /// CPU quota of a sandbox's cgroup, in cores.
+    pub cpus: f64,
     /// Largest file the code may write (bytes).
     pub file_size_bytes: u64,
     /// Maximum open file descriptors.
@@ -246,6 +266,8 @@ impl SandboxConfig {
             memory_bytes: 1 << 30,
             cpu_time: Duration::from_secs(600),
             pids: 64,
+            cgroups: CgroupPolicy::Auto,
+            cpus: 1.0,
             file_size_bytes: 64 << 20,
             open_files: 256,
             tmpfs_bytes: 64 << 20,

@@ -161,7 +161,8 @@ pub mod trajectory;
 mod view;
 
 pub use config::{
-    Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig, SandboxKind,
+    CgroupPolicy, Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig,
+    SandboxKind,
 };
 pub use context::Context;
 pub use egress::{EgressFilter, Filtered};
@@ -170,7 +171,7 @@ pub use events::{EventStream, RunEvent};
 pub use handle::{Chunks, ContextHandle, SearchHit};
 pub use log::TrajectoryLog;
 pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
-pub use result::{Finding, ModelUsage, RunResult, Step, StepKind, Usage};
+pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, Usage};
 pub use settings::{SettingInfo, known_settings};
 pub use view::render_html;
 

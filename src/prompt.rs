@@ -133,6 +133,10 @@ pub(crate) const REPL_HINTS: &[(&str, &str)] = &[
         "[ctx.search({pattern}) found no match; try one distinctive word or value from the question, e.g. a date, a name or an id]",
     ),
     ("case", "Did you mean {name}? Names are case-sensitive."),
+    (
+        "final_thread",
+        "FINAL must be called from the code block itself, not from a thread it started",
+    ),
 ];
 
 /// The nudge after a reply without code.

@@ -174,6 +174,19 @@ impl Usage {
     }
 }
 
+/// How a run's code was isolated (from its first code block).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SandboxReport {
+    /// The backend.
+    pub kind: crate::config::SandboxKind,
+    /// What the sandbox's own cgroup enforced (memory for all its processes together,
+    /// processes, CPU); `None`: per-process rlimits only.
+    pub cgroup: Option<String>,
+    /// The code ran without the isolation the backend promises (explicitly allowed).
+    pub unsafe_runtime: bool,
+}
+
 /// The outcome of a run. Serializes to JSON; every duration in this crate's JSON (here,
 /// in [`Step`], in trajectories and in [`ExecutionResult`](crate::sandbox::ExecutionResult))
 /// is in milliseconds.
@@ -201,6 +214,9 @@ pub struct RunResult {
     /// Wall-clock time of the run.
     #[serde(with = "duration_ms")]
     pub duration: Duration,
+    /// How the code was isolated (`None` when no code ran).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxReport>,
 }
 
 impl RunResult {
@@ -258,6 +274,7 @@ mod tests {
             error: None,
             failure: None,
             duration: Duration::from_millis(1500),
+            sandbox: None,
         };
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["duration"], 1500.0);

@@ -20,7 +20,7 @@ use crate::log::TrajectoryLog;
 use crate::mask::{KnownSecrets, SecretTable};
 use crate::parse::final_from_stdout;
 use crate::prompt::{self, BlockOutcome, PromptInput, first_user_message, system_prompt};
-use crate::result::{Finding, RunResult, Step, StepKind};
+use crate::result::{Finding, RunResult, SandboxReport, Step, StepKind};
 use crate::runtime::{self, Limiter};
 use crate::sandbox::{HostCall, HostCalls, HostReply, Sandbox, SandboxSession, SessionSpec};
 use crate::trajectory::{RunRef, SCHEMA_VERSION, TrajectoryEvent, now_ms};
@@ -134,6 +134,8 @@ struct Run {
     filter: Mutex<Option<EgressFilter>>,
     /// The end of the previous block's output (host memory only).
     carry: Mutex<Vec<u8>>,
+    /// How the code was isolated (from the first block).
+    report: Mutex<Option<SandboxReport>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -229,6 +231,7 @@ impl Run {
             iteration: AtomicU32::new(0),
             filter: Mutex::new(None),
             carry: Mutex::new(Vec::new()),
+            report: Mutex::new(None),
         }
     }
 
@@ -300,6 +303,7 @@ impl Run {
             error: failure.as_ref().map(ToString::to_string),
             failure,
             duration: self.start.elapsed(),
+            sandbox: lock(&self.report).take(),
         };
         self.log(TrajectoryEvent::RunEnd {
             at: self.at(),
@@ -513,6 +517,11 @@ impl Run {
         });
         let started = self.start.elapsed();
         let r = session.execute(&code, self).await?;
+        lock(&self.report).get_or_insert_with(|| SandboxReport {
+            kind: self.tree.shared.sandbox.kind(),
+            cgroup: r.cgroup.clone(),
+            unsafe_runtime: r.unsafe_runtime,
+        });
         if let Some(e) = lock(&self.fatal).take() {
             return Err(e);
         }

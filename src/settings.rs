@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{Config, PromptMode, Provider, SandboxKind};
+use crate::config::{CgroupPolicy, Config, PromptMode, Provider, SandboxKind};
 use crate::error::{Error, Result};
 
 type Apply = fn(&mut Config, &str) -> std::result::Result<(), String>;
@@ -423,6 +423,33 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "processes in the sandbox",
         |c, v| {
             c.sandbox.pids = positive(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_CGROUPS",
+        "cgroups",
+        None,
+        "auto",
+        "per-sandbox cgroups (one memory limit for all the sandbox's processes, a process limit, a CPU quota): `auto` where the host allows them, `off`, or `required`",
+        |c, v| {
+            c.sandbox.cgroups = match v.to_ascii_lowercase().as_str() {
+                "auto" => CgroupPolicy::Auto,
+                "off" | "0" | "no" => CgroupPolicy::Off,
+                "required" | "require" | "1" | "yes" => CgroupPolicy::Required,
+                _ => return Err(format!("expected auto, off or required, got {v:?}")),
+            };
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_CPU_QUOTA",
+        "cpu_quota",
+        None,
+        "1",
+        "CPU cores a sandbox may use at once (its cgroup's quota)",
+        |c, v| {
+            c.sandbox.cpus = float_in(v, 0.01, 1024.0)?;
             Ok(())
         }
     ),

@@ -15,12 +15,13 @@ use support::{LlmServer, Reply, first_user, turns};
 /// (secret value as it appears in the file, the line that holds it).
 fn planted() -> Vec<(String, String)> {
     let pem_body = "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\nVTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK\nLxoS2tFczGkPLPgizskuemMghRniWaoLcyehkd3qqGElvW/VDL5AaWTg0nLVkjRo";
-    let pem = format!(
-        "-----BEGIN RSA PRIVATE KEY-----\n{pem_body}\n-----END RSA PRIVATE KEY-----"
-    );
+    let pem = format!("-----BEGIN RSA PRIVATE KEY-----\n{pem_body}\n-----END RSA PRIVATE KEY-----");
     let s = |v: &str, line: String| (v.to_string(), line);
     vec![
-        s("AKIAQX4ZPJ7VB2KD9WME", "aws_access_key_id = AKIAQX4ZPJ7VB2KD9WME".into()),
+        s(
+            "AKIAQX4ZPJ7VB2KD9WME",
+            "aws_access_key_id = AKIAQX4ZPJ7VB2KD9WME".into(),
+        ),
         s(
             "ghp_R7pX2mKq9LzT4vWb8NcJ3hYf6sDg1aQe5Uo0",
             "GITHUB_TOKEN=ghp_R7pX2mKq9LzT4vWb8NcJ3hYf6sDg1aQe5Uo0".into(),
@@ -55,7 +56,8 @@ fn planted() -> Vec<(String, String)> {
         ),
         s(
             "dop_v1_4f9a0c1e7b3d2a6f8e5c9b1d0a7f3e2c4b6d8a0f1e3c5b7d9a2f4e6c8b0d1a3f",
-            "do token dop_v1_4f9a0c1e7b3d2a6f8e5c9b1d0a7f3e2c4b6d8a0f1e3c5b7d9a2f4e6c8b0d1a3f".into(),
+            "do token dop_v1_4f9a0c1e7b3d2a6f8e5c9b1d0a7f3e2c4b6d8a0f1e3c5b7d9a2f4e6c8b0d1a3f"
+                .into(),
         ),
         s(
             "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",
@@ -134,7 +136,10 @@ fn context_secrets_never_reach_the_provider_in_any_form() {
         text.push_str(line);
         text.push('\n');
         for k in 0..20 {
-            text.push_str(&format!("service {i}.{k}: healthy, latency {} ms\n", k * 7 + i));
+            text.push_str(&format!(
+                "service {i}.{k}: healthy, latency {} ms\n",
+                k * 7 + i
+            ));
         }
     }
     std::fs::write(&path, &text).unwrap();
@@ -145,7 +150,9 @@ fn context_secrets_never_reach_the_provider_in_any_form() {
             // Sub-calls and child runs answer with whatever they were given.
             return if first.starts_with("Question:") {
                 match turns(req) {
-                    0 => code("docs = ctx if isinstance(ctx, list) else [ctx]\nprint([d.read(0, d.size) for d in docs])"),
+                    0 => code(
+                        "docs = ctx if isinstance(ctx, list) else [ctx]\nprint([d.read(0, d.size) for d in docs])",
+                    ),
                     _ => code("FINAL('\\n'.join(open(d.path).read() for d in docs))"),
                 }
             } else {
@@ -196,7 +203,14 @@ fn context_secrets_never_reach_the_provider_in_any_form() {
         r.success,
         "{:?}\n{:#?}",
         r.error,
-        r.steps.iter().map(|s| (s.kind, s.input.chars().take(80).collect::<String>(), s.output.chars().take(300).collect::<String>())).collect::<Vec<_>>()
+        r.steps
+            .iter()
+            .map(|s| (
+                s.kind,
+                s.input.chars().take(80).collect::<String>(),
+                s.output.chars().take(300).collect::<String>()
+            ))
+            .collect::<Vec<_>>()
     );
 
     let sent = serde_json::to_string(&*server.requests.lock().unwrap()).unwrap();
@@ -217,7 +231,11 @@ fn context_secrets_never_reach_the_provider_in_any_form() {
         decoded.contains("[SECRET:aws_access_key_id#1]"),
         "the model saw placeholders"
     );
-    assert!(server.count() >= 8, "every exit was tried: {} requests", server.count());
+    assert!(
+        server.count() >= 8,
+        "every exit was tried: {} requests",
+        server.count()
+    );
     for (secret, _) in &secrets {
         for f in forbidden(secret) {
             for (place, hay) in [
@@ -279,7 +297,11 @@ fn placeholders_are_stable_and_can_be_revealed_to_the_caller() {
         assert_eq!(r.final_answer.as_deref(), Some(want));
     }
     // The file itself is untouched.
-    assert!(std::fs::read_to_string(&path).unwrap().starts_with("primary AKIA"));
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .starts_with("primary AKIA")
+    );
 }
 
 /// Secrets that never were in a context: in the user's own query, the API key itself, a
@@ -309,7 +331,11 @@ fn the_query_and_known_values_are_guarded_at_the_exit() {
         ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sent: String = server
         .requests
         .lock()

@@ -554,3 +554,158 @@ fn runs_leave_no_temporary_files() {
         ours()
     );
 }
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+}
+
+#[test]
+fn a_thread_left_by_an_earlier_block_cannot_end_or_talk_for_a_later_one() {
+    let _g = serial();
+    let mut s = start(cfg());
+    // A thread that tries to end the next block with its own answer.
+    exec(
+        &mut s,
+        "import threading, time\ndef later():\n    time.sleep(0.3)\n    FINAL('forged')\nthreading.Thread(target=later).start()",
+    );
+    let r = exec(&mut s, "import time\ntime.sleep(1)\nprint('block two')");
+    assert_eq!(r.final_answer, None, "{r:?}");
+    assert!(r.stdout.contains("block two"));
+    assert!(
+        r.stderr
+            .contains("FINAL must be called from the code block itself"),
+        "{}",
+        r.stderr
+    );
+    // A thread that makes a host call while no block runs: the next block finds the frame
+    // and the REPL is replaced.
+    exec(
+        &mut s,
+        "import threading, time\nkept = 1\ndef later():\n    time.sleep(0.2)\n    llm_query('between blocks')\nthreading.Thread(target=later, daemon=True).start()",
+    );
+    std::thread::sleep(Duration::from_millis(600));
+    let r = exec(&mut s, "print('next')");
+    assert!(
+        matches!(
+            r.lost_because,
+            Some(rlm::sandbox::ReplLost::ProtocolViolation { .. })
+        ),
+        "{r:?}"
+    );
+    assert!(r.state_lost);
+    let r = exec(&mut s, "print('kept' in globals())");
+    assert!(r.restarted && r.stdout == "False\n", "{r:?}");
+    drop(s);
+    assert_eq!(wait_no_repl(5), 0);
+}
+
+/// Several processes that each stay under the per-process limit but together exceed the
+/// sandbox's memory: the sandbox's cgroup stops them, the block reports the memory limit,
+/// and the host (this test process) is unaffected.
+#[test]
+fn processes_together_over_the_memory_limit_end_as_memory_exceeded() {
+    let _g = serial();
+    let mut c = cfg();
+    c.memory_bytes = 256 << 20;
+    let mut s = start(c);
+    let r = exec(&mut s, "print('probe')");
+    if r.cgroup.is_none() {
+        assert!(!is_root(), "a root host must give sandboxes a cgroup");
+        eprintln!("SKIPPED: no cgroups for a non-root caller (per-process rlimits only)");
+        return;
+    }
+    assert!(
+        r.cgroup
+            .as_deref()
+            .unwrap()
+            .contains("memory 268435456 bytes"),
+        "{r:?}"
+    );
+    let r = exec(
+        &mut s,
+        "import subprocess, sys\nkids = [subprocess.Popen([sys.executable, '-c', 'x = bytearray(120 << 20)\\nimport time\\ntime.sleep(20)']) for _ in range(4)]\nimport time\ntime.sleep(3)\nprint([k.poll() for k in kids])\nfor k in kids:\n    k.kill()",
+    );
+    assert!(r.memory_exceeded, "{r:?}");
+    // The sandbox still works (restarted if the REPL itself was chosen).
+    let r = exec(&mut s, "print(6 * 7)");
+    assert_eq!(r.stdout, "42\n", "{r:?}");
+    drop(s);
+    assert_eq!(wait_no_repl(5), 0);
+    // Its cgroups are gone too (removed in the background once the sandbox is reaped).
+    let ours = || -> Vec<std::path::PathBuf> {
+        ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(d).ok())
+            .flatten()
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(&format!("rlm-{}-", std::process::id()))
+            })
+            .map(|e| e.path())
+            .collect()
+    };
+    let t = Instant::now();
+    while !ours().is_empty() && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ours().is_empty(), "cgroups left behind: {:?}", ours());
+}
+
+#[test]
+fn dev_is_read_only_and_shm_is_small() {
+    let _g = serial();
+    let mut s = start(cfg());
+    let r = exec(
+        &mut s,
+        "import os, errno\ntry:\n    open('/dev/evil', 'w')\nexcept OSError as e:\n    print('dev', errno.errorcode[e.errno])\nwith open('/dev/null', 'w') as f:\n    f.write('ok')\ntry:\n    with open('/dev/shm/big', 'wb') as f:\n        f.write(b'x' * (64 << 20))\nexcept OSError as e:\n    print('shm', errno.errorcode[e.errno])\nos.remove('/dev/shm/big')\nimport multiprocessing as mp\nq = mp.Queue(); p = mp.Process(target=q.put, args=(5,)); p.start(); print('mp', q.get()); p.join()",
+    );
+    assert!(
+        r.stdout.contains("dev EROFS")
+            && r.stdout.contains("shm ENOSPC")
+            && r.stdout.contains("mp 5"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn namespaces_and_risky_syscalls_are_refused() {
+    let _g = serial();
+    let mut s = start(cfg());
+    let r = exec(
+        &mut s,
+        r#"import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+def call(nr, *args):
+    r = libc.syscall(nr, *[ctypes.c_long(a) for a in args])
+    return errno.errorcode.get(ctypes.get_errno(), 'ok') if r < 0 else 'ok'
+print('unshare', call(272, 0x10000000))
+print('clone-newnet', call(56, 0x40000000 | 17, 0, 0, 0, 0))
+print('clone3', call(435, 0, 0))
+print('memfd_secret', call(447, 0))
+print('pidfd_getfd', call(438, 0, 0, 0))
+print('modify_ldt', call(154, 0, 0, 0))
+import os
+pid = os.fork()
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print('fork ok')"#,
+    );
+    for want in [
+        "unshare EPERM",
+        "clone-newnet EPERM",
+        "clone3 ENOSYS",
+        "memfd_secret EPERM",
+        "pidfd_getfd EPERM",
+        "modify_ldt EPERM",
+        "fork ok",
+    ] {
+        assert!(r.stdout.contains(want), "{want}: {r:?}");
+    }
+}

@@ -316,6 +316,18 @@ fn probe(cfg: &SandboxConfig) -> (SandboxKind, bool, Vec<Layer>) {
         layers.push(Layer::new(label, active, v));
     }
     layers.push(Layer::new(
+        "cgroup limits",
+        r.cgroup.is_some() || kind == SandboxKind::Docker,
+        match (&r.cgroup, kind) {
+            (Some(s), _) => format!("the whole sandbox: {s}"),
+            (None, SandboxKind::Docker) => "enforced by the container engine".into(),
+            (None, _) => {
+                "none: per-process rlimits only (not root, or no delegated cgroup; RLM_CGROUPS)"
+                    .into()
+            }
+        },
+    ));
+    layers.push(Layer::new(
         "read-only root",
         true,
         format!("/ holds {}", p["root"]),

@@ -6,12 +6,13 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::cgroup::{Cgroup, CgroupLimits};
 use super::pipes::Pipes;
 use super::session::SessionSpec;
 use super::spawner;
 use super::sys::{self, ChildSetup, Limit};
 use super::uid::UidLease;
-use crate::config::{SandboxConfig, SandboxKind};
+use crate::config::{CgroupPolicy, SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
 use crate::runtime;
 
@@ -61,6 +62,8 @@ pub(crate) struct Launched {
     pub(crate) pipes: Option<Pipes>,
     /// The host uid the process runs as (root hosts); released when the process is gone.
     lease: Option<UidLease>,
+    /// The sandbox's cgroup, removed when the process is gone.
+    cgroup: Option<Cgroup>,
     /// Backend-specific name (the container name for Docker).
     pub(crate) name: Option<String>,
     /// The process runs without the isolation its backend promises.
@@ -82,8 +85,26 @@ impl Launched {
     pub(crate) fn kill_and_reap(&mut self) -> Option<std::process::ExitStatus> {
         self.signal_kill();
         let status = self.child.take()?.wait().ok();
-        self.lease = None;
+        self.released();
         status
+    }
+
+    /// The process is gone: its cgroup and uid lease are released (blocking).
+    fn released(&mut self) {
+        if let Some(cg) = self.cgroup.take() {
+            cg.remove();
+        }
+        self.lease = None;
+    }
+
+    /// What the sandbox's cgroup enforces, when it has one.
+    pub(crate) fn cgroup_summary(&self) -> Option<String> {
+        self.cgroup.as_ref().map(|c| c.summary.clone())
+    }
+
+    /// OOM kills in the sandbox's cgroup so far (a sysfs read, never blocking on a disk).
+    pub(crate) fn oom_kills(&self) -> u64 {
+        self.cgroup.as_ref().map_or(0, Cgroup::oom_kills)
     }
 
     /// The exit status of a process that is ending on its own (waits up to `grace`), killing
@@ -94,7 +115,7 @@ impl Launched {
             match self.child.as_mut().map(|c| c.try_wait()) {
                 Some(Ok(Some(st))) => {
                     self.child = None;
-                    self.lease = None;
+                    self.released();
                     return Some(st);
                 }
                 None | Some(Err(_)) => return None,
@@ -111,10 +132,13 @@ impl Drop for Launched {
             return;
         }
         self.signal_kill();
-        let (child, lease) = (self.child.take(), self.lease.take());
+        let (child, lease, cgroup) = (self.child.take(), self.lease.take(), self.cgroup.take());
         runtime::detach(move || {
             if let Some(mut c) = child {
                 let _ = c.wait();
+            }
+            if let Some(cg) = cgroup {
+                cg.remove();
             }
             drop(lease);
         });
@@ -146,6 +170,7 @@ pub(crate) struct ChildPlan {
     fds: Vec<(OwnedFd, RawFd)>,
     pub(crate) limits: Vec<(Limit, u64)>,
     pub(crate) drop_to: Option<u32>,
+    pub(crate) cgroup_procs: Vec<RawFd>,
 }
 
 impl ChildPlan {
@@ -183,11 +208,34 @@ impl ChildPlan {
             dups: high.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
             limits: self.limits,
             drop_to: self.drop_to,
+            cgroup_procs: self.cgroup_procs,
         }
         .install(&mut cmd);
         let child = spawner::spawn(cmd);
         drop(high);
         child
+    }
+}
+
+/// The sandbox's cgroup as the configuration asks: `None` where cgroups are off or
+/// unavailable (and not required), an error where they are required but unavailable.
+pub(crate) fn cgroup(cfg: &SandboxConfig) -> Result<Option<Cgroup>> {
+    if cfg.cgroups == CgroupPolicy::Off {
+        return Ok(None);
+    }
+    let limits = CgroupLimits {
+        memory_bytes: cfg.memory_bytes,
+        // bwrap's own processes count too.
+        pids: cfg.pids + 4,
+        cpus: cfg.cpus,
+    };
+    match Cgroup::create(limits) {
+        Ok(cg) => Ok(Some(cg)),
+        Err(why) if cfg.cgroups == CgroupPolicy::Required => Err(Error::sandbox(format!(
+            "RLM_CGROUPS=required but no cgroup can be made: {why}; run as root (or with a delegated \
+             cgroup) or set RLM_CGROUPS=auto to fall back to per-process rlimits"
+        ))),
+        Err(_) => Ok(None),
     }
 }
 
@@ -225,6 +273,7 @@ pub(crate) fn launched(
     cmd: OwnedFd,
     cfg: &SandboxConfig,
     lease: Option<UidLease>,
+    cgroup: Option<Cgroup>,
 ) -> Result<Launched> {
     let out: Option<OwnedFd> = child.stdout.take().map(Into::into);
     let err: Option<OwnedFd> = child.stderr.take().map(Into::into);
@@ -232,6 +281,7 @@ pub(crate) fn launched(
         child: Some(child),
         pipes: None,
         lease,
+        cgroup,
         name: None,
         unsafe_runtime: false,
     };

@@ -57,6 +57,10 @@ pub(crate) fn find_bwrap(p: &Path) -> Result<PathBuf> {
     })
 }
 
+/// Size of the sandbox's `/dev/shm` (semaphores and small shared memory for
+/// `multiprocessing`).
+const SHM_BYTES: u64 = 16 << 20;
+
 const PASSWD: &[u8] =
     b"root:x:0:0:root:/root:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/tmp:/usr/sbin/nologin\n";
 const GROUP: &[u8] = b"root:x:0:\nnogroup:x:65534:\n";
@@ -102,9 +106,11 @@ impl Backend for Bwrap {
         } else {
             None
         };
+        let cgroup = backend::cgroup(cfg)?;
         let (cmd_r, cmd_w) = sys::pipe().map_err(pipe_err)?;
         let (msg_r, msg_w) = sys::pipe().map_err(pipe_err)?;
         let mut plan = ChildPlan::default();
+        plan.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
         plan.fd(cmd_r, 3);
         plan.fd(msg_w, 4);
         // How the REPL reaches the context files:
@@ -150,7 +156,14 @@ impl Backend for Bwrap {
             "/sbin",
             "--proc",
             "/proc",
+            // Only the usual device nodes, on a read-only /dev, and a small /dev/shm.
             "--dev",
+            "/dev",
+            "--size",
+            &SHM_BYTES.to_string(),
+            "--tmpfs",
+            "/dev/shm",
+            "--remount-ro",
             "/dev",
             "--size",
             &cfg.tmpfs_bytes.to_string(),
@@ -264,7 +277,7 @@ impl Backend for Bwrap {
         let child = plan
             .spawn(cmd, false)
             .map_err(|e| Error::sandbox(format!("cannot start bwrap: {e}")))?;
-        backend::launched(child, msg_r, cmd_w, cfg, lease)
+        backend::launched(child, msg_r, cmd_w, cfg, lease, cgroup)
     }
 }
 

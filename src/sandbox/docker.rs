@@ -216,7 +216,7 @@ impl Backend for Docker {
         // Only stdin/stdout cross the boundary: commands go to stdin, frames come on stdout.
         let cmd_w: OwnedFd = child.stdin.take().expect("piped").into();
         let msg_r: OwnedFd = child.stdout.take().expect("piped").into();
-        let mut l = backend::launched(child, msg_r, cmd_w, cfg, None)?;
+        let mut l = backend::launched(child, msg_r, cmd_w, cfg, None, None)?;
         l.name = Some(name);
         l.unsafe_runtime = !engine.gvisor;
         Ok(l)

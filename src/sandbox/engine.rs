@@ -109,7 +109,10 @@ impl Session {
     async fn spawn(&self) -> Result<Launched> {
         let (backend, spec) = (self.backend.clone(), self.spec.clone());
         let mut l = runtime::unblock(move || backend.launch(&spec)).await?;
-        let ev = with_pipes(&mut l, |p| p.step(None, Instant::now() + START_TIMEOUT)).await;
+        let ev = with_pipes(&mut l, |p| {
+            p.step(None, Instant::now() + START_TIMEOUT, false)
+        })
+        .await;
         match ev {
             Event::Msg(ReplMsg::Ready { python, kernel }) => {
                 let backend = self.backend.clone();
@@ -261,6 +264,7 @@ impl SandboxSession for Session {
                 IDS.fetch_add(1, Ordering::Relaxed) + 1
             };
             let timeout = self.cfg.execution_timeout;
+            let oom_before = self.proc.as_ref().map_or(0, |l| l.oom_kills());
             let started = Instant::now();
             let mut deadline = started + timeout;
             // Host calls do not count against the cell's limit, up to a bound: a cell cannot
@@ -272,11 +276,13 @@ impl SandboxSession for Session {
                 token: token.clone(),
                 code: code.to_string(),
             }));
+            let mut new_cell = true;
             let outcome = loop {
                 let l = self.proc.as_mut().expect("a live REPL");
                 let f = frame.take();
                 let until = deadline.min(hard_deadline);
-                match with_pipes(l, move |p| p.step(f.as_deref(), until)).await {
+                let fresh = std::mem::replace(&mut new_cell, false);
+                match with_pipes(l, move |p| p.step(f.as_deref(), until, fresh)).await {
                     Event::Msg(ReplMsg::Done {
                         id: done,
                         token: t,
@@ -355,6 +361,14 @@ impl SandboxSession for Session {
                 }
             };
             let unsafe_runtime = self.proc.as_ref().is_some_and(|l| l.unsafe_runtime);
+            let cgroup = self.proc.as_ref().and_then(|l| l.cgroup_summary());
+            // The kernel's OOM killer acting in the sandbox's cgroup during this cell (the
+            // whole sandbox over its memory limit) is a memory-limit hit, whichever process
+            // it chose.
+            let oom = self
+                .proc
+                .as_ref()
+                .is_some_and(|l| l.oom_kills() > oom_before);
             // What the cell wrote, collected before the REPL is killed or reaped.
             let (stdout, stderr) = self
                 .proc
@@ -381,13 +395,14 @@ impl SandboxSession for Session {
                 stderr,
                 exit_code,
                 timed_out: outcome.timed_out,
-                memory_exceeded: outcome.memory_exceeded,
+                memory_exceeded: outcome.memory_exceeded || oom,
                 duration: started.elapsed().saturating_sub(waited_on_host),
                 final_answer: outcome.final_answer,
                 restarted,
                 state_lost,
                 lost_because: lost,
                 unsafe_runtime,
+                cgroup,
             })
         })
     }

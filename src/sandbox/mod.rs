@@ -18,6 +18,7 @@ use crate::error::{Error, Result};
 mod backend;
 mod bwrap;
 mod capture;
+mod cgroup;
 #[cfg(feature = "docker")]
 mod docker;
 mod driver;

@@ -66,8 +66,17 @@ impl Pipes {
     }
 
     /// Writes `frame` (if any), then waits for the next REPL message, collecting output
-    /// meanwhile.
-    pub(crate) fn step(&mut self, frame: Option<&[u8]>, deadline: Instant) -> Event {
+    /// meanwhile. With `new_cell`, first checks that the REPL sent nothing since the last
+    /// cell ended (a frame between cells is a protocol violation).
+    pub(crate) fn step(
+        &mut self,
+        frame: Option<&[u8]>,
+        deadline: Instant,
+        new_cell: bool,
+    ) -> Event {
+        if new_cell && let Some(what) = self.unsolicited() {
+            return Event::Protocol(what);
+        }
         if let Some(f) = frame
             && let Err(ev) = self.write_all(f, deadline)
         {
@@ -133,6 +142,39 @@ impl Pipes {
                         return Event::Eof;
                     }
                 }
+            }
+        }
+    }
+
+    /// A frame (other than output) the REPL sent while no cell was running, if any.
+    fn unsolicited(&mut self) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match sys::read(self.msg.as_fd(), &mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.dec.push(&buf[..n]),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match self.dec.next() {
+                Ok(Some(ReplMsg::Output { stream, data })) => {
+                    let bytes: Vec<u8> = data.chars().map(|c| c as u32 as u8).collect();
+                    match stream.as_str() {
+                        "stderr" => self.stderr.push(&bytes),
+                        _ => self.stdout.push(&bytes),
+                    }
+                }
+                Ok(Some(m)) => {
+                    let kind = match m {
+                        ReplMsg::Call { .. } => "a host call",
+                        ReplMsg::Done { .. } => "a completion frame",
+                        _ => "a frame",
+                    };
+                    return Some(format!("the REPL sent {kind} between blocks"));
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(e),
             }
         }
     }

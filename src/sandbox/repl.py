@@ -34,6 +34,9 @@ _MSG = os.fdopen(_msg_fd, "wb", buffering=0)
 os.set_inheritable(_cmd_fd, False)
 os.set_inheritable(_msg_fd, False)
 _SEND_LOCK = threading.Lock()
+# One host call at a time: a call's reply is read by the thread that made it.
+_CALL_LOCK = threading.Lock()
+_MAIN_THREAD = threading.get_ident()
 _DRIVER_FILE = globals().get("__file__", "<string>")
 _CALL_SEQ = [0]
 _CELL = [0, ""]
@@ -110,18 +113,20 @@ def _recv():
 
 
 def _host_call(name, args):
-    """Sends a request to the host and waits for its reply."""
-    _CALL_SEQ[0] += 1
-    call_id = _CALL_SEQ[0]
-    sys.stdout.flush()
-    sys.stderr.flush()
-    _send({"type": "call", "id": _CELL[0], "token": _CELL[1], "call_id": call_id, "name": name, "args": args})
-    while True:
-        msg = _recv()
-        if msg.get("type") == "reply" and msg.get("call_id") == call_id:
-            if msg.get("error") is not None:
-                raise RuntimeError(msg["error"])
-            return msg.get("value")
+    """Sends a request to the host and waits for its reply (calls from several threads take
+    turns: the host answers them one after the other anyway)."""
+    with _CALL_LOCK:
+        _CALL_SEQ[0] += 1
+        call_id = _CALL_SEQ[0]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        _send({"type": "call", "id": _CELL[0], "token": _CELL[1], "call_id": call_id, "name": name, "args": args})
+        while True:
+            msg = _recv()
+            if msg.get("type") == "reply" and msg.get("call_id") == call_id:
+                if msg.get("error") is not None:
+                    raise RuntimeError(msg["error"])
+                return msg.get("value")
 
 
 class ContextHandle:
@@ -288,6 +293,9 @@ class ContextHandle:
 
 def FINAL(value):
     """Ends the run with `value` (converted with str) as the answer."""
+    if threading.get_ident() != _MAIN_THREAD:
+        # A thread left running by an earlier block must not end a later one.
+        raise RuntimeError(_HINTS.get("final_thread", "FINAL must be called from the block itself"))
     _STATE["final"] = value if isinstance(value, str) else str(value)
     print("[final answer recorded]")
 

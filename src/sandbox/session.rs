@@ -45,6 +45,10 @@ pub struct ExecutionResult {
     /// The block ran without the isolation the backend promises (the `unsafe` backend, or
     /// Docker without gVisor when that was explicitly allowed).
     pub unsafe_runtime: bool,
+    /// What the sandbox's own cgroup enforces (e.g. `memory 1073741824 bytes, 68 processes,
+    /// 1.00 CPUs`); `None`: per-process rlimits only (no cgroup on this host, or not this
+    /// backend's way).
+    pub cgroup: Option<String>,
 }
 
 impl ExecutionResult {

@@ -211,11 +211,23 @@ pub(crate) struct ChildSetup {
     pub(crate) limits: Vec<(Limit, u64)>,
     /// Unprivileged host uid/gid to switch to (root hosts).
     pub(crate) drop_to: Option<u32>,
+    /// `cgroup.procs` files (open for writing) the child moves itself into.
+    pub(crate) cgroup_procs: Vec<RawFd>,
 }
 
 impl ChildSetup {
     /// Runs in the forked child before exec: async-signal-safe calls only, no allocation.
     fn apply(&self) -> io::Result<()> {
+        // Into the sandbox's cgroups first (before the `dup2`s below reuse descriptor numbers) ("0" is the writer), while
+        // still privileged enough to write there.
+        for &fd in &self.cgroup_procs {
+            // SAFETY: writing a 1-byte static buffer to a descriptor opened before the fork;
+            // async-signal-safe.
+            let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            if n != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         for &(src, dst) in &self.dups {
             // SAFETY: dup2 on descriptor numbers prepared before the fork (each source is
             // open and close-on-exec, each target is a plain number); async-signal-safe.

@@ -40,9 +40,11 @@ impl Backend for Unisolated {
         } else {
             None
         };
+        let cgroup = backend::cgroup(cfg)?;
         let (cmd_r, cmd_w) = sys::pipe().map_err(pipe_err)?;
         let (msg_r, msg_w) = sys::pipe().map_err(pipe_err)?;
         let mut plan = ChildPlan::default();
+        plan.cgroup_procs = cgroup.as_ref().map(|c| c.procs_fds()).unwrap_or_default();
         plan.fd(cmd_r, 3);
         plan.fd(msg_w, 4);
         let mut fds = Vec::new();
@@ -78,7 +80,7 @@ impl Backend for Unisolated {
         let child = plan
             .spawn(cmd, false)
             .map_err(|e| Error::sandbox(format!("cannot start {}: {e}", cfg.python.display())))?;
-        let mut l = backend::launched(child, msg_r, cmd_w, cfg, lease)?;
+        let mut l = backend::launched(child, msg_r, cmd_w, cfg, lease, cgroup)?;
         l.unsafe_runtime = true;
         Ok(l)
     }
