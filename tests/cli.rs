@@ -263,6 +263,80 @@ fn provider_flag_reads_that_providers_key() {
     }
 }
 
+/// Two `rlm` processes on one machine never give their sandboxes the same host uid: a
+/// sandbox holding 60 processes in one does not stop sandboxes in the other (with a shared
+/// uid, the per-uid process limit would).
+#[test]
+fn two_rlm_processes_lease_different_uids() {
+    if !std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    {
+        eprintln!("SKIPPED: uid leases are only used when rlm runs as root");
+        return;
+    }
+    use std::io::Write;
+    let mut holder = rlm()
+        .args(["sandbox", "exec", "--timeout", "30"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    holder
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"import os, time\nkids = []\nfor i in range(58):\n    pid = os.fork()\n    if pid == 0:\n        time.sleep(8)\n        os._exit(0)\n    kids.append(pid)\nprint('held', len(kids))\nfor k in kids:\n    os.waitpid(k, 0)\n",
+        )
+        .unwrap();
+    // Wait until the holder's sandbox has its 60 processes.
+    let holder_pid = holder.id();
+    let sandbox_procs = || {
+        support::descendants()
+            .into_iter()
+            .filter(|p| {
+                let mut cur = *p;
+                for _ in 0..16 {
+                    let ppid = std::fs::read_to_string(format!("/proc/{cur}/status"))
+                        .ok()
+                        .and_then(|s| {
+                            s.lines()
+                                .find_map(|l| l.strip_prefix("PPid:"))
+                                .and_then(|v| v.trim().parse::<u32>().ok())
+                        });
+                    match ppid {
+                        Some(pp) if pp == holder_pid => return true,
+                        Some(pp) if pp > 1 => cur = pp,
+                        _ => return false,
+                    }
+                }
+                false
+            })
+            .count()
+    };
+    let t = std::time::Instant::now();
+    while sandbox_procs() < 58 && t.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(sandbox_procs() >= 58, "the holder's sandbox is full");
+    let out = rlm_stdin(
+        &["sandbox", "exec"],
+        "import os\nfor i in range(5):\n    if os.fork() == 0:\n        os._exit(0)\n    os.wait()\nprint('second rlm ok')",
+        &[],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("second rlm ok"),
+        "stdout {} stderr {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let held = holder.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&held.stdout).contains("held 58"));
+}
+
 #[test]
 fn egress_scan_filters_stdin() {
     let dir = tempfile::tempdir().unwrap();

@@ -343,8 +343,12 @@ fn cancelling_the_root_kills_every_child_sandbox() {
         support::descendants()
             .into_iter()
             .filter(|p| {
+                // The REPL itself (bwrap's own two processes name the driver too).
                 std::fs::read(format!("/proc/{p}/cmdline"))
-                    .map(|c| String::from_utf8_lossy(&c).contains("/opt/rlm/repl.py"))
+                    .map(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.starts_with("/usr/bin/python3") && c.contains("/opt/rlm/repl.py")
+                    })
                     .unwrap_or(false)
             })
             .count()
@@ -419,4 +423,93 @@ fn sub_call_prompts_lose_their_secrets_and_final_var_checks_names() {
         "{:?}",
         r.error
     );
+}
+
+/// `rlm_query_batched` starts at most `max_concurrent_subcalls` child sandboxes at once, and
+/// no child starts once the tree's budget is spent.
+#[test]
+fn child_runs_honour_the_concurrency_limit_and_the_budget() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        if is_root(req) {
+            code("print(rlm_query_batched([f'CHILD {i}' for i in range(12)]))")
+        } else {
+            code("import time\ntime.sleep(0.4)\nFINAL('child done')")
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .max_depth(2)
+        .max_concurrent_subcalls(3)
+        .max_iterations(1)
+        .build()
+        .unwrap();
+    let repls = || {
+        support::descendants()
+            .into_iter()
+            .filter(|p| {
+                // The REPL itself (bwrap's own two processes name the driver too).
+                std::fs::read(format!("/proc/{p}/cmdline"))
+                    .map(|c| {
+                        let c = String::from_utf8_lossy(&c);
+                        c.starts_with("/usr/bin/python3") && c.contains("/opt/rlm/repl.py")
+                    })
+                    .unwrap_or(false)
+            })
+            .count()
+    };
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::thread::scope(|sc| {
+        let sampler = sc.spawn(|| {
+            let mut peak = 0;
+            while !done.load(Ordering::SeqCst) {
+                peak = peak.max(repls());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        let r = o.run("ROOT: fan out");
+        done.store(true, Ordering::SeqCst);
+        assert_eq!(
+            r.steps.iter().filter(|s| s.child_run_id.is_some()).count(),
+            12,
+            "{:?}",
+            r.error
+        );
+        sampler.join().unwrap()
+    });
+    assert!(peak >= 2, "children ran ({peak} REPLs seen)");
+    assert!(
+        peak <= 4,
+        "{peak} REPLs at once: the root and at most 3 children"
+    );
+
+    // One child at a time, three LLM calls in all: the root's and two children's. The third
+    // child must not even start.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .max_depth(2)
+        .max_concurrent_subcalls(1)
+        .max_llm_calls(3)
+        .trajectory(TrajectoryLog::create(log.path()).unwrap())
+        .build()
+        .unwrap();
+    let before = server.count();
+    let r = o.run("ROOT: fan out");
+    assert!(
+        matches!(r.failure, Some(Error::BudgetExceeded { .. })),
+        "{:?}",
+        r.failure
+    );
+    assert_eq!(server.count() - before, 3);
+    let events = parse_trajectory(&std::fs::read_to_string(log.path()).unwrap()).unwrap();
+    let children = events
+        .iter()
+        .filter(|e| matches!(e, TrajectoryEvent::RunStart { at, .. } if at.depth == 1))
+        .count();
+    assert_eq!(children, 2, "no child run starts once the budget is spent");
+    assert_eq!(wait_no_descendants(5), 0);
 }
