@@ -7,6 +7,13 @@
 #[path = "../src/cli/local_model.rs"]
 mod local_model;
 
+/// What `local_model` asks of the CLI's signal handling (no signals in tests).
+mod signals {
+    pub(crate) fn received() -> Option<i32> {
+        None
+    }
+}
+
 use std::sync::{Mutex, OnceLock};
 
 use rlm::{Context, Orchestrator, RunEvent, StepKind};
@@ -166,4 +173,123 @@ fn demo_command_answers_correctly() {
         err.contains("turn 1: asking the model") && err.contains("done in"),
         "progress is shown: {err}"
     );
+}
+
+/// The process ids of `pid`'s descendants whose command line contains `needle`.
+fn descendants_of(pid: u32, needle: &str) -> Vec<u32> {
+    let mut parent = std::collections::HashMap::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Some(pp) = std::fs::read_to_string(e.path().join("status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("PPid:"))
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            })
+        {
+            parent.insert(p, pp);
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&p| {
+            let mut cur = p;
+            for _ in 0..32 {
+                match parent.get(&cur) {
+                    Some(&pp) if pp == pid => return true,
+                    Some(&pp) if pp > 1 => cur = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+fn gone(pids: &[u32], secs: u64) -> bool {
+    let t = std::time::Instant::now();
+    while t.elapsed() < std::time::Duration::from_secs(secs) {
+        if pids
+            .iter()
+            .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+        {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+/// SIGTERM to `rlm run` using the local model (as service managers and test harnesses send
+/// it) stops the run and the model server; after SIGKILL, which nothing can handle, the
+/// server still dies with its parent. Nothing is left behind either way.
+#[test]
+fn signals_never_leave_the_local_server_or_sandboxes_behind() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if server().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("numbers.txt");
+    std::fs::write(
+        &ctx,
+        (0..20000)
+            .map(|i| format!("row {i} value {}\n", i * 7))
+            .collect::<String>(),
+    )
+    .unwrap();
+    for (signal, code) in [("TERM", Some(143)), ("KILL", None)] {
+        let mut rlm = std::process::Command::new(env!("CARGO_BIN_EXE_rlm"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::var_os("HOME").unwrap_or_default())
+            .env("RLM_CACHE_DIR", local_model::cache_dir())
+            .args([
+                "run",
+                "--context",
+                ctx.to_str().unwrap(),
+                "What is the sum of every value?",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = rlm.id();
+        // Wait until both the model server and the sandbox are up.
+        let t = std::time::Instant::now();
+        let (mut servers, mut repls) = (vec![], vec![]);
+        while t.elapsed() < std::time::Duration::from_secs(120) {
+            servers = descendants_of(pid, "llama-server");
+            repls = descendants_of(pid, "/opt/rlm/repl.py");
+            if !servers.is_empty() && !repls.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(
+            !servers.is_empty() && !repls.is_empty(),
+            "the run got going"
+        );
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = rlm.wait().unwrap();
+        assert_eq!(exit.code(), code, "{signal}: {exit:?}");
+        assert!(
+            gone(&servers, 10),
+            "{signal}: the model server outlived rlm"
+        );
+        assert!(gone(&repls, 10), "{signal}: a sandbox outlived rlm");
+    }
 }

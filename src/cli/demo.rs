@@ -139,7 +139,9 @@ pub(crate) fn main(args: &[String]) -> std::process::ExitCode {
 
     use rlm::{Context, Orchestrator};
 
-    use super::{Args, local_model, progress, term, usage_error};
+    use super::{Args, local_model, progress, signals, term, usage_error};
+
+    signals::install();
 
     let err = |m: String| usage_error("demo", m);
     let a = match Args::parse(args, &["--runs"], &[]) {
@@ -200,7 +202,11 @@ pub(crate) fn main(args: &[String]) -> std::process::ExitCode {
     let mut correct = 0;
     let started = Instant::now();
     for i in 1..=runs {
+        if signals::received().is_some() {
+            break;
+        }
         let run = orch.arun_observed(QUESTION, Some(Context::file(&path)));
+        signals::watch(run.cancel.clone());
         let events = run.events;
         let shown = std::thread::spawn(move || progress::show(events, false));
         let r = futures_lite::future::block_on(run.result);
@@ -212,6 +218,10 @@ pub(crate) fn main(args: &[String]) -> std::process::ExitCode {
             term::safe(r.final_answer.as_deref().unwrap_or("(no answer)")),
             if ok { "correct" } else { "WRONG" }
         );
+    }
+    if let Some(sig) = signals::received() {
+        eprintln!("rlm: stopped by signal {sig}");
+        return ExitCode::from((128 + sig) as u8);
     }
     if runs > 1 {
         println!(

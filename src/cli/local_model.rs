@@ -72,6 +72,15 @@ fn healthy(port: u16) -> bool {
         .unwrap_or(false)
 }
 
+/// `name` on `PATH`.
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -90,7 +99,18 @@ impl LocalServer {
             .map(|n| n.get())
             .unwrap_or(2)
             .to_string();
-        let mut child = Command::new(server)
+        // Tied to this process with a death signal (util-linux `setpriv`, where present): even
+        // SIGKILL of rlm then stops the server. This runs on the main thread, which lives as
+        // long as the process.
+        let mut cmd = match which("setpriv") {
+            Some(setpriv) => {
+                let mut c = Command::new(setpriv);
+                c.args(["--pdeathsig", "KILL", "--"]).arg(server);
+                c
+            }
+            None => Command::new(server),
+        };
+        let mut child = cmd
             .args(["-m"])
             .arg(model)
             .args([
@@ -113,6 +133,12 @@ impl LocalServer {
             .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
         let t = Instant::now();
         while !healthy(port) {
+            if super::signals::received().is_some() {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = std::fs::remove_file(&log_path);
+                return Err("interrupted while the local model server was starting".into());
+            }
             if let Ok(Some(st)) = child.try_wait() {
                 let mut tail = String::new();
                 let _ =

@@ -9,6 +9,7 @@ pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod sandbox;
 pub(crate) mod setup;
+pub(crate) mod signals;
 pub(crate) mod term;
 pub(crate) mod view;
 

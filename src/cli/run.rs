@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use rlm::{Context, Orchestrator, OrchestratorBuilder, TrajectoryLog};
 
-use super::{Args, local_model, progress, term, usage_error};
+use super::{Args, local_model, progress, signals, term, usage_error};
 
 pub(crate) const SUMMARY: &str =
     "answer QUERY with a model that writes sandboxed Python, optionally over context files";
@@ -56,6 +56,7 @@ fn setting_flags() -> Vec<&'static str> {
 }
 
 pub(crate) fn main(args: &[String]) -> ExitCode {
+    signals::install();
     let err = |m: String| usage_error("run", m);
     let mut with_value: Vec<&str> = OWN_VALUES.to_vec();
     with_value.extend(setting_flags());
@@ -101,7 +102,11 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         1 => Some(Context::file(contexts[0].clone())),
         _ => Some(Context::Files(contexts)),
     };
+    if let Some(sig) = signals::received() {
+        return ExitCode::from((128 + sig) as u8);
+    }
     let run = orch.arun_observed(query, context);
+    signals::watch(run.cancel.clone());
     let events = run.events;
     let shown = std::thread::spawn(move || progress::show(events, quiet));
     let result = futures_lite::future::block_on(run.result);
@@ -113,6 +118,10 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         );
     } else if let Some(answer) = &result.final_answer {
         println!("{}", term::safe(answer));
+    }
+    if let Some(sig) = signals::received() {
+        eprintln!("rlm: stopped by signal {sig}");
+        return ExitCode::from((128 + sig) as u8);
     }
     if result.success {
         return ExitCode::SUCCESS;

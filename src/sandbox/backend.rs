@@ -45,9 +45,10 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
         launched.kill_and_reap();
     }
 
-    /// A hint added to start-up failures (what to check on this machine).
-    fn start_failure_hint(&self) -> &'static str {
-        ""
+    /// What to tell the user when a REPL did not start, given what it printed on stderr:
+    /// the likely cause and what to do.
+    fn diagnose(&self, _stderr: &str) -> String {
+        String::new()
     }
 }
 

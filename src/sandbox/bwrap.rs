@@ -70,9 +70,8 @@ impl Backend for Bwrap {
         SandboxKind::Bwrap
     }
 
-    fn start_failure_hint(&self) -> &'static str {
-        " Check that unprivileged user namespaces are enabled (`unshare -Ur true` must work) and \
-         that bubblewrap is installed (apt-get install bubblewrap)."
+    fn diagnose(&self, stderr: &str) -> String {
+        diagnose(stderr, self.cfg.pids)
     }
 
     fn launch(&self, spec: &SessionSpec) -> Result<Launched> {
@@ -278,6 +277,59 @@ impl Backend for Bwrap {
             .spawn(cmd, false)
             .map_err(|e| Error::sandbox(format!("cannot start bwrap: {e}")))?;
         backend::launched(child, msg_r, cmd_w, cfg, lease, cgroup)
+    }
+}
+
+/// The cause of a failed start, from bubblewrap's message.
+fn diagnose(stderr: &str, pids: u64) -> String {
+    if stderr.contains("Resource temporarily unavailable") {
+        format!(
+            " The process limit was reached while the sandbox was starting: the sandbox's host uid \
+             already runs {pids} processes (RLM_PIDS_LIMIT). Another program may be running \
+             processes as that uid; when rlm is not root it shares your uid's limit with \
+             everything else you run."
+        )
+    } else if stderr.contains("No space left on device") {
+        " The machine's limit on user namespaces is used up (sysctl user.max_user_namespaces); \
+         raise it or wait for other sandboxes to end."
+            .into()
+    } else if stderr.contains("setting up uid map")
+        || stderr.contains("Operation not permitted")
+        || stderr.contains("No permissions to create new namespace")
+    {
+        " Unprivileged user namespaces seem to be disabled: `unshare -Ur true` must work \
+         (sysctl kernel.unprivileged_userns_clone=1, or a container allowing them)."
+            .into()
+    } else if stderr.contains("execvp") || stderr.contains("No such file") {
+        " An interpreter or file the sandbox needs is missing (RLM_PYTHON must be under /usr)."
+            .into()
+    } else {
+        " Check that bubblewrap is installed (apt-get install bubblewrap) and that unprivileged \
+         user namespaces work (`unshare -Ur true`)."
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn start_failures_name_their_cause() {
+        let d = super::diagnose(
+            "bwrap: Creating new namespace failed: Resource temporarily unavailable",
+            64,
+        );
+        assert!(
+            d.contains("process limit") && d.contains("RLM_PIDS_LIMIT"),
+            "{d}"
+        );
+        assert!(!d.contains("namespaces seem"), "{d}");
+        let d = super::diagnose("bwrap: setting up uid map: Permission denied", 64);
+        assert!(d.contains("unshare -Ur true"), "{d}");
+        let d = super::diagnose(
+            "bwrap: Creating new namespace failed: No space left on device",
+            64,
+        );
+        assert!(d.contains("max_user_namespaces"), "{d}");
     }
 }
 

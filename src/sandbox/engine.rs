@@ -151,7 +151,7 @@ impl Session {
                 Err(Error::sandbox(format!(
                     "the Python REPL{what} could not be started: {why}. stderr: {}.{}",
                     stderr.trim(),
-                    self.backend.start_failure_hint()
+                    self.backend.diagnose(&stderr)
                 )))
             }
         }

@@ -1,0 +1,59 @@
+//! SIGINT, SIGTERM and SIGHUP: the first one cancels every run in progress (their sandboxes
+//! are killed, their temporary files removed) and lets the command end normally with exit
+//! code 128 + the signal; a second one ends the process at once. Child processes this
+//! command starts (the local model server) are tied to it with a death signal as well, so
+//! not even SIGKILL leaves them behind.
+
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use rlm::CancelHandle;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+
+fn runs() -> &'static Mutex<Vec<CancelHandle>> {
+    static RUNS: OnceLock<Mutex<Vec<CancelHandle>>> = OnceLock::new();
+    RUNS.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Starts the handler thread (once).
+pub(crate) fn install() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(mut signals) = Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        let _ = std::thread::Builder::new()
+            .name("rlm-signals".into())
+            .spawn(move || {
+                for sig in signals.forever() {
+                    if RECEIVED.swap(sig, Ordering::SeqCst) != 0 {
+                        eprintln!("rlm: second signal, exiting now");
+                        std::process::exit(128 + sig);
+                    }
+                    eprintln!("rlm: stopping (signal {sig}); send it again to exit at once");
+                    for c in runs().lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        c.cancel();
+                    }
+                }
+            });
+    });
+}
+
+/// Cancels `run` when a signal arrives (at once if one already has).
+pub(crate) fn watch(run: CancelHandle) {
+    if RECEIVED.load(Ordering::SeqCst) != 0 {
+        run.cancel();
+    }
+    runs().lock().unwrap_or_else(|e| e.into_inner()).push(run);
+}
+
+/// The signal received, if any.
+pub(crate) fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
