@@ -310,6 +310,10 @@ fn diagnose(stderr: &str, pids: u64) -> String {
     }
 }
 
+fn pipe_err(e: std::io::Error) -> Error {
+    Error::sandbox(format!("cannot create a pipe: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -331,8 +335,4 @@ mod tests {
         );
         assert!(d.contains("max_user_namespaces"), "{d}");
     }
-}
-
-fn pipe_err(e: std::io::Error) -> Error {
-    Error::sandbox(format!("cannot create a pipe: {e}"))
 }
