@@ -28,14 +28,16 @@ def median(f, n):
     for _ in range(n):
         t = time.perf_counter(); f(); ts.append(time.perf_counter() - t)
     ts.sort(); return ts[len(ts) // 2]
-def run_filter(flt):
+def run_filter(flt, text=None):
     try:
-        flt.filter(out)
+        flt.filter(out if text is None else text)
     except Exception:
         pass
+out8 = open(sys.argv[5], encoding="utf-8").read()
 res = {
     "filter_no_context": median(lambda: run_filter(EgressFilter()), 5),
     "filter_with_context": median(lambda: run_filter(EgressFilter(context=ctx)), 5),
+    "filter_8mb": median(lambda: run_filter(EgressFilter(), out8), 3),
 }
 h = ContextHandle(big_path)
 hits = h.search(pattern, max_results=10, ignore_case=True)
@@ -54,6 +56,30 @@ fn median(mut f: impl FnMut(), n: usize) -> Duration {
         .collect();
     ts.sort();
     ts[n / 2]
+}
+
+/// The literals that trigger the secret rules, read from their source (the prefixes and
+/// keywords `rg` searches for beside the masking pass).
+fn trigger_literals() -> Vec<String> {
+    let src = include_str!("../src/secrets.rs");
+    let mut out = Vec::new();
+    for (open, close) in [("Prefix(&[", "])"), ("KeywordSuffix(&[", "])")] {
+        let mut rest = src;
+        while let Some(i) = rest.find(open) {
+            rest = &rest[i + open.len()..];
+            let Some(j) = rest.find(close) else { break };
+            for lit in rest[..j].split('"').skip(1).step_by(2) {
+                out.push(lit.to_string());
+            }
+            rest = &rest[j..];
+        }
+    }
+    for lit in ["-----BEGIN", "://", "bearer", "authorization", "aws", "~", ":AA", "$"] {
+        out.push(lit.to_string());
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 fn ms(d: Duration) -> f64 {
@@ -78,13 +104,16 @@ fn main() {
     // Inputs.
     let ctx = inputs::context_doc(5_000);
     let out = inputs::output_with_echo(1 << 20, &ctx);
-    let (ctx_path, out_path, big_path) = (
+    let out8 = inputs::mixed_output(8 << 20);
+    let (ctx_path, out_path, big_path, out8_path) = (
         dir.join("context.txt"),
         dir.join("output.txt"),
         dir.join("big.txt"),
+        dir.join("output8.txt"),
     );
     std::fs::write(&ctx_path, &ctx).unwrap();
     std::fs::write(&out_path, &out).unwrap();
+    std::fs::write(&out8_path, &out8).unwrap();
     {
         use std::io::Write;
         let mut f = std::io::BufWriter::new(std::fs::File::create(&big_path).unwrap());
@@ -127,12 +156,60 @@ fn main() {
         5,
     );
 
+    // `rlm egress scan` on 8 MB, as a whole process (start, read stdin, filter, write).
+    let bin = env!("CARGO_BIN_EXE_rlm");
+    let scan8 = median(
+        || {
+            let o = Command::new(bin)
+                .args(["egress", "scan"])
+                .stdin(std::fs::File::open(&out8_path).unwrap())
+                .output()
+                .expect("rlm runs");
+            assert!(o.status.success() && o.stdout.len() > 1 << 20);
+        },
+        11,
+    );
+
+    // Masking the 1 GiB file (every secret replaced by a placeholder), as a whole process:
+    // the scan alone (output to /dev/null) and with the masked copy written to a file, as a
+    // run does. Beside it, ripgrep counting the rules' trigger literals in the same file.
+    let mask = |out: &Path| {
+        let o = Command::new(bin)
+            .args(["egress", "mask"])
+            .arg(&big_path)
+            .arg("-o")
+            .arg(out)
+            .output()
+            .expect("rlm runs");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let masked_report = mask(Path::new("/dev/null"));
+    let mask_scan = median(|| drop(mask(Path::new("/dev/null"))), 3);
+    let copy = dir.join("masked.txt");
+    let mask_copy = median(|| drop(mask(&copy)), 3);
+    let _ = std::fs::remove_file(&copy);
+    let literals = trigger_literals();
+    let rg_literals = median(
+        || {
+            let mut c = Command::new("rg");
+            c.args(["-c", "-F"]);
+            for l in &literals {
+                c.arg("-e").arg(l);
+            }
+            let o = c.arg(&big_path).output().expect("rg runs");
+            assert!(o.status.success());
+        },
+        3,
+    );
+
     // RLM-Python 2.1.0.
     let py = Command::new(&python)
         .arg("-c")
         .arg(PY)
         .args([&out_path, &ctx_path, &big_path])
         .arg(pattern)
+        .arg(&out8_path)
         .output()
         .expect("python runs");
     if !py.status.success() {
@@ -187,6 +264,33 @@ fn main() {
         "(RLM-Python found {} hit(s); rlm found {})",
         v["search_hits"],
         hits.len()
+    );
+    let py8 = secs("filter_8mb");
+    println!(
+        "{:<34} {:>10.1} {:>12.1} {:>10} {:>7.0}x (rlm as a whole process, RLM-Python in-process)",
+        "egress scan 8 MiB",
+        ms(scan8),
+        ms(py8),
+        "-",
+        py8.as_secs_f64() / scan8.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:>10.1} {:>12} {:>10.1} {:>8} ({} trigger literals for rg; {})",
+        format!("mask {search_mb} MiB (scan only)"),
+        ms(mask_scan),
+        "-",
+        ms(rg_literals),
+        "",
+        literals.len(),
+        masked_report.trim()
+    );
+    println!(
+        "{:<34} {:>10.1} {:>12} {:>10} {:>8}",
+        format!("mask {search_mb} MiB, copy written"),
+        ms(mask_copy),
+        "-",
+        "-",
+        ""
     );
     std::fs::remove_dir_all(&dir).unwrap();
     let _ = Path::new(".");

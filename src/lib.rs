@@ -170,6 +170,7 @@ pub use error::{Error, Result};
 pub use events::{EventStream, RunEvent};
 pub use handle::{Chunks, ContextHandle, SearchHit};
 pub use log::TrajectoryLog;
+pub use mask::mask_secrets;
 pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, Usage};
 pub use settings::{SettingInfo, known_settings};

@@ -105,6 +105,39 @@ impl SecretTable {
     }
 }
 
+/// Writes `text` with every secret the rules find replaced by a `[SECRET:kind#n]` placeholder
+/// (numbered per kind, the same value always the same placeholder), exactly as a run's
+/// context is masked before the sandbox, the prompt or a sub-call sees it; returns what was
+/// masked (rule and byte range of each value in `text`, never the value). Large texts are
+/// scanned on up to four threads.
+///
+/// ```
+/// let mut out = Vec::new();
+/// let found = rlm::mask_secrets(b"key AKIAIOSFODNN7EXAMPLE, db postgres://app:hunter2pw@db/x", &mut out)?;
+/// assert_eq!(
+///     String::from_utf8(out).unwrap(),
+///     "key [SECRET:aws_access_key_id#1], db postgres://app:[SECRET:url_credentials#1]@db/x"
+/// );
+/// assert_eq!(found.len(), 2);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn mask_secrets(text: &[u8], out: &mut impl Write) -> io::Result<Vec<crate::Finding>> {
+    let threads = if text.len() < (8 << 20) {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(4)
+    };
+    let spans = secrets::find_secrets(text, threads);
+    SecretTable::default().write_masked(text, &spans, out)?;
+    Ok(spans
+        .iter()
+        .map(|s| crate::Finding::new(s.rule, s.value_start, s.value_end))
+        .collect())
+}
+
 /// Exact values that must never reach a provider, and simple transformations of them
 /// (lower/upper case, reversed, hex, base64 and URL-safe base64 at every alignment,
 /// %-encoded): the context's secrets, API keys, secret-looking environment variables.

@@ -7,22 +7,31 @@ use rlm::{Context, EgressFilter, Orchestrator};
 
 use super::{Args, usage_error};
 
-pub(crate) const SUMMARY: &str = "filter stdin as if it were sandbox output and print the result";
+pub(crate) const SUMMARY: &str =
+    "filter stdin as if it were sandbox output (scan), or mask the secrets of a context file (mask)";
 
 pub(crate) fn help() -> String {
-    "rlm egress scan [--context FILE] [--json]\n\n\
+    "rlm egress scan [--context FILE] [--json]\n\
+     rlm egress mask FILE [-o OUT] [--json]\n\n\
      Reads stdin, runs the egress filter over it exactly as over a code block's output\n\
      (secrets, high-entropy tokens, verbatim runs of the context given with --context, binary)\n\
      and prints the filtered text; with --json, one object with `output` and `findings` (rule,\n\
      start, end: byte offsets into the input; never the secret). Settings such as\n\
-     RLM_ENTROPY_THRESHOLD apply.\n"
+     RLM_ENTROPY_THRESHOLD apply.\n\n\
+     mask: writes FILE as a run's sandbox, prompt and sub-calls would see it: every secret the\n\
+     rules find (named token formats, private keys, credentials in URLs, password/secret/token\n\
+     assignments) replaced by a placeholder such as [SECRET:aws_access_key_id#1]; to OUT, or\n\
+     stdout. Prints how many secrets of each kind were masked on stderr (with --json: one\n\
+     object on stderr with the findings: rule, start, end; never the values).\n"
         .into()
 }
 
 pub(crate) fn main(args: &[String]) -> ExitCode {
     let err = |m: String| usage_error("egress", m);
-    if args.first().map(String::as_str) != Some("scan") {
-        return err("usage: rlm egress scan [--context FILE] [--json]".into());
+    match args.first().map(String::as_str) {
+        Some("scan") => {}
+        Some("mask") => return mask(&args[1..]),
+        _ => return err("usage: rlm egress scan|mask [OPTIONS]".into()),
     }
     let a = match Args::parse(&args[1..], &["--context"], &["--json"]) {
         Ok(a) if a.positional.is_empty() => a,
@@ -55,5 +64,62 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
     } else {
         write!(stdout, "{}", out.text)
     };
+    ExitCode::SUCCESS
+}
+
+fn mask(args: &[String]) -> ExitCode {
+    let err = |m: String| usage_error("egress", m);
+    let a = match Args::parse(args, &["-o", "--output"], &["--json"]) {
+        Ok(a) => a,
+        Err(e) => return err(e),
+    };
+    let [file] = a.positional.as_slice() else {
+        return err("usage: rlm egress mask FILE [-o OUT] [--json]".into());
+    };
+    let handle = match rlm::ContextHandle::open(file) {
+        Ok(h) => h,
+        Err(e) => return err(e.to_string()),
+    };
+    let output = a.value("-o").or(a.value("--output"));
+    let result = match output {
+        Some(path) => {
+            // Written next to the target, then renamed: never a half-written file.
+            let tmp = format!("{path}.tmp{}", std::process::id());
+            let r = std::fs::File::create(&tmp).and_then(|f| {
+                let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+                let found = rlm::mask_secrets(handle.as_bytes(), &mut w)?;
+                w.flush()?;
+                Ok(found)
+            });
+            let r = r.and_then(|found| std::fs::rename(&tmp, path).map(|()| found));
+            if r.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            r
+        }
+        None => {
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            rlm::mask_secrets(handle.as_bytes(), &mut w).and_then(|f| w.flush().map(|()| f))
+        }
+    };
+    let found = match result {
+        Ok(f) => f,
+        Err(e) => return err(format!("cannot write the masked text: {e}")),
+    };
+    if a.has("--json") {
+        eprintln!("{}", serde_json::json!({ "findings": found }));
+    } else {
+        let mut per: std::collections::BTreeMap<&str, usize> = Default::default();
+        for f in &found {
+            *per.entry(f.rule.as_str()).or_default() += 1;
+        }
+        let list: Vec<String> = per.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        eprintln!(
+            "masked {} secret(s){}{}",
+            found.len(),
+            if list.is_empty() { "" } else { ": " },
+            list.join(", ")
+        );
+    }
     ExitCode::SUCCESS
 }
