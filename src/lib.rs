@@ -45,6 +45,8 @@
 //!   call reserved before every LLM call);
 //! - `prompt`: every text the model reads (system prompt, context description, turn
 //!   messages, nudges, observations, sub-call errors);
+//! - `secrets`: the secret rules and the one-pass scanner that finds them; `mask`: the
+//!   placeholders of a tree of runs and the exact values that must never leave;
 //! - `parse`: fenced code blocks and textual final answers;
 //! - `egress`: the filter (a single-pass trigger scan with one anchored linear-time regex per
 //!   secret rule, per-token entropy, context echo by content-defined fingerprints of the whole
@@ -63,7 +65,8 @@
 //!   restarts, kills); `sandbox::backend`: the small `Backend` trait (launch / verify / kill)
 //!   implemented by `sandbox::bwrap`, `sandbox::docker` (feature `docker`) and
 //!   `sandbox::unisolated`; `sandbox::pipes` (the REPL's pipes), `sandbox::spawner` (the
-//!   threads that fork), `sandbox::uid` (machine-wide uid leases); `sandbox::sys` holds every
+//!   threads that fork), `sandbox::uid` (machine-wide uid leases), `sandbox::cgroup`
+//!   (per-sandbox cgroups); `sandbox::sys` holds every
 //!   libc call and every `unsafe` block of the sandbox;
 //! - `handle` (the read-only `mmap` of context files, the crate's one other `unsafe` site) and
 //!   `context` (what a run was given, private copies of in-memory text);
@@ -75,8 +78,9 @@
 //! ## The path of one run
 //! 1. `arun` creates a tree (budget ledger, sub-call limiter, observer) and its root run —
 //!    nothing per run lives in the [`Orchestrator`].
-//! 2. The context is validated and memory-mapped on the blocking pool; the egress filter
-//!    fingerprints it.
+//! 2. The query is masked; the context is validated and memory-mapped on the blocking pool,
+//!    scanned for secrets once, and replaced by a masked copy where it has any; the egress
+//!    filter fingerprints the masked view.
 //! 3. The sandbox starts one REPL session: the backend launches the embedded Python driver
 //!    (bubblewrap execs `/usr/bin/python3 /opt/rlm/repl.py`), context files bound read-only;
 //!    the engine waits for its ready frame and lets the backend verify it.
@@ -101,22 +105,35 @@
 //! executor: a test runs a run on a single-threaded executor next to a 1 ms ticker.
 //!
 //! ## Threat model
-//! The model's code is hostile (and may be steered by hostile data in the context). It runs
-//! as uid 65534 in new user, mount, pid, network, ipc, uts and cgroup namespaces; sees only
-//! read-only `/usr`, a size-capped `/tmp`, minimal `/etc` and the context; has no network (not
-//! even the host's loopback), no capabilities, no new privileges, a seccomp filter (no
-//! `ptrace`, non-unix sockets, mounts, namespaces, keyrings, `bpf`, `io_uring`, ...; an
-//! architecture without a filter table refuses to start), and rlimits on memory, CPU,
-//! processes, file size and open files; the host kills it at a wall-clock deadline, when the
-//! run is dropped or cancelled, and when the host process dies. bubblewrap is started with an
-//! empty environment and reads its arguments from a file descriptor, so `/proc/1` shows
-//! neither host variables nor host paths. When the host runs as root each sandbox runs under
-//! its own unprivileged host uid, leased machine-wide, so the process limit applies per
-//! sandbox. The REPL side of the protocol is untrusted input: size-limited, validated frames;
-//! host calls decoded into a closed set of typed calls; every frame about a cell must carry
-//! that cell's id and fresh token (anything else kills and restarts the REPL); depth, budget,
-//! models and limits are enforced by the host. Everything the sandbox prints is filtered
-//! before an LLM sees it, and API keys never appear in errors, `Debug` output or results.
+//! The model's code is hostile (and may be steered by hostile data in the context).
+//!
+//! Secrets: before anything sees a context, `mask` replaces every secret the rules of
+//! `secrets` find with a stable `[SECRET:kind#n]` placeholder; the sandbox, the prompt's
+//! preview, sub-calls and child runs only ever see the masked view, so no secret from the
+//! context can reach a provider in any encoding the code might choose. Every request to a
+//! provider passes one function (`run::Tree::complete`) that masks what the rules find and
+//! redacts the exact values (and simple encodings) of the run's secrets, the API key and
+//! secret-looking environment variables; behind it the egress filter scans stdout and
+//! stderr together and across blocks. Best effort only: secrets no rule recognises, and
+//! values the code computes.
+//!
+//! Isolation: the code runs as uid 65534 in new user, mount, pid, network, ipc, uts and
+//! cgroup namespaces; sees only read-only `/usr`, a size-capped `/tmp`, a read-only `/dev`
+//! with a small `/dev/shm`, minimal `/etc` and the masked context; has no network (not even
+//! the host's loopback), no capabilities, no new privileges, a seccomp filter (no `ptrace`,
+//! non-unix sockets, mounts, namespaces including `clone` with `CLONE_NEW*`, keyrings, `bpf`,
+//! `io_uring`, ...; an architecture without a filter table refuses to start), rlimits on
+//! memory, CPU, processes, file size and open files, and, where the host allows, a cgroup of
+//! its own (memory of all its processes together, processes, CPU quota); the host kills it at
+//! a wall-clock deadline, when the run is dropped or cancelled, and when the host process
+//! dies. bubblewrap is started with an empty environment and reads its arguments from a file
+//! descriptor, so `/proc/1` shows neither host variables nor host paths. When the host runs
+//! as root each sandbox runs under its own unprivileged host uid, leased machine-wide. The
+//! REPL side of the protocol is untrusted input: size-limited, validated frames; host calls
+//! decoded into a closed set of typed calls; every frame about a cell must carry that cell's
+//! id and fresh token (anything else, or a frame between cells, kills and restarts the
+//! REPL); depth, budget, models and limits are enforced by the host. API keys never appear
+//! in errors, `Debug` output or results.
 //!
 //! ## Deliberately not done
 //! - No tokio (or any runtime) dependency; no spawning onto an ambient executor.
