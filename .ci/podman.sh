@@ -17,7 +17,7 @@ exec 3>&1 1>&2
 dir=${RLM_PODMAN_DIR:-/run/rlm-podman}
 sock=$dir/podman.sock
 image=localhost/rlm-python:test
-started=$(date +%s.%N)
+started=$(date +%s%N)
 
 # --- Packages ------------------------------------------------------------------------------
 # podman depends on `crun | runc`: naming runc keeps apt from choosing crun, which refuses
@@ -75,8 +75,11 @@ answers() {
 if answers; then
     echo "podman.sh: reusing the service at unix://$sock"
 else
-    if [ -f "$dir/service.pid" ]; then
-        kill "$(cat "$dir/service.pid")" 2>/dev/null || true
+    # A service of ours that no longer answers (checked by its command line: the pid may
+    # have been reused since).
+    old=$(cat "$dir/service.pid" 2>/dev/null || true)
+    if [ -n "$old" ] && tr '\0' ' ' 2>/dev/null <"/proc/$old/cmdline" | grep -qF "system service --time=0 unix://$sock"; then
+        kill "$old" 2>/dev/null || true
     fi
     rm -f "$sock"
     # Detached from the caller: no inherited stdout (the caller's `$(…)` would wait for it),
@@ -107,21 +110,25 @@ else
     echo "podman.sh: building $image from the host's python3"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
+    trap 'exit 130' INT TERM
     root=$tmp/rootfs
     # A merged-/usr layout, like the host's.
-    mkdir -p "$root"/usr/{bin,lib,lib64} "$root"/{etc,proc,sys,dev,tmp,work,context}
+    # No /work: podman gives a tmpfs over an existing directory that directory's mode, not
+    # the requested mode=1777, and the sandbox user could not write its working directory.
+    mkdir -p "$root"/usr/{bin,lib,lib64} "$root"/{etc,proc,sys,dev,tmp}
     for l in bin lib lib64 sbin; do ln -s "usr/${l/sbin/bin}" "$root/$l"; done
     chmod 1777 "$root/tmp"
     py=$(readlink -f /usr/bin/python3)
     # The interpreter plus a few tools the sandboxed code may spawn (subprocess tests).
     bins=("$py")
-    for b in sh echo cat ls sleep true env id; do bins+=("$(readlink -f "$(command -v "$b")")"); done
+    tools=(sh echo cat ls sleep true env id)
+    for b in "${tools[@]}"; do bins+=("$(readlink -f "$(type -P "$b")")"); done
     copy() { # a host file at the same path in the rootfs, symlinks resolved
         install -D -m 0755 "$(readlink -f "$1")" "$root$1"
     }
     for b in "${bins[@]}"; do copy "$b"; done
-    for b in sh echo cat ls sleep true env id; do
-        [ -e "$root/usr/bin/$b" ] || ln -s "$(basename "$(readlink -f "$(command -v "$b")")")" "$root/usr/bin/$b"
+    for b in "${tools[@]}"; do
+        [ -e "$root/usr/bin/$b" ] || ln -s "$(basename "$(readlink -f "$(type -P "$b")")")" "$root/usr/bin/$b"
     done
     ln -sf "$(basename "$py")" "$root/usr/bin/python3"
     # The standard library without its tests and the static libpython (config-3.x-*).
@@ -129,18 +136,18 @@ else
     tar -C / --exclude='test' --exclude='tests' --exclude='idle_test' --exclude='config-3.*' \
         -cf - "${pylib#/}" | tar -C "$root" -xf -
     # Every shared library the interpreter, the tools and the extension modules need.
-    find "$pylib/lib-dynload" -name '*.so' -print0 | xargs -0 ldd "${bins[@]}" 2>/dev/null \
-        | awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' | sort -u >"$tmp/libs"
+    find "$pylib/lib-dynload" -name '*.so' -print0 | xargs -0 ldd "${bins[@]}" >"$tmp/ldd" 2>/dev/null || true
+    awk '/=> \// {print $3} /^\t\/[^ ]+ \(/ {print $1}' "$tmp/ldd" | sort -u >"$tmp/libs"
     while read -r lib; do copy "$lib"; done <"$tmp/libs"
-    # A broken link (e.g. sitecustomize.py -> /etc) would only confuse.
-    find "$root" -xtype l -delete
+    # Links out of the rootfs (sitecustomize.py -> /etc/…) would dangle in the image.
+    find "$root" -type l -lname '/*' -delete
     tar -C "$root" -cf "$tmp/rootfs.tar" .
     podman import --change 'ENV=PATH=/usr/local/bin:/usr/bin:/bin' --change 'ENV=LANG=C.UTF-8' \
         --change 'CMD=["python3"]' "$tmp/rootfs.tar" "$image" >/dev/null
     echo "podman.sh: $image built ($(du -sh "$root" | cut -f1) rootfs)"
 fi
 DOCKER_HOST=unix://$sock docker run --rm --network none "$image" python3 -c 'import sys; print("podman.sh: image python", sys.version.split()[0])'
-echo "podman.sh: ready in $(echo "$(date +%s.%N) - $started" | bc 2>/dev/null || echo '?') s"
+echo "podman.sh: ready in $(( ($(date +%s%N) - started) / 1000000 )) ms"
 
 echo "export DOCKER_HOST=unix://$sock" >&3
 echo "export RLM_TEST_DOCKER_IMAGE=$image" >&3

@@ -74,7 +74,16 @@ fn trigger_literals() -> Vec<String> {
             rest = &rest[j..];
         }
     }
-    for lit in ["-----BEGIN", "://", "bearer", "authorization", "aws", "~", ":AA", "$"] {
+    for lit in [
+        "-----BEGIN",
+        "://",
+        "bearer",
+        "authorization",
+        "aws",
+        "~",
+        ":AA",
+        "$",
+    ] {
         out.push(lit.to_string());
     }
     out.sort();

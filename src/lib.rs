@@ -193,6 +193,17 @@ pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, 
 pub use settings::{SettingInfo, known_settings};
 pub use view::render_html;
 
+/// Waits until the clean-up this process started in the background is done (sandboxes of
+/// dropped or cancelled runs killed and reaped, their cgroups removed and their host uids
+/// released, trajectory lines written), or `limit` passes; true when everything finished.
+///
+/// Dropping a run or a session never blocks the caller; call this before the process exits
+/// (as the `rlm` command does), so that nothing a dying sandbox still holds is handed to
+/// another `rlm` process on the machine.
+pub fn wait_for_cleanup(limit: std::time::Duration) -> bool {
+    runtime::wait_detached(limit)
+}
+
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

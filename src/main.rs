@@ -63,7 +63,13 @@ fn main() -> ExitCode {
         Some("--version" | "-V") => println!("rlm {}", env!("CARGO_PKG_VERSION")),
         Some(name) => match find(name) {
             Some(c) if wants_help(&args[1..]) => print!("{}", (c.help)()),
-            Some(c) => return (c.main)(&args[1..]),
+            Some(c) => {
+                let code = (c.main)(&args[1..]);
+                // Sandboxes killed in the background (timeouts, cancelled runs) are reaped and
+                // their cgroups and uids released before the process exits.
+                rlm::wait_for_cleanup(std::time::Duration::from_secs(10));
+                return code;
+            }
             None => {
                 eprintln!(
                     "rlm: unknown command {:?}\n\n{}",

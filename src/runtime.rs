@@ -32,7 +32,42 @@ pub(crate) fn detach<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    blocking::unblock(f).detach();
+    let pending = pending();
+    *pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+    blocking::unblock(move || {
+        f();
+        let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            pending.1.notify_all();
+        }
+    })
+    .detach();
+}
+
+/// Detached jobs not yet finished, and a condition variable signalled when none is left.
+fn pending() -> &'static (Mutex<u64>, Condvar) {
+    static P: OnceLock<(Mutex<u64>, Condvar)> = OnceLock::new();
+    P.get_or_init(|| (Mutex::new(0), Condvar::new()))
+}
+
+/// Blocks until every job handed to [`detach`] has finished (killed sandboxes reaped, their
+/// cgroups and uid leases released, logs written), or `limit` passes. True when all did.
+pub(crate) fn wait_detached(limit: Duration) -> bool {
+    let (lock, cond) = pending();
+    let deadline = Instant::now() + limit;
+    let mut n = lock.lock().unwrap_or_else(|e| e.into_inner());
+    while *n > 0 {
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        n = cond
+            .wait_timeout(n, deadline - now)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+    true
 }
 
 /// Holds a value whose drop does blocking work (unmapping files, removing directories), so

@@ -611,9 +611,11 @@ impl Span {
     }
 }
 
-/// The compiled rule set.
+/// The compiled rule set. A rule's regex is compiled the first time its trigger fires: most
+/// texts trigger few rules, and a short-lived process (`rlm egress scan`) should not pay for
+/// all of them.
 struct Compiled {
-    regexes: Vec<Regex>,
+    regexes: Vec<OnceLock<Regex>>,
     /// First byte → (prefix, rule), longest first.
     prefixes: Vec<Vec<(&'static [u8], usize)>>,
     /// Lower-cased first byte → (word start, rule).
@@ -645,16 +647,7 @@ fn compiled() -> &'static Compiled {
             schemes: Vec::new(),
         };
         for (r, rule) in RULES.iter().enumerate() {
-            c.regexes.push(
-                Regex::builder()
-                    .syntax(
-                        regex_automata::util::syntax::Config::new()
-                            .unicode(false)
-                            .utf8(false),
-                    )
-                    .build(rule.pattern)
-                    .unwrap_or_else(|e| panic!("built-in secret pattern {}: {e}", rule.name)),
-            );
+            c.regexes.push(OnceLock::new());
             match rule.trigger {
                 Prefix(ps) => ps
                     .iter()
@@ -686,6 +679,20 @@ fn compiled() -> &'static Compiled {
         }
         c.keywords.sort_by_key(|(k, _)| std::cmp::Reverse(k.len()));
         c
+    })
+}
+
+/// Rule `r`'s anchored regex (compiled on first use).
+fn regex(c: &Compiled, r: usize) -> &Regex {
+    c.regexes[r].get_or_init(|| {
+        Regex::builder()
+            .syntax(
+                regex_automata::util::syntax::Config::new()
+                    .unicode(false)
+                    .utf8(false),
+            )
+            .build(RULES[r].pattern)
+            .unwrap_or_else(|e| panic!("built-in secret pattern {}: {e}", RULES[r].name))
     })
 }
 
@@ -813,7 +820,7 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
     let mut out: Vec<Span> = Vec::new();
     let try_rule = |r: usize, at: usize, out: &mut Vec<Span>| -> bool {
         let input = Input::new(text).span(at..n).anchored(Anchored::Yes);
-        let Some(m) = c.regexes[r].find(input) else {
+        let Some(m) = regex(c, r).find(input) else {
             return false;
         };
         let rule = &RULES[r];
@@ -1205,6 +1212,9 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n);
         assert_eq!(compiled().regexes.len(), n);
+        for r in 0..n {
+            let _ = regex(compiled(), r);
+        }
     }
 
     #[test]

@@ -289,7 +289,7 @@ fn two_rlm_processes_lease_different_uids() {
         .take()
         .unwrap()
         .write_all(
-            b"import os, time\nkids = []\nfor i in range(58):\n    pid = os.fork()\n    if pid == 0:\n        time.sleep(8)\n        os._exit(0)\n    kids.append(pid)\nprint('held', len(kids))\nfor k in kids:\n    os.waitpid(k, 0)\n",
+            b"import os, time\nkids = []\ntry:\n    for i in range(58):\n        pid = os.fork()\n        if pid == 0:\n            time.sleep(8)\n            os._exit(0)\n        kids.append(pid)\nexcept OSError as e:\n    print('fork failed after', len(kids), e)\nprint('held', len(kids))\nfor k in kids:\n    os.waitpid(k, 0)\n",
         )
         .unwrap();
     // Wait until the holder's sandbox has its 60 processes.
@@ -321,7 +321,34 @@ fn two_rlm_processes_lease_different_uids() {
     while sandbox_procs() < 58 && t.elapsed() < std::time::Duration::from_secs(20) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert!(sandbox_procs() >= 58, "the holder's sandbox is full");
+    if sandbox_procs() < 58 {
+        let _ = holder.kill();
+        let out = holder.wait_with_output().unwrap();
+        let mut uids = String::new();
+        for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+            if let Ok(st) = std::fs::read_to_string(e.path().join("status")) {
+                let uid = st
+                    .lines()
+                    .find(|l| l.starts_with("Uid:"))
+                    .unwrap_or("")
+                    .to_string();
+                if uid.contains("610") {
+                    let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+                    uids.push_str(&format!(
+                        "{} {uid} {}\n",
+                        e.file_name().to_string_lossy(),
+                        String::from_utf8_lossy(&cmd).replace('\0', " ")
+                    ));
+                }
+            }
+        }
+        panic!(
+            "the holder's sandbox did not fill ({} processes): {} {}\n{uids}",
+            sandbox_procs(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = rlm_stdin(
         &["sandbox", "exec"],
         "import os\nfor i in range(5):\n    if os.fork() == 0:\n        os._exit(0)\n    os.wait()\nprint('second rlm ok')",
@@ -334,7 +361,11 @@ fn two_rlm_processes_lease_different_uids() {
         String::from_utf8_lossy(&out.stderr)
     );
     let held = holder.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&held.stdout).contains("held 58"));
+    assert!(
+        String::from_utf8_lossy(&held.stdout).contains("held 58"),
+        "{}",
+        String::from_utf8_lossy(&held.stdout)
+    );
 }
 
 #[test]

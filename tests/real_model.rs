@@ -18,13 +18,26 @@ use std::sync::{Mutex, OnceLock};
 
 use rlm::{Context, Orchestrator, RunEvent, StepKind};
 
-static SERVER: OnceLock<Option<Mutex<local_model::LocalServer>>> = OnceLock::new();
+static SERVER: OnceLock<Option<String>> = OnceLock::new();
 static SERIAL: Mutex<()> = Mutex::new(());
 
 /// The shared local server, or `None` (with a message) when the model is not installed.
 fn server() -> Option<String> {
     let s = SERVER.get_or_init(|| match local_model::installed() {
-        Some((bin, model)) => Some(Mutex::new(local_model::LocalServer::start(&bin, &model, false).expect("local server starts"))),
+        // Started from a thread that never exits: the server dies with the thread that
+        // started it (its death signal), and test threads end with their test.
+        Some((bin, model)) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let server = local_model::LocalServer::start(&bin, &model, false)
+                    .expect("local server starts");
+                tx.send(server.base_url.clone()).unwrap();
+                loop {
+                    std::thread::park();
+                }
+            });
+            Some(rx.recv().expect("the server thread reports its URL"))
+        }
         None => {
             if std::env::var("RLM_REQUIRE_LOCAL_MODEL").is_ok_and(|v| v == "1") {
                 panic!("RLM_REQUIRE_LOCAL_MODEL=1 but the local model is not installed: run `rlm setup`");
@@ -33,8 +46,7 @@ fn server() -> Option<String> {
             None
         }
     });
-    s.as_ref()
-        .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()).base_url.clone())
+    s.clone()
 }
 
 fn orch(url: &str) -> rlm::OrchestratorBuilder {

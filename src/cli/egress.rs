@@ -7,8 +7,7 @@ use rlm::{Context, EgressFilter, Orchestrator};
 
 use super::{Args, usage_error};
 
-pub(crate) const SUMMARY: &str =
-    "filter stdin as if it were sandbox output (scan), or mask the secrets of a context file (mask)";
+pub(crate) const SUMMARY: &str = "filter stdin as if it were sandbox output (scan), or mask the secrets of a context file (mask)";
 
 pub(crate) fn help() -> String {
     "rlm egress scan [--context FILE] [--json]\n\

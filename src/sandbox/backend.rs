@@ -65,37 +65,81 @@ pub(crate) struct Launched {
     lease: Option<UidLease>,
     /// The sandbox's cgroup, removed when the process is gone.
     cgroup: Option<Cgroup>,
+    /// The launcher's children that were killed (the sandbox's init).
+    inner: Vec<u32>,
     /// Backend-specific name (the container name for Docker).
     pub(crate) name: Option<String>,
     /// The process runs without the isolation its backend promises.
     pub(crate) unsafe_runtime: bool,
 }
 
+/// The children of `pid` (`/proc/PID/task/PID/children`; a procfs read).
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 impl Launched {
-    /// SIGKILL to the process group (cheap, never blocks). Nothing is signalled once the
-    /// process has been reaped (its pid may belong to someone else by then).
+    /// Starts killing the process (cheap, never blocks). A launcher with children (bwrap's
+    /// monitor above the sandbox's init) loses its children first: it then reaps them and
+    /// exits by itself, so no killed process of the sandbox is left for the host's init to
+    /// reap (until it is, it still counts against its uid's process limit). Without children,
+    /// the process group gets SIGKILL. Nothing is signalled once the process has been reaped
+    /// (its pid may belong to someone else by then).
     pub(crate) fn signal_kill(&mut self) {
-        if let Some(c) = self.child.as_mut()
-            && matches!(c.try_wait(), Ok(None))
-        {
-            let _ = sys::kill_group(c.id());
+        let Some(c) = self.child.as_mut() else {
+            return;
+        };
+        if !matches!(c.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = c.id();
+        let inner = children_of(pid);
+        if inner.is_empty() {
+            let _ = sys::kill_group(pid);
+        } else {
+            for p in &inner {
+                let _ = sys::kill_one(*p);
+            }
+            self.inner = inner;
         }
     }
 
-    /// SIGKILL, then wait for the process (blocking).
+    /// SIGKILL, then wait for the process (blocking): up to a second for a launcher to reap
+    /// its killed children and exit, then SIGKILL to its whole group.
     pub(crate) fn kill_and_reap(&mut self) -> Option<std::process::ExitStatus> {
         self.signal_kill();
-        let status = self.child.take()?.wait().ok();
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(st)) => break Some(st),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    let _ = sys::kill_group(child.id());
+                    break child.wait().ok();
+                }
+                Err(_) => break None,
+            }
+        };
         self.released();
         status
     }
 
-    /// The process is gone: its cgroup and uid lease are released (blocking).
+    /// The process is gone: its cgroup and uid lease are released (blocking). The uid is
+    /// only released once the cgroup is empty: a process of the sandbox still dying under
+    /// that uid must not count against the next sandbox's process limit.
     fn released(&mut self) {
-        if let Some(cg) = self.cgroup.take() {
-            cg.remove();
-        }
-        self.lease = None;
+        release(
+            self.cgroup.take(),
+            self.lease.take(),
+            std::mem::take(&mut self.inner),
+        );
     }
 
     /// What the sandbox's cgroup enforces, when it has one.
@@ -133,16 +177,42 @@ impl Drop for Launched {
             return;
         }
         self.signal_kill();
-        let (child, lease, cgroup) = (self.child.take(), self.lease.take(), self.cgroup.take());
+        let mut rest = Launched {
+            child: self.child.take(),
+            pipes: None,
+            lease: self.lease.take(),
+            cgroup: self.cgroup.take(),
+            name: None,
+            unsafe_runtime: false,
+            inner: std::mem::take(&mut self.inner),
+        };
         runtime::detach(move || {
-            if let Some(mut c) = child {
-                let _ = c.wait();
-            }
-            if let Some(cg) = cgroup {
-                cg.remove();
-            }
-            drop(lease);
+            rest.kill_and_reap();
         });
+    }
+}
+
+/// Removes `cgroup`, then releases `lease`; a lease whose sandbox's cgroup would not empty is
+/// kept (until this process exits) rather than handed to another sandbox.
+fn release(cgroup: Option<Cgroup>, lease: Option<UidLease>, inner: Vec<u32>) {
+    let mut emptied = cgroup.is_none_or(Cgroup::remove);
+    // The killed init of the sandbox, reaped by its launcher (or by the host's init if the
+    // launcher died first): its uid is free once it is gone.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while inner
+        .iter()
+        .any(|p| std::path::Path::new(&format!("/proc/{p}")).exists())
+    {
+        if Instant::now() >= deadline {
+            emptied = false;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if emptied {
+        drop(lease);
+    } else if let Some(l) = lease {
+        std::mem::forget(l);
     }
 }
 
@@ -283,6 +353,7 @@ pub(crate) fn launched(
         pipes: None,
         lease,
         cgroup,
+        inner: Vec::new(),
         name: None,
         unsafe_runtime: false,
     };

@@ -270,19 +270,27 @@ impl Cgroup {
         }
     }
 
-    /// Removes the cgroup once its processes are gone (blocking: waits up to a second for
-    /// the kernel to empty it).
-    pub(crate) fn remove(mut self) {
+    /// Removes the cgroup once its processes are gone (blocking: waits up to five seconds
+    /// for the kernel to empty it). False when a directory could not be removed (processes
+    /// still in it).
+    pub(crate) fn remove(mut self) -> bool {
         self.procs.clear();
+        let mut all = true;
         for d in std::mem::take(&mut self.dirs).into_iter().rev() {
-            for _ in 0..100 {
+            let mut removed = false;
+            for _ in 0..500 {
                 match std::fs::remove_dir(&d) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Ok(()) => removed = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed = true,
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
+                if removed {
+                    break;
+                }
             }
+            all &= removed;
         }
+        all
     }
 }
 

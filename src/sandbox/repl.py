@@ -107,9 +107,31 @@ def _read_exact(n):
     return buf
 
 
-def _recv():
+def _read_frame():
     (n,) = struct.unpack(">I", _read_exact(4))
-    return json.loads(_read_exact(n))
+    return _read_exact(n)
+
+
+# Mux mode: host -> REPL frames are read by a daemon thread into this queue, so that the end
+# of stdin is seen even while a block runs. In a container that EOF is the only sign that the
+# host is gone (its docker client was killed): the driver then exits at once, which ends the
+# container, instead of letting the block run on unsupervised.
+_FRAMES = None
+
+
+def _read_frames():
+    try:
+        while True:
+            _FRAMES.put(_read_frame())
+    except BaseException:
+        pass
+    os._exit(0)
+
+
+def _recv():
+    if _FRAMES is not None:
+        return json.loads(_FRAMES.get())
+    return json.loads(_read_frame())
 
 
 def _host_call(name, args):
@@ -447,6 +469,11 @@ def _main():
             f = _Forwarder(name, fd, token)
             f.start()
             _FORWARDERS.append(f)
+        global _FRAMES
+        from _queue import SimpleQueue
+
+        _FRAMES = SimpleQueue()
+        threading.Thread(target=_read_frames, name="rlm-frames", daemon=True).start()
     _setup()
     _send({"type": "ready", "python": sys.version.split()[0], "kernel": os.uname().release})
     while True:

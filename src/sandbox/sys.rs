@@ -171,6 +171,22 @@ pub(crate) fn kill_group(pid: u32) -> io::Result<()> {
     result
 }
 
+/// Sends SIGKILL to `pid` alone. `ESRCH` (already gone) is not an error.
+pub(crate) fn kill_one(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    if pid <= 1 {
+        return Err(io::Error::other("refusing to signal pid <= 1"));
+    }
+    // SAFETY: kill with a positive pid above 1 (checked) and a valid signal number.
+    if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::ESRCH) {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Resource limits a sandbox child gets before exec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
