@@ -109,6 +109,14 @@ fn main() {
         .unwrap_or(1024);
     let dir = std::env::temp_dir().join(format!("rlm-compare-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    // Removed however the benchmark ends (the inputs are over a GiB).
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
 
     // Inputs.
     let ctx = inputs::context_doc(5_000);
@@ -174,7 +182,8 @@ fn main() {
                 .stdin(std::fs::File::open(&out8_path).unwrap())
                 .output()
                 .expect("rlm runs");
-            assert!(o.status.success() && o.stdout.len() > 1 << 20);
+            // The filtered text is capped like an observation (as RLM-Python's is).
+            assert!(o.status.success() && !o.stdout.is_empty());
         },
         11,
     );

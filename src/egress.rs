@@ -31,7 +31,8 @@ pub struct Filtered {
 pub(crate) enum Direction {
     /// Output going back to the root LLM: every check, including context echo.
     ToRoot,
-    /// A sub-LLM prompt: it legitimately carries context, so secrets and entropy only.
+    /// A sub-LLM prompt or a final answer: it legitimately carries context, so secrets and
+    /// entropy only, and it is not truncated.
     ToSubLlm,
 }
 
@@ -82,29 +83,80 @@ impl EgressFilter {
     /// half on stderr; the end of the previous block's output and the start of this one's)
     /// is still found: each piece loses its part of it. `carry` is text that already left
     /// (it is scanned, never returned).
+    ///
+    /// A piece far longer than the output cap is only scanned where its output can come from:
+    /// the head and the tail that survive truncation, each with a wide margin (no secret, key
+    /// block or context echo that reaches into what is kept starts further out). The middle
+    /// is cut anyway.
     pub(crate) fn filter_parts(
         &self,
         carry: &[u8],
         parts: &[(&[u8], &str)],
         dir: Direction,
     ) -> Result<Vec<Filtered>> {
-        // Binary pieces are described, not scanned; the rest is joined.
-        let mut joined =
-            Vec::with_capacity(carry.len() + parts.iter().map(|p| p.0.len()).sum::<usize>());
-        joined.extend_from_slice(if describe_binary(carry).is_some() {
-            b""
-        } else {
-            carry
-        });
-        let mut ranges = Vec::with_capacity(parts.len());
-        for (p, _) in parts {
-            if describe_binary(p).is_some() {
-                ranges.push(None);
+        self.filter_parts_with(carry, parts, dir, false)
+    }
+
+    fn filter_parts_with(
+        &self,
+        carry: &[u8],
+        parts: &[(&[u8], &str)],
+        dir: Direction,
+        whole: bool,
+    ) -> Result<Vec<Filtered>> {
+        // Observations are capped; sub-call prompts and final answers are not (a prompt too
+        // large for the sub-model is the provider's error, which the code sees).
+        let limit = match dir {
+            Direction::ToRoot => self.cfg.max_output_bytes,
+            Direction::ToSubLlm => usize::MAX / 4,
+        };
+        // Pieces as text (binary ones are described, not scanned), and what of each is
+        // scanned: all of it, or a head and a tail window.
+        let texts: Vec<std::result::Result<&str, String>> =
+            parts.iter().map(|(p, _)| as_text(p)).collect();
+        let window = limit.saturating_mul(2).saturating_add(WINDOW_MARGIN);
+        let mut segments: Vec<Segment> = Vec::new();
+        for (k, t) in texts.iter().enumerate() {
+            let Ok(t) = t else { continue };
+            let n = t.len();
+            if whole || n <= window.saturating_mul(2) {
+                segments.push(Segment {
+                    part: k,
+                    lo: 0,
+                    hi: n,
+                });
             } else {
-                let s = joined.len();
-                joined.extend_from_slice(p);
-                ranges.push(Some((s, joined.len())));
+                segments.push(Segment {
+                    part: k,
+                    lo: 0,
+                    hi: floor_boundary(t, window),
+                });
+                segments.push(Segment {
+                    part: k,
+                    lo: ceil_boundary(t, n - window),
+                    hi: n,
+                });
             }
+        }
+        // One text to scan: the carry, then the segments, with a NUL (never part of a word,
+        // a token or the context) wherever two segments are not contiguous text.
+        let carry_text = as_text(carry).unwrap_or("");
+        let mut joined = Vec::with_capacity(
+            carry_text.len() + segments.iter().map(|s| s.hi - s.lo + 1).sum::<usize>(),
+        );
+        joined.extend_from_slice(carry_text.as_bytes());
+        let mut starts = Vec::with_capacity(segments.len());
+        for (i, sg) in segments.iter().enumerate() {
+            if i > 0 {
+                let prev = segments[i - 1];
+                let same_part_gap = prev.part == sg.part && prev.hi != sg.lo;
+                if same_part_gap {
+                    joined.push(0);
+                }
+            }
+            starts.push(joined.len());
+            let t = texts[sg.part].as_ref().expect("only text is segmented");
+            joined.extend_from_slice(&t.as_bytes()[sg.lo..sg.hi]);
         }
         let echo = self.echo.as_deref().filter(|_| dir == Direction::ToRoot);
         let benign = |t: &[u8]| is_benign(t, self.cfg.allow_digests);
@@ -138,20 +190,32 @@ impl EgressFilter {
         };
         spans.sort_unstable();
         let merged = merge(spans);
+        // Spans back in each piece's coordinates.
+        let mut per_part: Vec<Vec<(usize, usize, &'static str)>> = vec![Vec::new(); parts.len()];
+        for (sg, &st) in segments.iter().zip(&starts) {
+            let (jlo, jhi) = (st, st + (sg.hi - sg.lo));
+            for sp in merged.iter().filter(|sp| sp.start < jhi && sp.end > jlo) {
+                per_part[sg.part].push((
+                    sp.start.max(jlo) - jlo + sg.lo,
+                    sp.end.min(jhi) - jlo + sg.lo,
+                    sp.rule,
+                ));
+            }
+        }
         let mut out = Vec::with_capacity(parts.len());
-        for ((input, source), range) in parts.iter().zip(&ranges) {
-            let Some((lo, hi)) = *range else {
-                out.push(Filtered {
-                    text: describe_binary(input).unwrap_or_default(),
-                    findings: vec![],
-                });
-                continue;
+        for (k, (_, source)) in parts.iter().enumerate() {
+            let text = match &texts[k] {
+                Ok(t) => *t,
+                Err(desc) => {
+                    out.push(Filtered {
+                        text: desc.clone(),
+                        findings: vec![],
+                    });
+                    continue;
+                }
             };
-            let mine: Vec<(usize, usize, &'static str)> = merged
-                .iter()
-                .filter(|sp| sp.start < hi && sp.end > lo)
-                .map(|sp| (sp.start.max(lo) - lo, sp.end.min(hi) - lo, sp.rule))
-                .collect();
+            let mine = &mut per_part[k];
+            mine.sort_unstable();
             if self.cfg.raise_on_leak
                 && let Some((_, _, rule)) = mine.first()
             {
@@ -160,50 +224,124 @@ impl EgressFilter {
                     source_name: source.to_string(),
                 });
             }
-            out.push(self.redact(input, &mine));
+            let windowed = segments.iter().filter(|s| s.part == k).count() == 2;
+            if !windowed {
+                let (t, findings) = render(text, 0, text.len(), mine);
+                out.push(Filtered {
+                    text: truncate(&t, limit),
+                    findings,
+                });
+                continue;
+            }
+            match self.render_windows(text, mine, window, limit) {
+                Some(f) => out.push(f),
+                // What is kept would reach past a window (huge redactions near the ends):
+                // scan everything instead.
+                None => return self.filter_parts_with(carry, parts, dir, true),
+            }
         }
         Ok(out)
     }
 
-    /// `input` with each span replaced by a redaction marker, then truncated.
-    fn redact(&self, input: &[u8], spans: &[(usize, usize, &'static str)]) -> Filtered {
-        // Not binary, hence valid UTF-8; spans lie on character boundaries except where a
-        // span was cut at a piece boundary inside a character, which is widened here.
-        let text = String::from_utf8_lossy(input);
-        let mut out = String::with_capacity(text.len());
-        let mut last = 0;
-        let mut findings = Vec::with_capacity(spans.len());
-        for &(s, e, rule) in spans {
-            let s = floor_boundary(&text, s.max(last));
-            let e = ceil_boundary(&text, e);
-            if s < last || e <= s {
-                continue;
-            }
-            out.push_str(&text[last..s]);
-            if rule == "context_echo" {
-                out.push_str(&crate::prompt::echo_redaction(e - s));
-            } else {
-                out.push_str("[REDACTED:");
-                out.push_str(rule);
-                out.push(']');
-            }
-            findings.push(Finding {
-                rule: rule.to_string(),
-                start: s,
-                end: e,
-            });
-            last = e;
+    /// The head and tail of a long piece (as [`truncate`] keeps them), rendered from its two
+    /// scanned windows; `None` when what is kept would reach past a window.
+    fn render_windows(
+        &self,
+        text: &str,
+        spans: &[(usize, usize, &'static str)],
+        window: usize,
+        limit: usize,
+    ) -> Option<Filtered> {
+        let n = text.len();
+        let (head_budget, tail_budget) = truncation_budgets(limit);
+        let hw = floor_boundary(text, window);
+        let tw = ceil_boundary(text, n - window);
+        let (head, mut findings) = render(text, 0, hw, spans);
+        let (tail, tail_findings) = render(text, tw, n, spans);
+        findings.extend(tail_findings);
+        if head.len() < head_budget * 2 || tail.len() < tail_budget * 2 {
+            return None;
         }
-        out.push_str(&text[last..]);
-        Filtered {
-            text: truncate(&out, self.cfg.max_output_bytes),
+        let head_cut = floor_boundary(&head, head_budget);
+        let tail_cut = ceil_boundary(&tail, tail.len() - tail_budget);
+        // What is left out, counted in rendered text for the windows and in input bytes for
+        // the unscanned middle.
+        let cut = (head.len() - head_cut) + (tw - hw) + tail_cut;
+        Some(Filtered {
+            text: format!(
+                "{}\n[... {cut} bytes truncated ...]\n{}",
+                &head[..head_cut],
+                &tail[tail_cut..]
+            ),
             findings,
-        }
+        })
     }
 }
 
 /// Outputs at least this large are scanned on two threads.
 const PARALLEL_BYTES: usize = 256 << 10;
+
+/// How far beyond what truncation keeps a long piece is scanned (longer than any secret or
+/// key block that could reach into what is kept).
+const WINDOW_MARGIN: usize = 64 << 10;
+
+/// A scanned range of one piece.
+#[derive(Debug, Clone, Copy)]
+struct Segment {
+    part: usize,
+    lo: usize,
+    hi: usize,
+}
+
+/// `b` as text, or the description that replaces binary output.
+fn as_text(b: &[u8]) -> std::result::Result<&str, String> {
+    match describe_binary(b) {
+        Some(desc) => Err(desc),
+        None => std::str::from_utf8(b).map_err(|_| String::new()),
+    }
+}
+
+/// `text[lo..hi]` with the spans that fall in it replaced by redaction markers, and the
+/// findings (offsets into `text`).
+fn render(
+    text: &str,
+    lo: usize,
+    hi: usize,
+    spans: &[(usize, usize, &'static str)],
+) -> (String, Vec<Finding>) {
+    let mut out = String::with_capacity(hi - lo);
+    let mut last = lo;
+    let mut findings = Vec::new();
+    for &(s, e, rule) in spans {
+        if e <= lo || s >= hi {
+            continue;
+        }
+        // Spans cut at a piece or window boundary inside a character are widened.
+        let s = floor_boundary(text, s.max(last));
+        let e = ceil_boundary(text, e.min(hi));
+        if s < last || e <= s {
+            continue;
+        }
+        out.push_str(&text[last..s]);
+        if rule == "context_echo" {
+            out.push_str(&crate::prompt::echo_redaction(e - s));
+        } else {
+            out.push_str("[REDACTED:");
+            out.push_str(rule);
+            out.push(']');
+        }
+        findings.push(Finding::new(rule, s, e));
+        last = e;
+    }
+    out.push_str(&text[last..hi.max(last)]);
+    (out, findings)
+}
+
+/// The bytes of head and of tail [`truncate`] keeps of a text cut to `max`.
+fn truncation_budgets(max: usize) -> (usize, usize) {
+    let keep = max.saturating_sub(80);
+    (keep * 2 / 5, keep - keep * 2 / 5)
+}
 
 /// Which name a merged span keeps: a specific secret rule beats the generic ones.
 fn rank(rule: &str) -> u8 {
@@ -293,10 +431,9 @@ pub(crate) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
-    let marker_room = 80;
-    let keep = max.saturating_sub(marker_room);
-    let head_len = floor_boundary(s, keep * 2 / 5);
-    let tail_start = ceil_boundary(s, s.len() - (keep - keep * 2 / 5));
+    let (head, tail) = truncation_budgets(max);
+    let head_len = floor_boundary(s, head);
+    let tail_start = ceil_boundary(s, s.len() - tail);
     let cut = tail_start - head_len;
     format!(
         "{}\n[... {cut} bytes truncated ...]\n{}",
@@ -659,6 +796,97 @@ mod tests {
             .filter(sha.as_bytes(), "stdout")
             .unwrap();
         assert!(out.findings.is_empty());
+    }
+
+    /// The text of a filtered piece with the count of truncated bytes blanked (the windowed
+    /// path counts the unscanned middle in input bytes).
+    fn without_count(t: &str) -> String {
+        let Some(a) = t.find("\n[... ") else {
+            return t.to_string();
+        };
+        let b = t[a..].find(" bytes truncated").expect("count line") + a;
+        format!("{}{}", &t[..a], &t[b..])
+    }
+
+    /// A piece far longer than the output cap, secrets at the edges of what is kept and of
+    /// the scanned windows: the windowed path keeps exactly what a scan of everything keeps.
+    #[test]
+    fn long_output_windows_match_a_whole_scan() {
+        let filt = f();
+        let limit = EgressConfig::defaults().max_output_bytes;
+        let window = limit * 2 + WINDOW_MARGIN;
+        let (head, tail) = truncation_budgets(limit);
+        let n = window * 3;
+        let secret = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB";
+        for at in [
+            0,
+            head - 10,
+            head + 5,
+            window - 20,
+            n - window - 20,
+            n - tail - 20,
+            n - 60,
+        ] {
+            let mut text = "lorem ipsum dolor sit amet\n".repeat(n / 27 + 1);
+            text.truncate(n);
+            text.replace_range(at..at + secret.len(), secret);
+            let w = filt
+                .filter_parts_with(
+                    b"",
+                    &[(text.as_bytes(), "stdout")],
+                    Direction::ToRoot,
+                    false,
+                )
+                .unwrap();
+            let whole = filt
+                .filter_parts_with(b"", &[(text.as_bytes(), "stdout")], Direction::ToRoot, true)
+                .unwrap();
+            assert!(!w[0].text.contains(secret), "secret at {at} kept");
+            assert_eq!(
+                without_count(&w[0].text),
+                without_count(&whole[0].text),
+                "at {at}"
+            );
+            assert!(w[0].text.len() <= limit, "{}", w[0].text.len());
+            // A secret inside what is kept is reported; one in the cut middle need not be.
+            if at < head || at > n - tail - 60 {
+                assert_eq!(w[0].findings.len(), 1, "at {at}");
+            }
+        }
+    }
+
+    /// Redactions so large near an end that what is kept would reach past a window: the
+    /// filter scans everything instead, and nothing secret survives.
+    #[test]
+    fn long_output_with_huge_redactions_falls_back_to_a_whole_scan() {
+        let filt = f();
+        let limit = EgressConfig::defaults().max_output_bytes;
+        let window = limit * 2 + WINDOW_MARGIN;
+        // One high-entropy token longer than the head window: rendered, the window shrinks
+        // to a single marker, far below what is kept.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let blob: String = (0..window + 1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % 64) as usize] as char
+            })
+            .collect();
+        let mut text = blob.clone();
+        text.push('\n');
+        text.push_str(&"plain words here\n".repeat(window * 2 / 17));
+        text.push_str("the end\n");
+        let out = filt.filter(text.as_bytes(), "stdout").unwrap();
+        let whole = filt
+            .filter_parts_with(b"", &[(text.as_bytes(), "stdout")], Direction::ToRoot, true)
+            .unwrap();
+        assert_eq!(out.text, whole[0].text);
+        assert!(!out.text.contains(&blob[window..window + 40]));
+        assert!(out.text.starts_with("[REDACTED:high_entropy]\nplain words"));
+        assert!(out.text.ends_with("the end\n"));
+        assert!(out.text.len() <= limit, "{}", out.text.len());
     }
 
     /// Random secrets of each shape, embedded in random text: never in the output.

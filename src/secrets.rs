@@ -621,8 +621,14 @@ struct Compiled {
     /// Lower-cased first byte → (word start, rule).
     word_starts: Vec<Vec<(&'static [u8], usize)>>,
     word_start_first: [bool; 256],
-    /// Whether a word ending with this byte can end a keyword or a `WordEndThen` suffix.
+    /// Whether a word ending with this byte can end a keyword.
     word_last: [bool; 256],
+    /// Whether a word ending with this byte, followed by that byte, can fire a
+    /// `WordEndThen` rule.
+    end_then_last: [bool; 256],
+    end_then_next: [bool; 256],
+    /// Whether a word after this byte can fire an `AfterByte` rule.
+    after_prev: [bool; 256],
     /// (keyword, rule), longest first.
     keywords: Vec<(&'static [u8], usize)>,
     /// (suffix, next byte, back, rule).
@@ -641,6 +647,9 @@ fn compiled() -> &'static Compiled {
             word_starts: vec![Vec::new(); 256],
             word_start_first: [false; 256],
             word_last: [false; 256],
+            end_then_last: [false; 256],
+            end_then_next: [false; 256],
+            after_prev: [false; 256],
             keywords: Vec::new(),
             word_end_then: Vec::new(),
             after_byte: Vec::new(),
@@ -668,9 +677,13 @@ fn compiled() -> &'static Compiled {
                 }
                 WordEndThen { suffix, next, back } => {
                     c.word_end_then.push((suffix.as_bytes(), next, back, r));
-                    c.word_last[*suffix.as_bytes().last().expect("not empty") as usize] = true;
+                    c.end_then_last[*suffix.as_bytes().last().expect("not empty") as usize] = true;
+                    c.end_then_next[next as usize] = true;
                 }
-                AfterByte { prev, prefix } => c.after_byte.push((prev, prefix.as_bytes(), r)),
+                AfterByte { prev, prefix } => {
+                    c.after_byte.push((prev, prefix.as_bytes(), r));
+                    c.after_prev[prev as usize] = true;
+                }
                 Scheme => c.schemes.push(r),
             }
         }
@@ -841,23 +854,31 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
         });
         true
     };
+    // A keyword rule needs `:` or `=` within four bytes after the word.
+    let assign_follows = |i: usize| {
+        text[i..n.min(i + 4)]
+            .iter()
+            .any(|&b| b == b':' || b == b'=')
+    };
     let on_word = |ws: usize, i: usize, out: &mut Vec<Span>| {
         let len = i - ws;
         let first = text[ws] as usize;
         let last = text[i - 1] as usize;
+        let next = text.get(i).copied().unwrap_or(0);
         let prev = if ws > 0 { text[ws - 1] } else { 0 };
-        let scheme = text.get(i) == Some(&b':') && text[i..].starts_with(b"://");
-        // Fast path: most words can trigger nothing.
-        if len < MIN_PREFIX_WORD
-            && !scheme
-            && !c.word_start_first[first]
-            && !c.word_last[last]
-            && !c.after_byte.iter().any(|(p, _, _)| *p == prev)
-        {
+        // What can fire for this word, decided with table lookups first: most words are
+        // short, start and end with ordinary letters, and are followed by a space.
+        let keyword = c.word_last[last] && assign_follows(i);
+        let end_then = c.end_then_next[next as usize] && c.end_then_last[last];
+        let after = c.after_prev[prev as usize];
+        let scheme = next == b':' && text[i..].starts_with(b"://");
+        let long = len >= MIN_PREFIX_WORD;
+        let starts = c.word_start_first[first];
+        if !(long || starts || keyword || end_then || after || scheme) {
             return;
         }
         let word = &text[ws..i];
-        if len >= MIN_PREFIX_WORD {
+        if long {
             // Candidate starts: the word start, and positions after '-' or '.' inside it.
             let mut p = ws;
             loop {
@@ -866,43 +887,41 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
                         break;
                     }
                 }
-                match text[p..i].iter().position(|&b| b == b'-' || b == b'.') {
+                match memchr::memchr2(b'-', b'.', &text[p..i]) {
                     Some(k) if p + k + 1 < i => p = p + k + 1,
                     _ => break,
                 }
             }
         }
-        if c.word_start_first[first] {
+        if starts {
             for &(w, r) in &c.word_starts[word[0].to_ascii_lowercase() as usize] {
                 if word.len() >= w.len() && word[..w.len()].eq_ignore_ascii_case(w) {
                     try_rule(r, ws, out);
                 }
             }
         }
-        if c.word_last[last] {
-            let next = text.get(i).copied().unwrap_or(0);
-            if text[i..n.min(i + 4)]
-                .iter()
-                .any(|&b| b == b':' || b == b'=')
-            {
-                for &(k, r) in &c.keywords {
-                    if word.len() >= k.len()
-                        && word[word.len() - k.len()..].eq_ignore_ascii_case(k)
-                        && try_rule(r, i - k.len(), out)
-                    {
-                        break;
-                    }
+        if keyword {
+            for &(k, r) in &c.keywords {
+                if word.len() >= k.len()
+                    && word[word.len() - k.len()..].eq_ignore_ascii_case(k)
+                    && try_rule(r, i - k.len(), out)
+                {
+                    break;
                 }
             }
+        }
+        if end_then {
             for &(suffix, nb, back, r) in &c.word_end_then {
                 if next == nb && word.ends_with(suffix) && len >= back {
                     try_rule(r, i - back, out);
                 }
             }
         }
-        for &(pb, pre, r) in &c.after_byte {
-            if prev == pb && word.starts_with(pre) {
-                try_rule(r, ws - 1, out);
+        if after {
+            for &(pb, pre, r) in &c.after_byte {
+                if prev == pb && word.starts_with(pre) {
+                    try_rule(r, ws - 1, out);
+                }
             }
         }
         // A URL scheme: `scheme://` (the scheme may hold `+`, which splits words).
