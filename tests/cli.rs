@@ -406,6 +406,137 @@ fn egress_scan_filters_stdin() {
     assert_eq!(out.stdout, b"plain text\n");
 }
 
+/// `rlm egress mask`: to stdout, to a file (whole, via a rename), through a symlink (the link
+/// stays), into a FIFO (written to, never replaced: renaming over a device node or a FIFO
+/// would turn it into a regular file), and a directory refused; no temporary file is left.
+#[test]
+fn egress_mask_writes_where_told_and_never_replaces_special_files() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("ctx.txt");
+    std::fs::write(
+        &ctx,
+        "id AKIAIOSFODNN7EXAMPLE\nnothing here\ntoken ghp_1234567890abcdefghijklmnopqrstuvwxyzAB\n",
+    )
+    .unwrap();
+    let expected = "id [SECRET:aws_access_key_id#1]\nnothing here\ntoken [SECRET:github_token#1]\n";
+    let ctx_arg = ctx.to_str().unwrap();
+    let out = rlm().args(["egress", "mask", ctx_arg]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("masked 2 secret(s)"),
+        "{out:?}"
+    );
+
+    // A regular file, and a symlink to one.
+    let real = dir.path().join("real.txt");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("link.txt");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for target in [&real, &link] {
+        let out = rlm()
+            .args(["egress", "mask", ctx_arg, "-o", target.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), expected);
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    // A FIFO: read on a thread; it must still be a FIFO afterwards.
+    let fifo = dir.path().join("fifo");
+    let st = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(st.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    let out = rlm()
+        .args(["egress", "mask", ctx_arg, "-o", fifo.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let kind = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+    assert!(kind.is_fifo(), "the FIFO was replaced: {kind:?}");
+    assert_eq!(reader.join().unwrap(), expected);
+
+    // A directory is refused, with the reason.
+    let out = rlm()
+        .args([
+            "egress",
+            "mask",
+            ctx_arg,
+            "-o",
+            dir.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("directory"),
+        "{out:?}"
+    );
+
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["ctx.txt", "fifo", "link.txt", "real.txt"]);
+}
+
+/// SIGTERM while `rlm egress mask -o` writes: exit 128 + 15, the old file untouched, no
+/// temporary file left.
+#[test]
+fn egress_mask_stopped_by_sigterm_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ctx = dir.path().join("big.txt");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&ctx).unwrap());
+        let line = "an ordinary line of log text, key AKIAIOSFODNN7EXAMPLE, then more words\n";
+        for _ in 0..(400 << 20) / line.len() {
+            f.write_all(line.as_bytes()).unwrap();
+        }
+    }
+    let target = dir.path().join("masked.txt");
+    std::fs::write(&target, "previous").unwrap();
+    let child = rlm()
+        .args(["egress", "mask", ctx.to_str().unwrap(), "-o"])
+        .arg(&target)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once the temporary file exists, the write is under way.
+    let t = std::time::Instant::now();
+    let temp = loop {
+        let found = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .find(|n| n.ends_with(".tmp"));
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(t.elapsed().as_secs() < 60, "no temporary file appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "previous");
+    assert!(!dir.path().join(&temp).exists(), "{temp} left behind");
+}
+
 #[test]
 fn sandbox_exec_and_check() {
     let run = rlm_stdin;

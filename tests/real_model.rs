@@ -259,6 +259,15 @@ fn signals_never_leave_the_local_server_or_sandboxes_behind() {
             .collect::<String>(),
     )
     .unwrap();
+    let cache_entries = || {
+        let mut v: Vec<String> = std::fs::read_dir(local_model::cache_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let before = cache_entries();
     for (signal, code) in [("TERM", Some(143)), ("KILL", None)] {
         let mut rlm = std::process::Command::new(env!("CARGO_BIN_EXE_rlm"))
             .env_clear()
@@ -303,5 +312,6 @@ fn signals_never_leave_the_local_server_or_sandboxes_behind() {
             "{signal}: the model server outlived rlm"
         );
         assert!(gone(&repls, 10), "{signal}: a sandbox outlived rlm");
+        assert_eq!(cache_entries(), before, "{signal}: files left in the cache");
     }
 }

@@ -171,10 +171,7 @@ pub(crate) fn main(args: &[String]) -> std::process::ExitCode {
         .unwrap_or(true)
     {
         let _ = std::fs::create_dir_all(path.parent().expect("has a parent"));
-        // Written next to the target, then renamed: never a half-written document.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if let Err(e) = std::fs::write(&tmp, &doc).and_then(|_| std::fs::rename(&tmp, &path)) {
-            let _ = std::fs::remove_file(&tmp);
+        if let Err(e) = super::output::write_file(&path, |w| w.write_all(doc.as_bytes())) {
             return err(format!("cannot write {}: {e}", path.display()));
         }
     }

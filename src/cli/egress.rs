@@ -1,6 +1,7 @@
 //! `rlm egress scan`: filter stdin as if it were sandbox output.
 
 use std::io::{Read, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use rlm::{Context, EgressFilter, Orchestrator};
@@ -81,26 +82,18 @@ fn mask(args: &[String]) -> ExitCode {
     };
     let output = a.value("-o").or(a.value("--output"));
     let result = match output {
-        Some(path) => {
-            // Written next to the target, then renamed: never a half-written file.
-            let tmp = format!("{path}.tmp{}", std::process::id());
-            let r = std::fs::File::create(&tmp).and_then(|f| {
-                let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-                let found = rlm::mask_secrets(handle.as_bytes(), &mut w)?;
-                w.flush()?;
-                Ok(found)
-            });
-            let r = r.and_then(|found| std::fs::rename(&tmp, path).map(|()| found));
-            if r.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            r
-        }
+        Some(path) => super::output::write_file(Path::new(path), |mut w| {
+            rlm::mask_secrets(handle.as_bytes(), &mut w)
+        }),
         None => {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
             rlm::mask_secrets(handle.as_bytes(), &mut w).and_then(|f| w.flush().map(|()| f))
         }
     };
+    if let Some(sig) = super::signals::received() {
+        eprintln!("rlm: stopped by signal {sig}");
+        return ExitCode::from(128 + sig as u8);
+    }
     let found = match result {
         Ok(f) => f,
         Err(e) => return err(format!("cannot write the masked text: {e}")),

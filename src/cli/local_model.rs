@@ -4,7 +4,7 @@
 //! process the server is reused (`rlm demo --runs N`, the test tier); separate processes start
 //! their own, so one never stops a server another is using.
 
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -56,7 +56,6 @@ pub fn setup() -> std::io::Result<std::process::ExitStatus> {
 pub struct LocalServer {
     pub base_url: String,
     child: Option<Child>,
-    log: PathBuf,
 }
 
 fn healthy(port: u16) -> bool {
@@ -87,14 +86,15 @@ fn free_port() -> std::io::Result<u16> {
 
 impl LocalServer {
     /// Starts the server and waits until it answers `/health` (loading the model takes a few
-    /// seconds). Its log goes to `server-<port>.log` in the cache directory.
+    /// seconds). Its log is a file with no name (created in the cache directory and unlinked
+    /// at once): its tail is shown if the server fails to start, and nothing is left behind
+    /// however `rlm` ends.
     pub fn start(server: &PathBuf, model: &PathBuf, progress: bool) -> Result<LocalServer, String> {
         let port = free_port().map_err(|e| format!("no free loopback port: {e}"))?;
         if progress {
             eprintln!("starting the local model server on 127.0.0.1:{port} ...");
         }
-        let log_path = cache_dir().join(format!("server-{port}.log"));
-        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let log = anonymous_log().map_err(|e| format!("cannot create the server's log: {e}"))?;
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -128,7 +128,7 @@ impl LocalServer {
             .args(["--alias", MODEL_NAME])
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log)
+            .stderr(log.try_clone().map_err(|e| e.to_string())?)
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
         let t = Instant::now();
@@ -136,13 +136,13 @@ impl LocalServer {
             if super::signals::received().is_some() {
                 let _ = child.kill();
                 let _ = child.wait();
-                let _ = std::fs::remove_file(&log_path);
                 return Err("interrupted while the local model server was starting".into());
             }
             if let Ok(Some(st)) = child.try_wait() {
                 let mut tail = String::new();
-                let _ =
-                    std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut tail));
+                let _ = (&log)
+                    .seek(std::io::SeekFrom::Start(0))
+                    .and_then(|_| (&log).read_to_string(&mut tail));
                 let tail: String = tail
                     .lines()
                     .rev()
@@ -164,9 +164,24 @@ impl LocalServer {
         Ok(LocalServer {
             base_url: format!("http://127.0.0.1:{port}/v1"),
             child: Some(child),
-            log: log_path,
         })
     }
+}
+
+/// A read-write file in the cache directory whose name is removed at once.
+fn anonymous_log() -> std::io::Result<std::fs::File> {
+    let dir = cache_dir();
+    std::fs::create_dir_all(&dir)?;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!(".server-{}-{n}.log", std::process::id()));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    Ok(f)
 }
 
 impl Drop for LocalServer {
@@ -174,7 +189,6 @@ impl Drop for LocalServer {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
-            let _ = std::fs::remove_file(&self.log);
         }
     }
 }

@@ -5,6 +5,7 @@ pub(crate) mod demo;
 pub(crate) mod egress;
 pub(crate) mod help;
 pub(crate) mod local_model;
+pub(crate) mod output;
 pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod sandbox;

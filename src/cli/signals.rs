@@ -31,6 +31,7 @@ pub(crate) fn install() {
                 for sig in signals.forever() {
                     if RECEIVED.swap(sig, Ordering::SeqCst) != 0 {
                         eprintln!("rlm: second signal, exiting now");
+                        super::output::remove_temps();
                         std::process::exit(128 + sig);
                     }
                     eprintln!("rlm: stopping (signal {sig}); send it again to exit at once");

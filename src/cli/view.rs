@@ -41,10 +41,7 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         .map(PathBuf::from)
         .unwrap_or_else(|| input.with_extension("html"));
     let html = rlm::render_html(&events);
-    // Written next to the target, then renamed: no half-written page on failure.
-    let tmp = output.with_extension(format!("html.tmp{}", std::process::id()));
-    if let Err(e) = std::fs::write(&tmp, html).and_then(|_| std::fs::rename(&tmp, &output)) {
-        let _ = std::fs::remove_file(&tmp);
+    if let Err(e) = super::output::write_file(&output, |w| w.write_all(html.as_bytes())) {
         return err(format!("cannot write {}: {e}", output.display()));
     }
     println!("{}", output.display());
