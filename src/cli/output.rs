@@ -79,8 +79,9 @@ fn write_and_rename<T>(
     let mut w = Stoppable(io::BufWriter::with_capacity(1 << 20, file));
     let out = fill(&mut w)?;
     w.flush()?;
-    let file = w.0.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
+    // No fsync: the rename guards against failures and signals, not power loss (a masked
+    // copy of 1 GiB would wait seconds for the disk).
+    drop(w);
     stop_if_signalled()?;
     std::fs::rename(tmp, target)?;
     Ok(out)
