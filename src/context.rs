@@ -8,10 +8,10 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::mask::SecretTable;
+use crate::private_dir::PrivateDir;
 use crate::secrets;
 
 /// The context of a run.
@@ -190,7 +190,7 @@ impl LoadedContext {
                 }
                 let dir = lc._dir.as_ref().expect("just made");
                 let name = lc.docs[i].name().to_string();
-                let path = dir.path.join(format!("masked-{i:04}-{name}"));
+                let path = dir.path().join(format!("masked-{i:04}-{name}"));
                 let write = || -> std::io::Result<()> {
                     let f = File::create(&path)?;
                     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
@@ -260,58 +260,6 @@ fn preview(b: &[u8], n: usize) -> String {
         s.push_str(" [...]");
     }
     s
-}
-
-/// A private (0700) temporary directory removed on drop.
-#[derive(Debug)]
-pub(crate) struct PrivateDir {
-    path: PathBuf,
-}
-
-impl PrivateDir {
-    pub(crate) fn new() -> Result<Self> {
-        static N: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
-        for _ in 0..16 {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.subsec_nanos())
-                .unwrap_or(0);
-            let path = base.join(format!(
-                "rlm-{}-{}-{:08x}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed),
-                nanos
-            ));
-            use std::os::unix::fs::DirBuilderExt;
-            match std::fs::DirBuilder::new().mode(0o700).create(&path) {
-                Ok(()) => return Ok(PrivateDir { path }),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::context(format!(
-                        "cannot create a temporary directory in {}: {e}",
-                        base.display()
-                    )));
-                }
-            }
-        }
-        Err(Error::context("cannot create a unique temporary directory"))
-    }
-
-    pub(crate) fn write(&self, name: &str, data: &[u8]) -> Result<PathBuf> {
-        let path = self.path.join(name);
-        let mut f = File::create(&path)
-            .map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
-        f.write_all(data)
-            .map_err(|e| Error::context(format!("cannot write {}: {e}", path.display())))?;
-        Ok(path)
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 #[cfg(test)]

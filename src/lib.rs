@@ -69,7 +69,9 @@
 //!   (per-sandbox cgroups); `sandbox::sys` holds every
 //!   libc call and every `unsafe` block of the sandbox;
 //! - `handle` (the read-only `mmap` of context files, the crate's one other `unsafe` site) and
-//!   `context` (what a run was given, private copies of in-memory text);
+//!   `context` (what a run was given, private copies of in-memory text and masked copies);
+//!   `private_dir` (the locked 0700 temporary directories those copies live in; the first
+//!   one a process makes sweeps directories whose owner died, even by SIGKILL);
 //! - `log`: the trajectory writer.
 //!
 //! Glue: `orchestrator` (public API, builder) and `run` (drives the agent for a tree of runs:
@@ -167,6 +169,7 @@ mod log;
 mod mask;
 mod orchestrator;
 mod parse;
+mod private_dir;
 mod prompt;
 mod result;
 mod run;

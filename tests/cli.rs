@@ -537,6 +537,86 @@ fn egress_mask_stopped_by_sigterm_leaves_nothing() {
     assert!(!dir.path().join(&temp).exists(), "{temp} left behind");
 }
 
+/// A masked copy of a context lives in a private temporary directory. An `rlm` killed with
+/// SIGKILL cannot remove it; the next `rlm` that makes one sweeps it (its lock is free), and
+/// leaves a live process's directory alone.
+#[test]
+fn directories_of_a_killed_rlm_are_swept_by_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx.txt");
+    std::fs::write(&ctx, "key AKIAIOSFODNN7EXAMPLE\nthe answer is 42\n").unwrap();
+    let private = tmp.path().join("private");
+    std::fs::create_dir(&private).unwrap();
+    let dirs = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&private)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let slow = LlmServer::start(|_, _| {
+        Reply::Delay(
+            std::time::Duration::from_secs(60),
+            "```python\nFINAL('x')\n```".into(),
+        )
+    });
+    let run = |base_url: String| {
+        let mut c = rlm();
+        c.env("TMPDIR", &private)
+            .args(["run", "--quiet", "--base-url", &base_url, "--context"])
+            .arg(&ctx)
+            .arg("what is the answer?")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    // Two runs waiting on the model, each with its masked copy.
+    let mut first = run(slow.base_url()).spawn().unwrap();
+    let mut alive = run(slow.base_url()).spawn().unwrap();
+    let t = std::time::Instant::now();
+    while dirs().len() < 2 {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "no private directories: {:?}",
+            dirs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    while slow.count() < 2 {
+        assert!(
+            t.elapsed().as_secs() < 30,
+            "the runs did not reach the model"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let first_dir = format!("rlm-{}-", first.id());
+    let alive_dir = format!("rlm-{}-", alive.id());
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(
+        dirs().iter().any(|d| d.starts_with(&first_dir)),
+        "{:?}",
+        dirs()
+    );
+
+    let fast = LlmServer::start(|_, _| Reply::Text("```python\nFINAL('42')\n```".into()));
+    let out = run(fast.base_url()).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "42");
+    let left = dirs();
+    assert!(
+        !left.iter().any(|d| d.starts_with(&first_dir)),
+        "the killed run's directory is still there: {left:?}"
+    );
+    assert!(
+        left.iter().any(|d| d.starts_with(&alive_dir)),
+        "a live run's directory was swept: {left:?}"
+    );
+    alive.kill().unwrap();
+    alive.wait().unwrap();
+}
+
 #[test]
 fn sandbox_exec_and_check() {
     let run = rlm_stdin;

@@ -5,6 +5,8 @@
 //! on a machine without Docker: podman's Docker API service and an image built offline.
 #![cfg(feature = "docker")]
 
+mod support;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -355,31 +357,9 @@ fn fork_bomb_is_bounded_by_the_pids_limit() {
     let Some(mut c) = config() else { return };
     c.pids = 32;
     let mut s = start(&c, SessionSpec::empty());
-    let r = exec(
-        &mut s,
-        r#"import os, time
-kids, refused = [], 0
-for i in range(300):
-    try:
-        pid = os.fork()
-    except OSError:
-        refused += 1
-        continue
-    if pid == 0:
-        time.sleep(30); os._exit(0)
-    kids.append(pid)
-print('forked', len(kids), 'refused', refused)
-for k in kids:
-    os.kill(k, 9); os.waitpid(k, 0)
-"#,
-    );
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("forked"))
-        .unwrap_or_else(|| panic!("{r:?}"));
-    let forked: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(forked < 40, "process limit not enforced: {line}");
+    let r = exec(&mut s, support::FORK_BOMB);
+    let forked = support::forked(&r.stdout).unwrap_or_else(|| panic!("{r:?}"));
+    assert!(forked < 40, "process limit not enforced: {r:?}");
     let r = exec(&mut s, "print('still alive')");
     assert_eq!(r.stdout, "still alive\n", "{r:?}");
 }

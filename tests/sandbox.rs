@@ -170,31 +170,9 @@ fn fork_bomb_is_bounded_and_host_survives() {
     let mut c = cfg();
     c.pids = 32;
     let mut s = start(c);
-    let r = exec(
-        &mut s,
-        r#"import os, time
-kids, refused = [], 0
-for i in range(300):
-    try:
-        pid = os.fork()
-    except OSError:
-        refused += 1
-        continue
-    if pid == 0:
-        time.sleep(30); os._exit(0)
-    kids.append(pid)
-print('forked', len(kids), 'refused', refused)
-for k in kids:
-    os.kill(k, 9); os.waitpid(k, 0)
-"#,
-    );
-    let line = r
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("forked"))
-        .unwrap_or_else(|| panic!("{r:?}"));
-    let forked: usize = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    assert!(forked < 40, "process limit not enforced: {line}");
+    let r = exec(&mut s, support::FORK_BOMB);
+    let forked = support::forked(&r.stdout).unwrap_or_else(|| panic!("{r:?}"));
+    assert!(forked < 40, "process limit not enforced: {r:?}");
     let r = exec(&mut s, "print('still alive')");
     assert_eq!(r.stdout, "still alive\n");
 }
@@ -492,17 +470,12 @@ fn a_crashed_repl_is_restarted_and_nothing_is_left() {
 #[test]
 fn runs_leave_no_temporary_files() {
     let _g = serial();
-    let ours = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(std::env::temp_dir())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("rlm-{}-", std::process::id()))
-            })
-            .map(|e| e.path())
-            .collect()
+    let tmp = std::env::temp_dir();
+    // What the library still removes in the background (earlier tests' sandboxes, this
+    // test's) is waited for, as the `rlm` command does before it exits.
+    let ours = || {
+        assert!(rlm::wait_for_cleanup(Duration::from_secs(10)));
+        support::ours_in(&[&tmp])
     };
     let llm = rlm::llm::ScriptedLlm::new(|req| {
         Ok(
@@ -636,19 +609,11 @@ fn processes_together_over_the_memory_limit_end_as_memory_exceeded() {
     drop(s);
     assert_eq!(wait_no_repl(5), 0);
     // Its cgroups are gone too (removed in the background once the sandbox is reaped).
-    let ours = || -> Vec<std::path::PathBuf> {
-        ["/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified"]
-            .iter()
-            .filter_map(|d| std::fs::read_dir(d).ok())
-            .flatten()
-            .filter_map(|e| e.ok())
-            .filter(|e| {
-                e.file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("rlm-{}-", std::process::id()))
-            })
-            .map(|e| e.path())
-            .collect()
+    let ours = || {
+        support::ours_in(&[
+            std::path::Path::new("/sys/fs/cgroup/pids"),
+            std::path::Path::new("/sys/fs/cgroup/unified"),
+        ])
     };
     let t = Instant::now();
     while !ours().is_empty() && t.elapsed() < Duration::from_secs(5) {

@@ -310,15 +310,32 @@ pub(crate) fn cgroup(cfg: &SandboxConfig) -> Result<Option<Cgroup>> {
     }
 }
 
-/// The standard limits of a REPL process from `cfg`.
-pub(crate) fn limits(cfg: &SandboxConfig, open_files: u64) -> Vec<(Limit, u64)> {
-    vec![
+/// The rlimits of a REPL process from `cfg` (room for its `files` context descriptors), and
+/// the uid it drops to. With a leased uid the process limit is the sandbox's own; without one
+/// RLIMIT_NPROC counts every process of the calling user, so it is raised by those.
+pub(crate) fn set_limits(
+    plan: &mut ChildPlan,
+    cfg: &SandboxConfig,
+    files: usize,
+    lease: Option<&UidLease>,
+) {
+    let open_files = cfg.open_files.max(CTX_FD_BASE as u64 + files as u64 + 16);
+    plan.limits = vec![
         (Limit::AddressSpace, cfg.memory_bytes),
         (Limit::Cpu, cfg.cpu_time.as_secs().max(1)),
         (Limit::FileSize, cfg.file_size_bytes),
         (Limit::Core, 0),
         (Limit::OpenFiles, open_files),
-    ]
+    ];
+    match lease {
+        Some(l) => {
+            plan.limits.push((Limit::Processes, cfg.pids));
+            plan.drop_to = Some(l.uid());
+        }
+        None => plan
+            .limits
+            .push((Limit::Processes, cfg.pids + processes_of(sys::real_uid()))),
+    }
 }
 
 /// The `RLM_CONTEXT_SPEC` the driver reads: list or single, inline or not, names, and the

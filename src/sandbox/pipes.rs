@@ -86,11 +86,7 @@ impl Pipes {
         loop {
             match self.dec.next() {
                 Ok(Some(ReplMsg::Output { stream, data })) => {
-                    let bytes: Vec<u8> = data.chars().map(|c| c as u32 as u8).collect();
-                    match stream.as_str() {
-                        "stderr" => self.stderr.push(&bytes),
-                        _ => self.stdout.push(&bytes),
-                    }
+                    self.capture(&stream, &data);
                     continue;
                 }
                 Ok(Some(m)) => {
@@ -147,6 +143,15 @@ impl Pipes {
     }
 
     /// A frame (other than output) the REPL sent while no cell was running, if any.
+    /// Output the driver relayed in a frame (bytes carried as Latin-1 characters).
+    fn capture(&mut self, stream: &str, data: &str) {
+        let bytes: Vec<u8> = data.chars().map(|c| c as u32 as u8).collect();
+        match stream {
+            "stderr" => self.stderr.push(&bytes),
+            _ => self.stdout.push(&bytes),
+        }
+    }
+
     fn unsolicited(&mut self) -> Option<String> {
         let mut buf = vec![0u8; 65536];
         loop {
@@ -158,13 +163,7 @@ impl Pipes {
         }
         loop {
             match self.dec.next() {
-                Ok(Some(ReplMsg::Output { stream, data })) => {
-                    let bytes: Vec<u8> = data.chars().map(|c| c as u32 as u8).collect();
-                    match stream.as_str() {
-                        "stderr" => self.stderr.push(&bytes),
-                        _ => self.stdout.push(&bytes),
-                    }
-                }
+                Ok(Some(ReplMsg::Output { stream, data })) => self.capture(&stream, &data),
                 Ok(Some(m)) => {
                     let kind = match m {
                         ReplMsg::Call { .. } => "a host call",

@@ -8,10 +8,10 @@ use std::os::fd::RawFd;
 use std::process::Command;
 use std::sync::Arc;
 
-use super::backend::{self, Backend, CTX_FD_BASE, ChildPlan, Launched, processes_of};
+use super::backend::{self, Backend, CTX_FD_BASE, ChildPlan, Launched};
 use super::driver::REPL_DRIVER;
 use super::session::SessionSpec;
-use super::sys::{self, Limit};
+use super::sys;
 use super::uid::UidLease;
 use crate::config::{SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
@@ -56,19 +56,7 @@ impl Backend for Unisolated {
             fds.push(target);
             plan.fd(file.into(), target);
         }
-        let open_files = cfg
-            .open_files
-            .max(CTX_FD_BASE as u64 + spec.files.len() as u64 + 16);
-        plan.limits = backend::limits(cfg, open_files);
-        match &lease {
-            Some(l) => {
-                plan.limits.push((Limit::Processes, cfg.pids));
-                plan.drop_to = Some(l.uid());
-            }
-            None => plan
-                .limits
-                .push((Limit::Processes, cfg.pids + processes_of(sys::real_uid()))),
-        }
+        backend::set_limits(&mut plan, cfg, spec.files.len(), lease.as_ref());
         let mut cmd = Command::new(&cfg.python);
         cmd.args(["-I", "-B", "-u", "-c", REPL_DRIVER])
             .env_clear()

@@ -354,6 +354,43 @@ pub fn wait_no_descendants(secs: u64) -> usize {
     }
 }
 
+/// Python that tries to fork 300 sleeping children and prints `forked N refused M` (then
+/// kills what it forked). The same hostile code for every backend.
+pub const FORK_BOMB: &str = r#"import os, time
+kids, refused = [], 0
+for i in range(300):
+    try:
+        pid = os.fork()
+    except OSError:
+        refused += 1
+        continue
+    if pid == 0:
+        time.sleep(30); os._exit(0)
+    kids.append(pid)
+print('forked', len(kids), 'refused', refused)
+for k in kids:
+    os.kill(k, 9); os.waitpid(k, 0)
+"#;
+
+/// How many children [`FORK_BOMB`] got, from its output.
+pub fn forked(stdout: &str) -> Option<usize> {
+    let line = stdout.lines().find(|l| l.starts_with("forked"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// What this test process made in `dirs` (temporary directories, cgroups): the entries named
+/// `rlm-<our pid>-…`.
+pub fn ours_in(dirs: &[&std::path::Path]) -> Vec<std::path::PathBuf> {
+    let prefix = format!("rlm-{}-", std::process::id());
+    dirs.iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect()
+}
+
 /// Runs `queries` concurrently on one orchestrator (one task each, on a private executor) and
 /// returns the results in query order.
 pub fn run_all(
