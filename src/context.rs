@@ -210,6 +210,14 @@ impl LoadedContext {
         Ok(lc)
     }
 
+    /// An error naming the first document that changed since it was mapped and scanned.
+    pub(crate) fn unchanged(&self) -> Result<()> {
+        match self.docs.iter().find(|d| d.changed()) {
+            Some(d) => Err(crate::sandbox::changed_error(d.name())),
+            None => Ok(()),
+        }
+    }
+
     /// Total size in bytes.
     pub(crate) fn total_bytes(&self) -> u64 {
         self.docs.iter().map(|d| d.as_bytes().len() as u64).sum()
@@ -265,6 +273,29 @@ fn preview(b: &[u8], n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file that changes after it was mapped and scanned is noticed, and a sandbox start
+    /// (or restart) refuses to open it.
+    #[test]
+    fn changes_after_the_scan_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("live.log");
+        std::fs::write(&path, "one\n").unwrap();
+        let lc = LoadedContext::load(&Context::file(&path)).unwrap();
+        let spec = crate::sandbox::SessionSpec::for_context(&lc, 0);
+        assert!(lc.unchanged().is_ok());
+        assert!(spec.files[0].open_unchanged().is_ok());
+        std::fs::write(&path, "one\ntwo AKIAIOSFODNN7EXAMPLE\n").unwrap();
+        assert!(lc.unchanged().is_err());
+        let err = spec.files[0].open_unchanged().unwrap_err().to_string();
+        assert!(err.contains("changed after it was scanned"), "{err}");
+        // Replaced under the same name: another file.
+        let lc = LoadedContext::load(&Context::file(&path)).unwrap();
+        let spec = crate::sandbox::SessionSpec::for_context(&lc, 0);
+        std::fs::write(dir.path().join("new"), "x\n").unwrap();
+        std::fs::rename(dir.path().join("new"), &path).unwrap();
+        assert!(spec.files[0].open_unchanged().is_err());
+    }
 
     #[test]
     fn text_context_is_mapped_and_cleaned_up() {

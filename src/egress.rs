@@ -226,7 +226,7 @@ impl EgressFilter {
             }
             let windowed = segments.iter().filter(|s| s.part == k).count() == 2;
             if !windowed {
-                let (t, findings) = render(text, 0, text.len(), mine);
+                let (t, findings, _) = render(text, 0, text.len(), mine);
                 out.push(Filtered {
                     text: truncate(&t, limit),
                     findings,
@@ -256,14 +256,21 @@ impl EgressFilter {
         let (head_budget, tail_budget) = truncation_budgets(limit);
         let hw = floor_boundary(text, window);
         let tw = ceil_boundary(text, n - window);
-        let (head, mut findings) = render(text, 0, hw, spans);
-        let (tail, tail_findings) = render(text, tw, n, spans);
+        let (head, mut findings, head_marks) = render(text, 0, hw, spans);
+        let (tail, tail_findings, tail_marks) = render(text, tw, n, spans);
         findings.extend(tail_findings);
-        if head.len() < head_budget * 2 || tail.len() < tail_budget * 2 {
+        if head.len() < head_budget || tail.len() < tail_budget {
             return None;
         }
         let head_cut = floor_boundary(&head, head_budget);
         let tail_cut = ceil_boundary(&tail, tail.len() - tail_budget);
+        // What is kept must stay a full margin of input inside its window, or a secret that
+        // starts outside the window could reach into it: otherwise scan everything.
+        if input_at(&head_marks, 0, head_cut) + WINDOW_MARGIN > hw
+            || input_at(&tail_marks, tw, tail_cut) < tw + WINDOW_MARGIN
+        {
+            return None;
+        }
         // What is left out, counted in rendered text for the windows and in input bytes for
         // the unscanned middle.
         let cut = (head.len() - head_cut) + (tw - hw) + tail_cut;
@@ -301,17 +308,35 @@ fn as_text(b: &[u8]) -> std::result::Result<&str, String> {
     }
 }
 
-/// `text[lo..hi]` with the spans that fall in it replaced by redaction markers, and the
-/// findings (offsets into `text`).
+/// A redaction in rendered text: its rendered range and the input range it replaced.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    rendered: (usize, usize),
+    input: (usize, usize),
+}
+
+/// The input offset that rendered offset `at` of a text rendered from `lo` corresponds to (a
+/// position inside a marker counts the whole redacted span).
+fn input_at(marks: &[Mark], lo: usize, at: usize) -> usize {
+    match marks.iter().rev().find(|m| m.rendered.0 <= at) {
+        None => lo + at,
+        Some(m) if at < m.rendered.1 => m.input.1,
+        Some(m) => m.input.1 + (at - m.rendered.1),
+    }
+}
+
+/// `text[lo..hi]` with the spans that fall in it replaced by redaction markers, the findings
+/// (offsets into `text`), and where each marker is.
 fn render(
     text: &str,
     lo: usize,
     hi: usize,
     spans: &[(usize, usize, &'static str)],
-) -> (String, Vec<Finding>) {
+) -> (String, Vec<Finding>, Vec<Mark>) {
     let mut out = String::with_capacity(hi - lo);
     let mut last = lo;
     let mut findings = Vec::new();
+    let mut marks = Vec::new();
     for &(s, e, rule) in spans {
         if e <= lo || s >= hi {
             continue;
@@ -323,6 +348,7 @@ fn render(
             continue;
         }
         out.push_str(&text[last..s]);
+        let at = out.len();
         if rule == "context_echo" {
             out.push_str(&crate::prompt::echo_redaction(e - s));
         } else {
@@ -330,11 +356,15 @@ fn render(
             out.push_str(rule);
             out.push(']');
         }
+        marks.push(Mark {
+            rendered: (at, out.len()),
+            input: (s, e),
+        });
         findings.push(Finding::new(rule, s, e));
         last = e;
     }
     out.push_str(&text[last..hi.max(last)]);
-    (out, findings)
+    (out, findings, marks)
 }
 
 /// The bytes of head and of tail [`truncate`] keeps of a text cut to `max`.
@@ -887,6 +917,47 @@ mod tests {
         assert!(out.text.starts_with("[REDACTED:high_entropy]\nplain words"));
         assert!(out.text.ends_with("the end\n"));
         assert!(out.text.len() <= limit, "{}", out.text.len());
+    }
+
+    /// The kept tail reaches, in input bytes, close to where its window starts (markers
+    /// longer than their secrets inflate the window's rendering, a huge token shrinks the
+    /// kept part's): a full margin is not left, so everything is scanned. The output is then
+    /// exactly a whole scan's, truncation count included.
+    #[test]
+    fn windows_keep_a_full_margin_of_input() {
+        let filt = f();
+        let limit = EgressConfig::defaults().max_output_bytes;
+        let window = limit * 2 + WINDOW_MARGIN;
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let token: String = (0..window - 16_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % 64) as usize] as char
+            })
+            .collect();
+        let mut tail = "plain words\n".repeat(2000 / 12);
+        tail.push_str(&"password=abcdef ".repeat(10_000 / 16));
+        tail.push('\n');
+        tail.push_str(&token);
+        tail.push('\n');
+        while tail.len() < window {
+            tail.push_str("end words\n");
+        }
+        // The middle, never kept, holds a secret: its redaction changes the count of cut
+        // bytes a whole scan reports.
+        let mut text = "plain words\n".repeat(window / 12);
+        text.push_str("AKIAIOSFODNN7EXAMPLE\n");
+        text.push_str(&"plain words\n".repeat(window / 12));
+        text.push_str(&tail);
+        let w = filt.filter(text.as_bytes(), "stdout").unwrap();
+        let whole = filt
+            .filter_parts_with(b"", &[(text.as_bytes(), "stdout")], Direction::ToRoot, true)
+            .unwrap();
+        assert_eq!(w.text, whole[0].text);
+        assert!(w.text.contains("[REDACTED:high_entropy]"));
     }
 
     /// Random secrets of each shape, embedded in random text: never in the output.

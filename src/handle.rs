@@ -26,6 +26,28 @@ impl Bytes {
     }
 }
 
+/// What identifies the content of a file without reading it: device, inode, size and
+/// modification time. A file that is appended to, rewritten or replaced gets another stamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime_ns: i128,
+}
+
+impl FileStamp {
+    pub(crate) fn of(m: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime_ns: i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()),
+        }
+    }
+}
+
 /// Maps `p` read-only and checks that it is text. `name` is the document's name inside the
 /// sandbox (default: the sanitized file name).
 pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> {
@@ -44,6 +66,10 @@ pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> 
             .map_err(|e| {
                 Error::context(format!("cannot open context file {}: {e}", p.display()))
             })?;
+    // The stamp of what is mapped (the open file, not the path, which may change meanwhile).
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::context(format!("cannot open context file {}: {e}", p.display())))?;
     let bytes = if meta.len() == 0 {
         Bytes::Empty
     } else {
@@ -72,7 +98,13 @@ pub(crate) fn map_file(p: &Path, name: Option<String>) -> Result<ContextHandle> 
             .unwrap_or_default();
         sanitize_name(&base)
     });
-    Ok(ContextHandle { path, name, bytes })
+    Ok(ContextHandle {
+        path,
+        name,
+        bytes,
+        stamp: FileStamp::of(&meta),
+        file,
+    })
 }
 
 /// File names inside the sandbox: keep `[A-Za-z0-9._-]`, replace the rest.
@@ -119,6 +151,9 @@ pub struct ContextHandle {
     path: PathBuf,
     name: String,
     bytes: Bytes,
+    /// The file as it was mapped (and scanned for secrets).
+    stamp: FileStamp,
+    file: File,
 }
 
 impl std::fmt::Debug for ContextHandle {
@@ -171,6 +206,19 @@ impl ContextHandle {
     /// The raw bytes (mapped, not copied).
     pub fn as_bytes(&self) -> &[u8] {
         self.bytes.as_slice()
+    }
+
+    /// The stamp of the file as it was mapped.
+    pub(crate) fn stamp(&self) -> FileStamp {
+        self.stamp
+    }
+
+    /// True when the mapped file has changed since it was mapped (appended to, rewritten,
+    /// truncated), or can no longer be examined.
+    pub(crate) fn changed(&self) -> bool {
+        self.file
+            .metadata()
+            .map_or(true, |m| FileStamp::of(&m) != self.stamp)
     }
 
     fn snap_start(&self, mut i: usize) -> usize {

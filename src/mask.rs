@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::sync::{Mutex, MutexGuard};
 
-use regex_automata::meta::Regex;
+use aho_corasick::{AhoCorasick, MatchKind};
 
 use crate::secrets::{self, Span};
 
@@ -145,7 +145,8 @@ pub fn mask_secrets(text: &[u8], out: &mut impl Write) -> io::Result<Vec<crate::
 /// the user's own query or an error text could still carry one.
 #[derive(Debug)]
 pub(crate) struct KnownSecrets {
-    matcher: Option<Regex>,
+    matcher: Option<AhoCorasick>,
+    #[cfg(test)]
     count: usize,
 }
 
@@ -160,22 +161,21 @@ impl KnownSecrets {
         }
         forms.sort();
         forms.dedup();
+        #[cfg(test)]
         let count = forms.len();
+        // One automaton over every form: memory grows with their total length, whatever
+        // their number (thousands of context secrets, a dozen forms each).
         let matcher = (!forms.is_empty()).then(|| {
-            let pats: Vec<String> = forms
-                .iter()
-                .map(|f| regex_syntax_escape(&String::from_utf8_lossy(f)))
-                .collect();
-            Regex::builder()
-                .syntax(
-                    regex_automata::util::syntax::Config::new()
-                        .unicode(false)
-                        .utf8(false),
-                )
-                .build_many(&pats)
-                .expect("escaped literals compile")
+            AhoCorasick::builder()
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&forms)
+                .expect("literal forms always build")
         });
-        KnownSecrets { matcher, count }
+        KnownSecrets {
+            matcher,
+            #[cfg(test)]
+            count,
+        }
     }
 
     /// How many forms are matched.
@@ -186,14 +186,13 @@ impl KnownSecrets {
 
     /// `text` with every known form replaced, and the byte ranges that were.
     pub(crate) fn redact(&self, text: &str) -> (String, Vec<(usize, usize)>) {
-        let Some(re) = &self.matcher else {
+        let Some(ac) = &self.matcher else {
             return (text.to_string(), vec![]);
         };
-        let _ = self.count;
         let mut out = String::with_capacity(text.len());
         let mut hits = Vec::new();
         let mut last = 0;
-        for m in re.find_iter(text.as_bytes()) {
+        for m in ac.find_iter(text.as_bytes()) {
             let (mut s, mut e) = (m.start(), m.end());
             while s > 0 && !text.is_char_boundary(s) {
                 s -= 1;
@@ -212,20 +211,6 @@ impl KnownSecrets {
         out.push_str(&text[last..]);
         (out, hits)
     }
-}
-
-fn regex_syntax_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 2);
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c);
-        } else if c.is_ascii() {
-            out.push_str(&format!("\\x{:02x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -316,6 +301,42 @@ mod tests {
         assert_eq!(
             t.reveal("key [SECRET:aws_access_key_id#2]!"),
             "key AKIAABCDEFGHIJKLMNOP!"
+        );
+    }
+
+    /// Thousands of known values (a context full of secrets): the matcher builds quickly and
+    /// in little memory, and finds every one of them.
+    #[test]
+    fn thousands_of_known_values() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let values: Vec<Vec<u8>> = (0..3000)
+            .map(|_| {
+                (0..32)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                            [(x % 62) as usize]
+                    })
+                    .collect()
+            })
+            .collect();
+        let t = std::time::Instant::now();
+        let k = KnownSecrets::new(&values);
+        assert!(k.forms() > 20_000, "{}", k.forms());
+        let text: String = values
+            .iter()
+            .step_by(100)
+            .map(|v| format!("value {} here\n", String::from_utf8_lossy(v)))
+            .collect();
+        let (out, hits) = k.redact(&text);
+        assert_eq!(hits.len(), 30);
+        assert!(!out.contains(&*String::from_utf8_lossy(&values[0])));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(20),
+            "{:?}",
+            t.elapsed()
         );
     }
 

@@ -136,6 +136,8 @@ struct Run {
     carry: Mutex<Vec<u8>>,
     /// How the code was isolated (from the first block).
     report: Mutex<Option<SandboxReport>>,
+    /// The run's context, checked for changes after every block and before every sub-call.
+    context: Mutex<Option<Arc<LoadedContext>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -173,8 +175,10 @@ pub(crate) async fn execute(
         shared,
         events,
     });
-    // The user's own query is masked too (best effort: the rules find what they know).
-    let (query, _) = tree.secrets.mask_str(&query);
+    // The user's own query is masked too (best effort: the rules find what they know), and
+    // known values (the API key, secret-looking environment variables) are redacted, so
+    // neither the events nor the trajectory hold them.
+    let (query, _) = tree.guard(&query);
     let run = Run::new(tree.clone(), None, 0);
     run.emit(RunEvent::Started {
         query: query.clone(),
@@ -232,6 +236,7 @@ impl Run {
             filter: Mutex::new(None),
             carry: Mutex::new(Vec::new()),
             report: Mutex::new(None),
+            context: Mutex::new(None),
         }
     }
 
@@ -328,6 +333,13 @@ impl Run {
     ) -> Result<String> {
         let reservation = self.tree.ledger.reserve()?;
         let started = self.start.elapsed();
+        // The step records what was sent: the input as the exit guards it.
+        let input = if input.len() > OFFLOAD_BYTES {
+            let tree = self.tree.clone();
+            runtime::unblock(move || tree.guard(&input).0).await
+        } else {
+            self.tree.guard(&input).0
+        };
         let mut req = CompletionRequest::new(messages);
         req.model = model;
         req.temperature = temperature;
@@ -411,6 +423,7 @@ impl Run {
             None => None,
         };
         if let Some(lc) = &loaded {
+            *lock(&self.context) = Some(Arc::clone(lc));
             let (ecfg, lc2) = (cfg.egress.clone(), Arc::clone(lc));
             let f = runtime::unblock(move || EgressFilter::with_context(ecfg, lc2)).await;
             *lock(&self.filter) = Some(f);
@@ -419,6 +432,7 @@ impl Run {
             .converse(query, loaded.as_deref().map(|lc| &**lc))
             .await;
         let filter = lock(&self.filter).take();
+        lock(&self.context).take();
         runtime::DropOffThread::new((loaded, filter))
             .release()
             .await;
@@ -525,6 +539,9 @@ impl Run {
         if let Some(e) = lock(&self.fatal).take() {
             return Err(e);
         }
+        // A context file that changed under the run may have shown the code unscanned text:
+        // nothing more of the run leaves.
+        self.context_unchanged()?;
         // stdout and stderr are filtered as one text together with the end of the previous
         // block's output, so a secret split across streams or blocks is still found.
         let carry = std::mem::take(&mut *lock(&self.carry));
@@ -696,12 +713,35 @@ impl Run {
     }
 }
 
+impl Run {
+    /// An error when a context file changed since it was scanned.
+    fn context_unchanged(&self) -> Result<()> {
+        match &*lock(&self.context) {
+            Some(lc) => lc.unchanged(),
+            None => Ok(()),
+        }
+    }
+}
+
 impl HostCalls for Run {
     /// Sub-call failures (an LLM error, a disallowed model, a child run without answer) come
     /// back to the code as strings starting with `Error:`, never as exceptions. Limits and
     /// leaks end the run.
     fn call(&self, call: HostCall) -> BoxFuture<'_, HostReply> {
         Box::pin(async move {
+            if let Err(e) = self.context_unchanged() {
+                let reply = format!("Error: {e}");
+                lock(&self.fatal).get_or_insert(e);
+                return match call {
+                    HostCall::LlmQueryBatched { prompts, .. } => {
+                        HostReply::Texts(vec![reply; prompts.len()])
+                    }
+                    HostCall::RlmQueryBatched { prompts, .. } => {
+                        HostReply::Texts(vec![reply; prompts.len()])
+                    }
+                    _ => HostReply::Text(reply),
+                };
+            }
             match call {
                 HostCall::LlmQuery { prompt, model } => {
                     match self.allowed_model(model.as_deref()) {

@@ -42,7 +42,29 @@ enum Trigger {
     /// at `prev`.
     AfterByte { prev: u8, prefix: &'static str },
     /// The URL scheme before a `://`.
-    Scheme,
+    Scheme(Authority),
+}
+
+/// What the authority of a URL (between `://` and the next `/`) must look like for a scheme
+/// rule to be tried: checked before any regex runs, so URL-dense text stays cheap.
+#[derive(Debug, Clone, Copy)]
+enum Authority {
+    /// Holds user information (`user:password@host`).
+    UserInfo,
+    /// The host ends with one of these.
+    HostEndsWith(&'static [&'static str]),
+}
+
+impl Authority {
+    fn admits(self, authority: &[u8]) -> bool {
+        match self {
+            Authority::UserInfo => authority.contains(&b'@'),
+            Authority::HostEndsWith(hosts) => hosts.iter().any(|h| {
+                authority.len() >= h.len()
+                    && authority[authority.len() - h.len()..].eq_ignore_ascii_case(h.as_bytes())
+            }),
+        }
+    }
 }
 
 /// Which part of a rule's match is the secret itself (what masking replaces).
@@ -134,7 +156,7 @@ const RULES: &[Rule] = &[
     valued(
         "aws_secret_access_key",
         WordStartCi("aws"),
-        r#"\b(?i:aws_?secret(?:_?access)?_?key)["']?\s*[:=]\s*["']?[A-Za-z0-9/+]{40}"#,
+        r#"\b(?i:aws_?secret(?:_?access)?_?key)\\*["']?\s*(?:[:=]|%3[ADad])\s*\\*["']?[A-Za-z0-9/+]{40}"#,
         Value::AfterAssign,
     ),
     rule(
@@ -199,17 +221,17 @@ const RULES: &[Rule] = &[
     ),
     rule(
         "slack_webhook",
-        Scheme,
+        Scheme(Authority::HostEndsWith(&["hooks.slack.com"])),
         r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_\-]+",
     ),
     rule(
         "teams_webhook",
-        Scheme,
+        Scheme(Authority::HostEndsWith(&[".webhook.office.com"])),
         r"https://[A-Za-z0-9\-]+\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/_\-]{60,}",
     ),
     rule(
         "discord_webhook",
-        Scheme,
+        Scheme(Authority::HostEndsWith(&["discord.com", "discordapp.com"])),
         r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{60,68}",
     ),
     rule(
@@ -528,7 +550,7 @@ const RULES: &[Rule] = &[
     ),
     valued(
         "url_credentials",
-        Scheme,
+        Scheme(Authority::UserInfo),
         r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,256}:[^\s@/]{1,256}@[^\s/]+",
         Value::UrlPassword,
     ),
@@ -541,7 +563,22 @@ const RULES: &[Rule] = &[
     valued(
         "basic_auth",
         WordStartCi("authorization"),
-        r#"(?i:authorization)["']?\s*[:=]\s*["']?(?i:basic)\s+[A-Za-z0-9+/]{8,}={0,2}"#,
+        r#"(?i:authorization)\\*["']?\s*(?:[:=]|%3[ADad])\s*\\*["']?(?i:basic)\s+[A-Za-z0-9+/]{8,}={0,2}"#,
+        Value::LastWord,
+    ),
+    // Docker's config.json: `"auth": "<base64 of user:password>"` (quoted, so that prose
+    // about auth is left alone).
+    valued(
+        "docker_config_auth",
+        KeywordSuffix(&["auth"]),
+        r#"(?i:auth)\\*["']?\s*:\s*\\*["'][A-Za-z0-9+/]{12,}={0,2}\\*["']"#,
+        Value::AfterAssign,
+    ),
+    // .netrc: `machine HOST login USER password PASS`.
+    valued(
+        "netrc_password",
+        WordStartCi("machine"),
+        r"(?i:machine)[ \t]+\S+[ \t]+(?:(?i:login)[ \t]+\S+[ \t]+)?(?i:password)[ \t]+\S+",
         Value::LastWord,
     ),
     // Matched from the keyword, so `access_token=`, `client_secret=`, `db_password=` and
@@ -575,7 +612,7 @@ const RULES: &[Rule] = &[
             "license_key",
             "client_key",
         ]),
-        r#"(?i:password|passwd|pwd|passphrase|secret|api[_\-]?key|token|credentials?|(?:secret|private|access|secret_?access|app|account|master|signing|encryption|license|client)_?key)["']?\s*[:=]\s*["']?[^\s"',;]{6,}"#,
+        r#"(?i:password|passwd|pwd|passphrase|secret|api[_\-]?key|token|credentials?|(?:secret|private|access|secret_?access|app|account|master|signing|encryption|license|client)_?key)\\*["']?\s*(?:[:=]|%3[ADad])\s*\\*["']?(?:[^\s"',;\\]|\\[^\s"'])(?:[^\s"',;\\]|\\[^\s"']){5,}"#,
         Value::AfterAssign,
     ),
 ];
@@ -635,7 +672,7 @@ struct Compiled {
     word_end_then: Vec<(&'static [u8], u8, usize, usize)>,
     /// (previous byte, prefix, rule).
     after_byte: Vec<(u8, &'static [u8], usize)>,
-    schemes: Vec<usize>,
+    schemes: Vec<(Authority, usize)>,
 }
 
 fn compiled() -> &'static Compiled {
@@ -684,7 +721,7 @@ fn compiled() -> &'static Compiled {
                     c.after_byte.push((prev, prefix.as_bytes(), r));
                     c.after_prev[prev as usize] = true;
                 }
-                Scheme => c.schemes.push(r),
+                Scheme(a) => c.schemes.push((a, r)),
             }
         }
         for v in &mut c.prefixes {
@@ -695,17 +732,45 @@ fn compiled() -> &'static Compiled {
     })
 }
 
-/// Rule `r`'s anchored regex (compiled on first use).
+/// Rule `r`'s anchored regex (compiled on first use). A leading `\b` is dropped: the
+/// scanner picks where a match may start (a word start, after `-`, `.` or `_` inside a word,
+/// after an escape), and a `\b` there would refuse `MY_KEY_AKIA…` or `\nAKIA…`.
 fn regex(c: &Compiled, r: usize) -> &Regex {
     c.regexes[r].get_or_init(|| {
+        let rule = &RULES[r];
+        let pattern = rule.pattern.strip_prefix(r"\b").unwrap_or(rule.pattern);
         Regex::builder()
             .syntax(
                 regex_automata::util::syntax::Config::new()
                     .unicode(false)
                     .utf8(false),
             )
-            .build(RULES[r].pattern)
-            .unwrap_or_else(|e| panic!("built-in secret pattern {}: {e}", RULES[r].name))
+            .build(pattern)
+            .unwrap_or_else(|e| panic!("built-in secret pattern {}: {e}", rule.name))
+    })
+}
+
+thread_local! {
+    /// Each thread's search caches, one per rule (a shared regex's pool would make the scan
+    /// threads and the many short decoded stretches contend for it).
+    static CACHES: std::cell::RefCell<Vec<Option<regex_automata::meta::Cache>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Rule `r`'s regex on `input`, with this thread's cache.
+fn find_anchored(
+    c: &Compiled,
+    r: usize,
+    input: &regex_automata::Input<'_>,
+) -> Option<regex_automata::Match> {
+    let re = regex(c, r);
+    CACHES.with(|caches| {
+        let mut caches = caches.borrow_mut();
+        if caches.len() < RULES.len() {
+            caches.resize_with(RULES.len(), || None);
+        }
+        let cache = caches[r].get_or_insert_with(|| re.create_cache());
+        re.search_with(cache, input)
     })
 }
 
@@ -747,19 +812,37 @@ pub(crate) static CLASS: [u8; 256] = {
     t
 };
 
-/// True when `pos` lies inside a `[SECRET:kind#n]` placeholder.
-fn inside_placeholder(text: &[u8], pos: usize) -> bool {
-    let from = pos.saturating_sub(64);
-    let Some(open) = text[from..pos].iter().rposition(|&b| b == b'[') else {
+/// The end of the well-formed placeholder `[SECRET:<rule>#<n>]` starting at `at`, if there
+/// is one (`<rule>` one of the rule names). Nothing else that looks like one is excused: a
+/// forged `[SECRET:AKIA…]` or `[SECRET:x]hunter2` is scanned like any text.
+pub(crate) fn placeholder_at(text: &[u8], at: usize) -> Option<usize> {
+    let rest = text.get(at..)?.strip_prefix(PLACEHOLDER_OPEN)?;
+    let hash = rest.iter().take(48).position(|&b| b == b'#')?;
+    let kind = std::str::from_utf8(&rest[..hash]).ok()?;
+    if !RULES.iter().any(|r| r.name == kind) {
+        return None;
+    }
+    let digits = rest[hash + 1..]
+        .iter()
+        .take(20)
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 || rest.get(hash + 1 + digits) != Some(&b']') {
+        return None;
+    }
+    Some(at + PLACEHOLDER_OPEN.len() + hash + 1 + digits + 1)
+}
+
+/// True when `[s, e)` lies inside a well-formed placeholder.
+fn inside_placeholder(text: &[u8], s: usize, e: usize) -> bool {
+    let from = s.saturating_sub(80);
+    let Some(open) = text[from..s.min(text.len())]
+        .iter()
+        .rposition(|&b| b == b'[')
+    else {
         return false;
     };
-    let open = from + open;
-    text[open..].starts_with(PLACEHOLDER_OPEN)
-        && text[open..]
-            .iter()
-            .take(96)
-            .position(|&b| b == b']')
-            .is_some_and(|close| open + close >= pos)
+    placeholder_at(text, from + open).is_some_and(|end| end >= e)
 }
 
 /// The value range inside a match `[s, e)` of `text`.
@@ -768,15 +851,22 @@ fn value_range(text: &[u8], s: usize, e: usize, value: Value) -> (usize, usize) 
     let (vs, ve) = match value {
         Value::Whole => (0, m.len()),
         Value::AfterAssign => {
-            let Some(k) = m.iter().position(|&b| b == b':' || b == b'=') else {
-                return (s, e);
+            let eq = m.iter().position(|&b| b == b':' || b == b'=');
+            let pct = m
+                .windows(3)
+                .position(|w| w[0] == b'%' && w[1] == b'3' && matches!(w[2] | 0x20, b'a' | b'd'));
+            let vs = match (eq, pct) {
+                (Some(a), Some(b)) if b < a => b + 3,
+                (Some(a), _) => a + 1,
+                (None, Some(b)) => b + 3,
+                (None, None) => return (s, e),
             };
-            let mut vs = k + 1;
-            while vs < m.len() && matches!(m[vs], b' ' | b'\t' | b'"' | b'\'') {
+            let mut vs = vs;
+            while vs < m.len() && matches!(m[vs], b' ' | b'\t' | b'"' | b'\'' | b'\\') {
                 vs += 1;
             }
             let mut ve = m.len();
-            while ve > vs && matches!(m[ve - 1], b'"' | b'\'') {
+            while ve > vs && matches!(m[ve - 1], b'"' | b'\'' | b'\\') {
                 ve -= 1;
             }
             (vs, ve)
@@ -824,8 +914,242 @@ impl Extras<'_> {
 }
 
 /// Secrets (and extras) *starting* in `text[lo..hi]`; matches may extend past `hi`.
-/// Unsorted, possibly overlapping.
+/// Unsorted, possibly overlapping. Text written with escapes is also scanned decoded (see
+/// [`scan_escaped`]), two levels deep (JSON inside JSON).
 pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Vec<Span> {
+    scan_depth(text, lo, hi, extras, 2)
+}
+
+fn scan_depth(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>, depth: u8) -> Vec<Span> {
+    let mut out = scan_plain(text, lo, hi, extras);
+    if depth > 0 {
+        scan_escaped(text, lo, hi.min(text.len()), extras, depth, &mut out);
+    }
+    out
+}
+
+/// How far around an encoding escape the decoded stretch reaches (within its line): longer
+/// than any bounded secret.
+const STRETCH: usize = 2 << 10;
+/// The longest stretch decoded at once.
+const STRETCH_MAX: usize = 1 << 20;
+
+/// Secrets whose characters are written as escapes: `\u0041KIA…`, `\x41…`, `gh%70_…`, or
+/// glued to a character written as one (`caf\u00e9AKIA…`). Around each such escape, the
+/// line is decoded (every escape, two levels deep for JSON inside JSON) and scanned again
+/// (secret rules and entropy; context echo stays with the raw text), and what is found is
+/// mapped back onto the escaped bytes. The common escapes alone (`\n`, `\"`, `%3D`) need no
+/// decoding: the plain scan starts words after them and the assignment rules read past them.
+fn scan_escaped(
+    text: &[u8],
+    lo: usize,
+    hi: usize,
+    extras: &Extras<'_>,
+    depth: u8,
+    out: &mut Vec<Span>,
+) {
+    let n = text.len();
+    let inner = Extras {
+        entropy: extras.entropy,
+        on_run: None,
+    };
+    let mut pos = lo;
+    while pos < hi {
+        let Some(k) = memchr::memchr2(b'\\', b'%', &text[pos..hi]) else {
+            break;
+        };
+        let at = pos + k;
+        if !encodes_a_character(text, at) {
+            pos = at + 1;
+            continue;
+        }
+        // The stretch: from the line start (at most STRETCH back) to STRETCH past the last
+        // of the escapes that follow each other closely (across lines, so that text full of
+        // them is decoded in few large pieces), at most STRETCH_MAX.
+        let floor = at.saturating_sub(STRETCH);
+        let start = memchr::memrchr(b'\n', &text[floor..at]).map_or(floor, |j| floor + j + 1);
+        let cap = n.min(at + STRETCH_MAX);
+        let mut end = cap.min(at + STRETCH);
+        let mut next = at + 1;
+        while let Some(j) = memchr::memchr2(b'\\', b'%', &text[next..end]) {
+            let e = next + j;
+            if encodes_a_character(text, e) {
+                end = cap.min(e + STRETCH);
+            }
+            next = e + 1;
+        }
+        let (dec, map) = decode_escapes(&text[start..end]);
+        let back = |d: usize| start + map.source(d, dec.len(), end - start);
+        for sp in scan_depth(&dec, 0, dec.len(), &inner, depth - 1) {
+            out.push(Span {
+                start: back(sp.start),
+                end: back(sp.end),
+                value_start: back(sp.value_start),
+                value_end: back(sp.value_end),
+                rule: sp.rule,
+            });
+        }
+        pos = end.max(at + 1);
+    }
+}
+
+/// True at an escape that writes, by its code (`\uHHHH`, `\xHH`, `%HH`), a character that
+/// can be part of a secret or of its syntax: a word byte, `@` (credentials in a URL), a
+/// quote, a space or a line break. Other punctuation (`%2F`, `%3A`, `%3D`, `\u00e9`, ...)
+/// only separates words, which the plain scan already handles (see [`escape_skip`]).
+fn encodes_a_character(text: &[u8], at: usize) -> bool {
+    let code = match (text[at], text.get(at + 1)) {
+        (b'%', _) => hex_at(text, at + 1, 2),
+        (b'\\', Some(b'x')) => hex_at(text, at + 2, 2),
+        (b'\\', Some(b'u')) => hex_at(text, at + 2, 4),
+        _ => None,
+    };
+    code.is_some_and(|c| {
+        u8::try_from(c).is_ok_and(|b| {
+            WORD[b as usize] || matches!(b, b'@' | b'"' | b'\'' | b' ' | b'\n' | b'\t')
+        })
+    })
+}
+
+/// How many bytes of the word at `ws..i` belong to an escape before it: 1 after a backslash
+/// (`\n`, `\t`, ...), 2 after `%` (`%3D`), else 0.
+fn escape_skip(text: &[u8], ws: usize, i: usize) -> usize {
+    match text[ws - 1] {
+        // Any run of backslashes: `\\n` is `\n` once JSON inside JSON is decoded.
+        b'\\' => {
+            let letter = matches!(text[ws], b'n' | b't' | b'r' | b'b' | b'f' | b'v');
+            usize::from(letter && i - ws > 1)
+        }
+        b'%' if i - ws > 2 && hex_at(text, ws, 2).is_some() => 2,
+        _ => 0,
+    }
+    .max(code_escape_skip(text, ws, i))
+}
+
+/// 5 after `\` at a word `uHHHH…`, 3 at `xHH…` (a character written by its code, glued to
+/// what follows: `caf\u00e9AKIA…`), else 0.
+fn code_escape_skip(text: &[u8], ws: usize, i: usize) -> usize {
+    if text[ws - 1] != b'\\' {
+        return 0;
+    }
+    match text[ws] {
+        b'u' if i - ws > 5 && hex_at(text, ws + 1, 4).is_some() => 5,
+        b'x' if i - ws > 3 && hex_at(text, ws + 1, 2).is_some() => 3,
+        _ => 0,
+    }
+}
+
+fn hex_at(text: &[u8], at: usize, digits: usize) -> Option<u32> {
+    let h = text.get(at..at + digits)?;
+    let mut v = 0u32;
+    for &b in h {
+        let d = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        v = v << 4 | u32::from(d);
+    }
+    Some(v)
+}
+
+/// The length of the escape at `at` (`\n`, `\"`, `\xHH`, `\uHHHH`, `%HH`, ...), if there is
+/// one.
+fn escape_len(text: &[u8], at: usize) -> Option<usize> {
+    match (text[at], text.get(at + 1)?) {
+        (b'%', _) => hex_at(text, at + 1, 2).map(|_| 3),
+        (b'\\', b'n' | b't' | b'r' | b'b' | b'f' | b'v' | b'0' | b'"' | b'\'' | b'\\' | b'/') => {
+            Some(2)
+        }
+        (b'\\', b'x') => hex_at(text, at + 2, 2).map(|_| 4),
+        (b'\\', b'u') => hex_at(text, at + 2, 4).map(|_| 6),
+        _ => None,
+    }
+}
+
+/// Where decoded bytes came from: breakpoints `(decoded offset, source offset, escape)`; a
+/// byte of an escape maps to the escape's start, others follow their breakpoint linearly.
+struct DecodeMap(Vec<(u32, u32, bool)>);
+
+impl DecodeMap {
+    /// The source offset of decoded offset `d` (`src_len` at or past the end).
+    fn source(&self, d: usize, dec_len: usize, src_len: usize) -> usize {
+        if d >= dec_len {
+            return src_len;
+        }
+        let k = self.0.partition_point(|&(bd, _, _)| bd as usize <= d);
+        match k.checked_sub(1).map(|k| self.0[k]) {
+            None => d,
+            Some((_, bs, true)) => bs as usize,
+            Some((bd, bs, false)) => bs as usize + (d - bd as usize),
+        }
+    }
+}
+
+/// `src` with its escapes decoded (`\uHHHH` becomes UTF-8; a surrogate pair one character; a
+/// lone surrogate U+FFFD), and where each decoded byte came from.
+fn decode_escapes(src: &[u8]) -> (Vec<u8>, DecodeMap) {
+    let mut out = Vec::with_capacity(src.len());
+    let mut map = Vec::new();
+    let mut i = 0;
+    while i < src.len() {
+        // Plain bytes up to the next possible escape, copied at once.
+        let run = memchr::memchr2(b'\\', b'%', &src[i..]).map_or(src.len(), |k| i + k);
+        if run > i {
+            map.push((out.len() as u32, i as u32, false));
+            out.extend_from_slice(&src[i..run]);
+            i = run;
+            continue;
+        }
+        let Some(len) = escape_len(src, i) else {
+            map.push((out.len() as u32, i as u32, false));
+            out.push(src[i]);
+            i += 1;
+            continue;
+        };
+        let mut used = len;
+        let mut utf8 = [0u8; 4];
+        let bytes: &[u8] = match (src[i], src[i + 1]) {
+            (b'%', _) | (b'\\', b'x') => {
+                utf8[0] = hex_at(src, i + len - 2, 2).unwrap_or(0) as u8;
+                &utf8[..1]
+            }
+            (_, b'u') => {
+                let unit = hex_at(src, i + 2, 4).unwrap_or(0xfffd);
+                let ch = if (0xd800..0xdc00).contains(&unit)
+                    && src.get(i + 6..i + 8) == Some(b"\\u")
+                    && let Some(low @ 0xdc00..0xe000) = hex_at(src, i + 8, 4)
+                {
+                    used = 12;
+                    char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))
+                } else {
+                    char::from_u32(unit)
+                };
+                ch.unwrap_or('\u{fffd}').encode_utf8(&mut utf8).as_bytes()
+            }
+            (_, c) => {
+                utf8[0] = match c {
+                    b'n' => b'\n',
+                    b't' => b'\t',
+                    b'r' => b'\r',
+                    b'b' => 8,
+                    b'f' => 12,
+                    b'v' => 11,
+                    b'0' => 0,
+                    other => other,
+                };
+                &utf8[..1]
+            }
+        };
+        map.push((out.len() as u32, i as u32, true));
+        out.extend_from_slice(bytes);
+        i += used;
+    }
+    (out, DecodeMap(map))
+}
+
+fn scan_plain(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Vec<Span> {
     use regex_automata::{Anchored, Input};
     let c = compiled();
     let n = text.len();
@@ -833,7 +1157,7 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
     let mut out: Vec<Span> = Vec::new();
     let try_rule = |r: usize, at: usize, out: &mut Vec<Span>| -> bool {
         let input = Input::new(text).span(at..n).anchored(Anchored::Yes);
-        let Some(m) = regex(c, r).find(input) else {
+        let Some(m) = find_anchored(c, r, &input) else {
             return false;
         };
         let rule = &RULES[r];
@@ -841,7 +1165,7 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
             return false;
         }
         let (vs, ve) = value_range(text, m.start(), m.end(), rule.value);
-        if text[vs..].starts_with(PLACEHOLDER_OPEN) || inside_placeholder(text, m.start()) {
+        if placeholder_at(text, vs) == Some(ve) || inside_placeholder(text, m.start(), m.end()) {
             // Already masked.
             return false;
         }
@@ -854,11 +1178,26 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
         });
         true
     };
-    // A keyword rule needs `:` or `=` within four bytes after the word.
+    // A keyword rule needs `:` or `=` after the word, past quotes, backslashes and any
+    // alignment (`password          = "…"`).
     let assign_follows = |i: usize| {
-        text[i..n.min(i + 4)]
+        let rest = &text[i..n.min(i + 64)];
+        match rest
             .iter()
-            .any(|&b| b == b':' || b == b'=')
+            .position(|&b| !matches!(b, b' ' | b'\t' | b'"' | b'\'' | b'\\'))
+        {
+            Some(k) => match rest[k] {
+                b':' | b'=' => true,
+                b'%' => {
+                    rest.get(k + 1) == Some(&b'3')
+                        && rest
+                            .get(k + 2)
+                            .is_some_and(|&c| matches!(c | 0x20, b'a' | b'd'))
+                }
+                _ => false,
+            },
+            None => false,
+        }
     };
     let on_word = |ws: usize, i: usize, out: &mut Vec<Span>| {
         let len = i - ws;
@@ -874,12 +1213,44 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
         let scheme = next == b':' && text[i..].starts_with(b"://");
         let long = len >= MIN_PREFIX_WORD;
         let starts = c.word_start_first[first];
-        if !(long || starts || keyword || end_then || after || scheme) {
+        // A key block glued to what precedes it (`x-----BEGIN …`): the word ends the marker.
+        let glued_block = len > 10 && (last == b'N' as usize || last == b'n' as usize);
+        // A word glued to an escape (`\nAKIA…`, `%3Dghp_…`) also starts after it.
+        let skip = if prev == b'\\' || prev == b'%' {
+            escape_skip(text, ws, i)
+        } else {
+            0
+        };
+        if !(long || starts || keyword || end_then || after || scheme || glued_block || skip > 0) {
             return;
         }
         let word = &text[ws..i];
+        if skip > 0 {
+            let at = ws + skip;
+            if i - at >= MIN_PREFIX_WORD {
+                for &(pre, r) in &c.prefixes[text[at] as usize] {
+                    if text[at..i].starts_with(pre) && try_rule(r, at, out) {
+                        break;
+                    }
+                }
+            }
+            for &(w, r) in &c.word_starts[text[at].to_ascii_lowercase() as usize] {
+                if i - at >= w.len() && text[at..at + w.len()].eq_ignore_ascii_case(w) {
+                    try_rule(r, at, out);
+                }
+            }
+        }
+        if glued_block && let Some(k) = memchr::memmem::find(&word[1..], b"-----") {
+            let at = ws + 1 + k;
+            for &(w, r) in &c.word_starts[b'-' as usize] {
+                if i - at >= w.len() && text[at..at + w.len()].eq_ignore_ascii_case(w) {
+                    try_rule(r, at, out);
+                }
+            }
+        }
         if long {
-            // Candidate starts: the word start, and positions after '-' or '.' inside it.
+            // Candidate starts: the word start, and positions after '-', '.' or '_' inside
+            // it (`MY_TOKEN_ghp_…`, `SIE-glpat-…`).
             let mut p = ws;
             loop {
                 for &(pre, r) in &c.prefixes[text[p] as usize] {
@@ -887,7 +1258,7 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
                         break;
                     }
                 }
-                match memchr::memchr2(b'-', b'.', &text[p..i]) {
+                match memchr::memchr3(b'-', b'.', b'_', &text[p..i]) {
                     Some(k) if p + k + 1 < i => p = p + k + 1,
                     _ => break,
                 }
@@ -936,8 +1307,17 @@ pub(crate) fn scan(text: &[u8], lo: usize, hi: usize, extras: &Extras<'_>) -> Ve
             while s < i && !text[s].is_ascii_alphabetic() {
                 s += 1;
             }
-            for &r in &c.schemes {
-                try_rule(r, s, out);
+            let after = (i + 3).min(n);
+            let limit = n.min(after + 300);
+            let auth_end = text[after..limit]
+                .iter()
+                .position(|&b| b == b'/' || b.is_ascii_whitespace())
+                .map_or(limit, |k| after + k);
+            let authority = &text[after..auth_end];
+            for &(a, r) in &c.schemes {
+                if a.admits(authority) {
+                    try_rule(r, s, out);
+                }
             }
         }
     };
@@ -1082,6 +1462,16 @@ mod tests {
     /// (text, rule, the secret value inside it).
     pub(crate) const SAMPLES: &[(&str, &str, &str)] = &[
         (
+            r#"{"auths":{"r.example":{"auth":"dXNlcjpzdXBlcnNlY3JldA=="}}}"#,
+            "docker_config_auth",
+            "dXNlcjpzdXBlcnNlY3JldA==",
+        ),
+        (
+            "machine api.example.com login bob password s3cr3tP4ssw0rd",
+            "netrc_password",
+            "s3cr3tP4ssw0rd",
+        ),
+        (
             "AKIAIOSFODNN7EXAMPLE",
             "aws_access_key_id",
             "AKIAIOSFODNN7EXAMPLE",
@@ -1220,6 +1610,133 @@ mod tests {
             "https://example.com/path?q=1",
         ] {
             assert!(find_secrets(benign.as_bytes(), 1).is_empty(), "{benign}");
+        }
+    }
+
+    /// Secrets written with escapes or glued by them are found, and the masked range is the
+    /// escaped secret: what stays around it is exactly the text around the secret.
+    #[test]
+    fn escaped_and_glued_secrets_are_found() {
+        let key = "AKIAIOSFODNN7EXAMPLE";
+        let gh = "ghp_1234567890abcdefghijklmnopqrstuvwxyzAB";
+        for (text, rule, value) in [
+            (
+                r#"{"log":"started\nAKIAIOSFODNN7EXAMPLE rest"}"#,
+                "aws_access_key_id",
+                key,
+            ),
+            (
+                r#"{"log":"tok\tghp_1234567890abcdefghijklmnopqrstuvwxyzAB"}"#,
+                "github_token",
+                gh,
+            ),
+            (
+                r#"{"k":"\u0041KIAIOSFODNN7EXAMPLE"}"#,
+                "aws_access_key_id",
+                r"\u0041KIAIOSFODNN7EXAMPLE",
+            ),
+            (
+                r#"{"k":"\x41KIAIOSFODNN7EXAMPLE"}"#,
+                "aws_access_key_id",
+                r"\x41KIAIOSFODNN7EXAMPLE",
+            ),
+            (
+                "q=a%3Dghp_1234567890abcdefghijklmnopqrstuvwxyzAB&b=1",
+                "github_token",
+                gh,
+            ),
+            ("MY_KEY_AKIAIOSFODNN7EXAMPLE", "aws_access_key_id", key),
+            (
+                r#"{"m":"{\"password\":\"hunter2hunter2\"}"}"#,
+                "secret_assignment",
+                "hunter2hunter2",
+            ),
+            (
+                r#""{\\\"password\\\":\\\"hunter2hunter2\\\"}""#,
+                "secret_assignment",
+                "hunter2hunter2",
+            ),
+            (
+                "  password          = \"hunter2hunter2\"",
+                "secret_assignment",
+                "hunter2hunter2",
+            ),
+            (
+                "token%3Dsupersecretvalue123",
+                "secret_assignment",
+                "supersecretvalue123",
+            ),
+        ] {
+            let spans = find_secrets(text.as_bytes(), 1);
+            let found: Vec<(&str, &str)> = spans
+                .iter()
+                .map(|s| (s.rule, &text[s.value_start..s.value_end]))
+                .collect();
+            assert!(found.contains(&(rule, value)), "{text}: {found:?}");
+        }
+        // A key block in a JSON string, glued to `\n` (and to a letter).
+        let pem = "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\\n-----END PRIVATE KEY-----";
+        for text in [
+            format!(r#"{{"k":"chain\n{pem}\n"}}"#),
+            format!("x{}", pem.replace("\\n", "\n")),
+        ] {
+            let spans = find_secrets(text.as_bytes(), 1);
+            assert!(
+                spans.iter().any(|s| s.rule == "private_key"
+                    && text[s.value_start..s.value_end].contains("MIIEvQIB")),
+                "{text}: {spans:?}"
+            );
+        }
+    }
+
+    /// Only real placeholders are excused: anything else that starts like one is scanned.
+    #[test]
+    fn forged_placeholders_are_scanned() {
+        for text in [
+            "[SECRET:AKIAIOSFODNN7EXAMPLE]",
+            "[SECRET:aws_access_key_id#1 AKIAIOSFODNN7EXAMPLE]",
+            "password=[SECRET:x]hunter2hunter2",
+            "password=[SECRET:secret_assignment#1]hunter2hunter2",
+        ] {
+            assert!(!find_secrets(text.as_bytes(), 1).is_empty(), "{text}");
+        }
+        assert_eq!(placeholder_at(b"[SECRET:github_token#12]", 0), Some(24));
+        assert_eq!(placeholder_at(b"[SECRET:nope#1]", 0), None);
+    }
+
+    proptest::proptest! {
+        /// A secret inside a string, JSON-encoded once or twice, or URL-encoded: always found.
+        #[test]
+        fn json_encoded_secrets_are_found(
+            pre in "[a-zA-Z \n\t\"\\\\]{0,40}",
+            post in "[a-zA-Z \n\t\"\\\\]{0,40}",
+            how in 0..3u8,
+            idx in 0..SAMPLES.len(),
+        ) {
+            let (secret, rule, _) = SAMPLES[idx];
+            let raw = format!("{pre}\n{secret}\n{post}");
+            let mut enc = serde_json::to_string(&raw).unwrap();
+            match how {
+                1 => enc = serde_json::to_string(&enc).unwrap(),
+                // URL-encoded (every byte but the unreserved ones), in a JSON string.
+                2 => {
+                    let pct: String = raw
+                        .bytes()
+                        .map(|b| {
+                            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                                (b as char).to_string()
+                            } else {
+                                format!("%{b:02X}")
+                            }
+                        })
+                        .collect();
+                    enc = serde_json::to_string(&pct).unwrap();
+                }
+                _ => {}
+            }
+            let text = format!("{{\"log\": {enc}}}");
+            let spans = find_secrets(text.as_bytes(), 1);
+            proptest::prop_assert!(spans.iter().any(|s| s.rule == rule), "{text}: {spans:?}");
         }
     }
 

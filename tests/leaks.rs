@@ -68,6 +68,20 @@ fn planted() -> Vec<(String, String)> {
             "telegram bot 6184930275:AAHk3Qx9PzT2mLv7RbN4cJ8yWf1HsDg6AeU".into(),
         ),
         (pem_body.to_string(), pem),
+        // Written with escapes, as in JSON logs and config: glued to `\n`, a key block inside
+        // a JSON string, a column-aligned assignment.
+        s(
+            "AKIAZ7QW3RT5YU8IO2PL",
+            r#"{"log":"login ok\nAKIAZ7QW3RT5YU8IO2PL used"}"#.into(),
+        ),
+        s(
+            "MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDqg9DQ7KBrnRDq",
+            r#"{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\nMIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQDqg9DQ7KBrnRDq\n-----END PRIVATE KEY-----\n"}"#.into(),
+        ),
+        s(
+            "Tr0ub4dor-and-3x",
+            "  password          = \"Tr0ub4dor-and-3x\"".into(),
+        ),
     ]
 }
 
@@ -315,6 +329,8 @@ fn the_query_and_known_values_are_guarded_at_the_exit() {
     });
     let key = "sk-proj-Qx7Lm2Vt9Rb4Nc8Jw3Hy6Fk1Ds5Ae0Uo";
     let env_secret = "zq8Vn3Lp0Rt7Wm2XkP5s";
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("trajectory.jsonl");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rlm"))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -323,6 +339,9 @@ fn the_query_and_known_values_are_guarded_at_the_exit() {
         .args([
             "run",
             "--quiet",
+            "--json",
+            "--log",
+            log.to_str().unwrap(),
             "--base-url",
             &server.base_url(),
             &format!(
@@ -343,8 +362,14 @@ fn the_query_and_known_values_are_guarded_at_the_exit() {
         .iter()
         .map(|q| q.to_string())
         .collect();
+    // Nor the trajectory, nor the result the CLI prints (its steps included).
+    let trajectory = std::fs::read_to_string(&log).unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("\"steps\""), "{printed}");
     for s in [key, env_secret, "AKIAQX4ZPJ7VB2KD9WME", "Sup3rS3cretPw"] {
         assert!(!sent.contains(s), "{s} reached the provider");
+        assert!(!trajectory.contains(s), "{s} is in the trajectory");
+        assert!(!printed.contains(s), "{s} is in the printed result");
     }
     assert!(sent.contains("[SECRET:aws_access_key_id#1]"), "{sent}");
     assert!(sent.contains("[REDACTED:known_secret]"), "{sent}");
@@ -354,4 +379,53 @@ fn the_query_and_known_values_are_guarded_at_the_exit() {
         meta[0].header("authorization"),
         Some(format!("Bearer {key}").as_str())
     );
+}
+
+/// A context file that changes during the run (appended to, as a live log is) could show
+/// the code text no secret scan has seen: the run stops at the next block or sub-call, and
+/// nothing written after the scan reaches the provider.
+#[test]
+fn a_context_file_changed_during_the_run_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("live.log");
+    std::fs::write(&path, "12:00 service started\n12:01 all good\n".repeat(200)).unwrap();
+    for via_subcall in [false, true] {
+        let p = path.clone();
+        let server = LlmServer::start(move |_, n| {
+            if n == 0 {
+                // The log grows after it was scanned.
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+                writeln!(f, "12:02 late line APPENDED-AFTER-SCAN-7731").unwrap();
+                if via_subcall {
+                    code("print(llm_query('summarise: ' + ctx.read(ctx.size - 200, 200)))")
+                } else {
+                    code("print(ctx.read(0, 100))")
+                }
+            } else {
+                code("FINAL('done')")
+            }
+        });
+        let o = Orchestrator::builder()
+            .base_url(server.base_url())
+            .model("gpt-4o-mini")
+            .build()
+            .unwrap();
+        let r = o.run_with_context("what happened?", Context::file(&path));
+        let err = r.error.as_ref().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            r.final_answer.is_none() && err.contains("changed after it was scanned"),
+            "via_subcall={via_subcall}: {:?} {err}",
+            r.final_answer
+        );
+        let sent: String = server
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|q| q.to_string())
+            .collect();
+        assert!(!sent.contains("APPENDED-AFTER-SCAN"), "{sent}");
+        assert_eq!(server.count(), 1, "no request after the change");
+    }
 }

@@ -8,7 +8,6 @@
 //! are visible through `/proc/1`. When the host runs as root the sandbox runs under a leased
 //! unprivileged host uid so the process limit holds.
 
-use std::fs::File;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -121,9 +120,7 @@ impl Backend for Bwrap {
         let use_fds = lease.is_some();
         let mut ctx_fds = Vec::new();
         for (i, f) in spec.files.iter().enumerate() {
-            let file = File::open(&f.path).map_err(|e| {
-                Error::context(format!("cannot open context {}: {e}", f.path.display()))
-            })?;
+            let file = f.open_unchanged()?;
             let target = CTX_FD_BASE + i as RawFd;
             if use_fds {
                 ctx_fds.push(target);

@@ -204,6 +204,8 @@ impl Backend for Docker {
             cmd.args(["--runtime", "runsc"]);
         }
         for f in &spec.files {
+            // The engine binds by path: the file there must still be the one scanned.
+            drop(f.open_unchanged()?);
             cmd.arg("--mount")
                 .arg(bind_mount(&f.path, &format!("/context/{}", f.name)));
         }

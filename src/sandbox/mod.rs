@@ -41,6 +41,7 @@ pub use session::{
 
 #[cfg(test)]
 pub(crate) use driver::REPL_FUNCTIONS;
+pub(crate) use session::changed_error;
 
 /// The sandbox `cfg` selects. A backend this build does not have is an error naming the
 /// setting; nothing falls back to a less isolated backend.

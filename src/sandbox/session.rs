@@ -120,6 +120,41 @@ pub struct ContextFile {
     pub path: PathBuf,
     /// Name inside the sandbox: `/context/<name>`.
     pub name: String,
+    /// The file as it was scanned for secrets: a file that no longer matches is refused.
+    pub(crate) stamp: Option<crate::handle::FileStamp>,
+}
+
+impl ContextFile {
+    /// Opens the file read-only, refusing it if it changed since it was scanned (a changed
+    /// file could show the sandbox text no secret scan has seen).
+    pub(crate) fn open_unchanged(&self) -> crate::error::Result<std::fs::File> {
+        let file = std::fs::File::open(&self.path).map_err(|e| {
+            crate::error::Error::context(format!(
+                "cannot open context {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        let meta = file.metadata().map_err(|e| {
+            crate::error::Error::context(format!(
+                "cannot open context {}: {e}",
+                self.path.display()
+            ))
+        })?;
+        if let Some(stamp) = self.stamp
+            && crate::handle::FileStamp::of(&meta) != stamp
+        {
+            return Err(changed_error(&self.name));
+        }
+        Ok(file)
+    }
+}
+
+/// The error for a context file that changed after it was scanned.
+pub(crate) fn changed_error(name: &str) -> crate::error::Error {
+    crate::error::Error::context(format!(
+        "context file {name} changed after it was scanned for secrets (the sandbox is never \
+         shown text no scan has seen); pass a file nobody writes to during the run, or a copy"
+    ))
 }
 
 /// What a session needs to know about the run's context.
@@ -155,6 +190,7 @@ impl SessionSpec {
                 .map(|d| ContextFile {
                     path: d.path().to_path_buf(),
                     name: d.name().to_string(),
+                    stamp: Some(d.stamp()),
                 })
                 .collect(),
             is_list: ctx.is_list,

@@ -3,7 +3,6 @@
 //! environment and, on a root host, a leased unprivileged uid. No namespaces, no seccomp:
 //! every result is marked `unsafe_runtime`.
 
-use std::fs::File;
 use std::os::fd::RawFd;
 use std::process::Command;
 use std::sync::Arc;
@@ -49,9 +48,7 @@ impl Backend for Unisolated {
         plan.fd(msg_w, 4);
         let mut fds = Vec::new();
         for (i, f) in spec.files.iter().enumerate() {
-            let file = File::open(&f.path).map_err(|e| {
-                Error::context(format!("cannot open context {}: {e}", f.path.display()))
-            })?;
+            let file = f.open_unchanged()?;
             let target = CTX_FD_BASE + i as RawFd;
             fds.push(target);
             plan.fd(file.into(), target);
