@@ -885,6 +885,20 @@ mod tests {
         }
     }
 
+    /// `n` pseudo-random base64 characters (one high-entropy token).
+    fn random_token(n: usize) -> String {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                alphabet[(x % 64) as usize] as char
+            })
+            .collect()
+    }
+
     /// Redactions so large near an end that what is kept would reach past a window: the
     /// filter scans everything instead, and nothing secret survives.
     #[test]
@@ -894,16 +908,7 @@ mod tests {
         let window = limit * 2 + WINDOW_MARGIN;
         // One high-entropy token longer than the head window: rendered, the window shrinks
         // to a single marker, far below what is kept.
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let blob: String = (0..window + 1000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                alphabet[(x % 64) as usize] as char
-            })
-            .collect();
+        let blob = random_token(window + 1000);
         let mut text = blob.clone();
         text.push('\n');
         text.push_str(&"plain words here\n".repeat(window * 2 / 17));
@@ -928,16 +933,7 @@ mod tests {
         let filt = f();
         let limit = EgressConfig::defaults().max_output_bytes;
         let window = limit * 2 + WINDOW_MARGIN;
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let token: String = (0..window - 16_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                alphabet[(x % 64) as usize] as char
-            })
-            .collect();
+        let token = random_token(window - 16_000);
         let mut tail = "plain words\n".repeat(2000 / 12);
         tail.push_str(&"password=abcdef ".repeat(10_000 / 16));
         tail.push('\n');

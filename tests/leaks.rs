@@ -355,13 +355,7 @@ fn the_query_and_known_values_are_guarded_at_the_exit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let sent: String = server
-        .requests
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|q| q.to_string())
-        .collect();
+    let sent = server.all_requests();
     // Nor the trajectory, nor the result the CLI prints (its steps included).
     let trajectory = std::fs::read_to_string(&log).unwrap();
     let printed = String::from_utf8_lossy(&out.stdout);
@@ -418,13 +412,7 @@ fn a_context_file_changed_during_the_run_stops_it() {
             "via_subcall={via_subcall}: {:?} {err}",
             r.final_answer
         );
-        let sent: String = server
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|q| q.to_string())
-            .collect();
+        let sent = server.all_requests();
         assert!(!sent.contains("APPENDED-AFTER-SCAN"), "{sent}");
         assert_eq!(server.count(), 1, "no request after the change");
     }

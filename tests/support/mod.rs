@@ -109,6 +109,17 @@ impl LlmServer {
         format!("http://{}/v1", self.addr)
     }
 
+    /// Every request body received so far, as one text (to search for what must not be
+    /// there).
+    pub fn all_requests(&self) -> String {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|q| q.to_string())
+            .collect()
+    }
+
     /// Number of requests received.
     pub fn count(&self) -> usize {
         self.requests.lock().unwrap().len()
