@@ -75,10 +75,22 @@ pub(crate) struct Agent {
     previous_at: Option<usize>,
     repeats: u32,
     repeated: bool,
+    /// Every reply's code so far, to spot a model going round in circles.
+    history: Vec<Vec<String>>,
+    /// The current reply repeats code of an earlier, not the previous, turn.
+    circling: bool,
     /// Blocks of the current reply still to run, and how many it had.
     queue: VecDeque<String>,
     blocks: usize,
     observations: Vec<String>,
+    /// The block running now.
+    current: String,
+    /// Every observation of the run so far (what the model has been shown).
+    seen: Vec<String>,
+    /// A final answer without evidence was already refused once.
+    refused_final: bool,
+    /// Final answers must be backed by output or computation (runs over a context).
+    require_evidence: bool,
 }
 
 impl Agent {
@@ -99,10 +111,23 @@ impl Agent {
             previous_at: None,
             repeats: 0,
             repeated: false,
+            history: Vec::new(),
+            circling: false,
             queue: VecDeque::new(),
             blocks: 0,
             observations: Vec::new(),
+            current: String::new(),
+            seen: Vec::new(),
+            refused_final: false,
+            require_evidence: true,
         }
+    }
+
+    /// Whether a final answer typed in without evidence is refused once (on by default;
+    /// runs without a context answer from knowledge or computation and turn it off).
+    pub(crate) fn require_evidence(mut self, on: bool) -> Self {
+        self.require_evidence = on;
+        self
     }
 
     /// The first action: ask the model.
@@ -125,7 +150,15 @@ impl Agent {
     pub(crate) fn on_reply(&mut self, reply: &str) -> Action {
         let blocks = extract_python_code(reply);
         self.repeated = !blocks.is_empty() && blocks == self.previous_code;
-        self.repeats = if self.repeated { self.repeats + 1 } else { 0 };
+        self.circling = !blocks.is_empty() && !self.repeated && self.history.contains(&blocks);
+        self.repeats = if self.repeated || self.circling {
+            self.repeats + 1
+        } else {
+            0
+        };
+        if !blocks.is_empty() {
+            self.history.push(blocks.clone());
+        }
         if self.repeated
             && let Some(at) = self.previous_at
             && at + 2 <= self.messages.len()
@@ -143,6 +176,12 @@ impl Agent {
             // A final answer is taken from prose only when the reply has no code: code must
             // run first.
             if let Some(answer) = final_from_text(reply) {
+                if self.guessed(&answer, reply, "") {
+                    self.refused_final = true;
+                    self.messages
+                        .push(Message::user(prompt::unsupported_final(&answer)));
+                    return self.next_turn();
+                }
                 return Action::Answer(answer);
             }
             self.no_code += 1;
@@ -163,18 +202,44 @@ impl Agent {
 
     /// A block of the current reply ran.
     pub(crate) fn on_block(&mut self, result: BlockResult) -> Action {
-        self.observations.push(result.observation);
+        let code = std::mem::take(&mut self.current);
         if let Some(answer) = result.final_answer {
+            let refusal = if self.guessed(&answer, &code, &result.observation) {
+                // Typed in and never shown: the model is asked for the evidence.
+                Some(prompt::unsupported_final(&answer))
+            } else if self.unseen(&answer) {
+                // Computed and answered in the same block: the model has not looked at it.
+                Some(prompt::confirm_final(&answer, &self.messages[1].content))
+            } else {
+                None
+            };
             self.queue.clear();
+            if let Some(text) = refusal {
+                // Once per run.
+                self.refused_final = true;
+                self.observations.push(result.observation.clone());
+                self.seen.push(result.observation);
+                self.observations.push(text);
+                return self.end_of_reply();
+            }
             return Action::Answer(answer);
         }
+        self.seen.push(result.observation.clone());
+        self.observations.push(result.observation);
         if !self.queue.is_empty() {
             return self.next_block();
         }
+        self.end_of_reply()
+    }
+
+    /// Every block of the reply ran: the observations go back to the model.
+    fn end_of_reply(&mut self) -> Action {
         let next = if self.iteration >= self.max_iterations {
             String::new()
         } else if self.repeated {
             prompt::repeated_code(self.iteration + 1, self.max_iterations)
+        } else if self.circling {
+            prompt::circling_code(self.iteration + 1, self.max_iterations)
         } else {
             prompt::next_turn(self.iteration + 1, self.max_iterations)
         };
@@ -183,8 +248,40 @@ impl Agent {
         self.next_turn()
     }
 
+    /// True when `answer` looks made up: typed into the code (or the reply) as a literal,
+    /// and never shown by any output of the run, this block's included. Such an answer is
+    /// refused once; a value the code computed, or one an output showed, is accepted.
+    fn guessed(&self, answer: &str, code: &str, this_block: &str) -> bool {
+        if self.refused_final || !self.require_evidence {
+            return false;
+        }
+        let a = answer.trim().trim_matches(['"', '\'', '`']).trim();
+        if a.is_empty() || !contains_loosely(code, a) {
+            return false;
+        }
+        let outputs: Vec<&str> = self
+            .seen
+            .iter()
+            .map(String::as_str)
+            .chain([this_block])
+            .collect();
+        !shown_in(a, &outputs)
+    }
+
+    /// True when no earlier output of the run showed `answer`: the model answered with a
+    /// value it has not looked at (asked to check it once, over a context).
+    fn unseen(&self, answer: &str) -> bool {
+        if self.refused_final || !self.require_evidence {
+            return false;
+        }
+        let a = answer.trim();
+        let outputs: Vec<&str> = self.seen.iter().map(String::as_str).collect();
+        !a.is_empty() && !shown_in(a, &outputs)
+    }
+
     fn next_block(&mut self) -> Action {
         let code = self.queue.pop_front().expect("a block to run");
+        self.current = code.clone();
         Action::Run {
             code,
             index: self.blocks - self.queue.len(),
@@ -205,6 +302,49 @@ impl Agent {
     }
 }
 
+/// True when the outputs show `answer`: whole, or part by part. An answer made of pieces
+/// (`VAN-2731, 1840 EUR`) counts as shown when every piece with a digit in it appears in some
+/// output, or, for an answer without digits, every word of three letters or more.
+fn shown_in(answer: &str, outputs: &[&str]) -> bool {
+    if outputs.iter().any(|o| contains_loosely(o, answer)) {
+        return true;
+    }
+    let pieces: Vec<&str> = answer
+        .split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '.' | '_' | ',')))
+        .map(|p| p.trim_matches(['.', ',', '-', '_']))
+        .filter(|p| !p.is_empty())
+        .collect();
+    let numeric: Vec<&str> = pieces
+        .iter()
+        .copied()
+        .filter(|p| p.chars().any(|c| c.is_ascii_digit()))
+        .collect();
+    let needed: Vec<&str> = if numeric.is_empty() {
+        pieces
+            .into_iter()
+            .filter(|p| p.chars().count() >= 3)
+            .collect()
+    } else {
+        numeric
+    };
+    !needed.is_empty()
+        && needed
+            .iter()
+            .all(|p| outputs.iter().any(|o| contains_loosely(o, p)))
+}
+
+/// `needle` occurs in `hay`, ignoring case, and for numbers also with thousands separators
+/// (`4312` in `4,312`).
+fn contains_loosely(hay: &str, needle: &str) -> bool {
+    let h = hay.to_lowercase();
+    let n = needle.to_lowercase();
+    if h.contains(&n) {
+        return true;
+    }
+    let digits = |s: &str| s.replace([',', '_'], "");
+    n.chars().any(|c| c.is_ascii_digit()) && digits(&h).contains(&digits(&n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +363,125 @@ mod tests {
 
     fn code(c: &str) -> String {
         format!("```python\n{c}\n```")
+    }
+
+    fn finished(obs: &str, answer: &str) -> BlockResult {
+        BlockResult {
+            observation: obs.into(),
+            final_answer: Some(answer.into()),
+        }
+    }
+
+    /// A value typed into FINAL that no output showed is refused once with a request for
+    /// evidence; computed or shown values are accepted at once.
+    #[test]
+    fn a_final_answer_without_evidence_is_refused_once() {
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(ctx.search('D-4821')[0]['text'])"));
+        assert_eq!(
+            a.on_block(ran("{\"device_id\": \"D-4821\", \"firmware\": \"3.1.4\"}")),
+            Action::Ask { temperature: None }
+        );
+        // Made up: 3.7.1 was never printed.
+        a.on_reply(&code("FINAL('3.7.1')"));
+        let next = a.on_block(finished("[final answer recorded]", "3.7.1"));
+        assert_eq!(next, Action::Ask { temperature: None });
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("was not accepted yet"),
+            "{:?}",
+            a.messages().last()
+        );
+        // Asked once only: the same answer again is taken.
+        a.on_reply(&code("FINAL('3.7.1')"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "3.7.1")),
+            Action::Answer("3.7.1".into())
+        );
+
+        // A value that an output showed, typed in: accepted.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(rows[3])"));
+        a.on_block(ran("O-1,2025-01-02,Kenya,desk lamp,4,312"));
+        a.on_reply(&code("FINAL('desk lamp')"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "desk lamp")),
+            Action::Answer("desk lamp".into())
+        );
+
+        // Computed by the code but never looked at: the model is asked once to check it.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code(
+            "n = sum(1 for r in rows if r[2] == 'Kenya')\nFINAL(n)",
+        ));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "27")),
+            Action::Ask { temperature: None }
+        );
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("which you have not seen before")
+        );
+        a.on_reply(&code("FINAL(n)"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "27")),
+            Action::Answer("27".into())
+        );
+        // Without a context (knowledge, computation) answers are taken as they come.
+        let mut a = agent(6).require_evidence(false);
+        a.start();
+        a.on_reply(&code("FINAL('Paris')"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "Paris")),
+            Action::Answer("Paris".into())
+        );
+
+        // An answer put together from pieces that outputs showed: accepted.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(hits)"));
+        a.on_block(ran("17352 inspection of VAN-2731 FAILED\n38903 REPAIR COMPLETED for VAN-2731: total cost 1840 EUR"));
+        a.on_reply(&code("FINAL('VAN-2731, 1840 EUR')"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "VAN-2731, 1840 EUR")),
+            Action::Answer("VAN-2731, 1840 EUR".into())
+        );
+
+        // A number shown with a thousands separator counts as shown.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(total)"));
+        a.on_block(ran("4,312"));
+        a.on_reply(&code("FINAL(4312)"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "4312")),
+            Action::Answer("4312".into())
+        );
+
+        // In prose, before any output: refused once too.
+        let mut a = agent(6);
+        a.start();
+        assert_eq!(
+            a.on_reply("The answer:\nFINAL(42)"),
+            Action::Ask { temperature: None }
+        );
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("was not accepted yet")
+        );
+        assert_eq!(a.on_reply("FINAL(42)"), Action::Answer("42".into()));
     }
 
     #[test]
@@ -259,7 +518,7 @@ mod tests {
 
     #[test]
     fn a_final_answer_ends_the_reply_and_prose_finals_need_no_code() {
-        let mut a = agent(5);
+        let mut a = agent(5).require_evidence(false);
         a.start();
         let reply = format!(
             "{}\n{}\nFINAL(99)",
@@ -268,7 +527,7 @@ mod tests {
         );
         assert!(matches!(a.on_reply(&reply), Action::Run { index: 1, .. }));
         let done = a.on_block(BlockResult {
-            observation: String::new(),
+            observation: "1".into(),
             final_answer: Some("1".into()),
         });
         assert_eq!(
@@ -278,6 +537,8 @@ mod tests {
         );
         let mut a = agent(5);
         a.start();
+        a.on_reply(&code("print(6 * 7)"));
+        a.on_block(ran("42"));
         assert_eq!(a.on_reply("FINAL(42)"), Action::Answer("42".into()));
     }
 

@@ -129,11 +129,88 @@ pub enum CgroupPolicy {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum PromptMode {
-    /// Full instructions with strategy and examples.
+    /// Chosen by provider and model: [`Compact`](Self::Compact) for small models (a local
+    /// server, or a model name with a small parameter count), [`Frontier`](Self::Frontier)
+    /// otherwise.
     #[default]
-    Full,
-    /// A short prompt for strong models.
-    Simple,
+    Auto,
+    /// For small local models: short, concrete steps and worked examples of the exact way
+    /// (count with code, parse records, search then read).
+    Compact,
+    /// For frontier models, after the RLM paper's orchestrator prompt: decompose, delegate
+    /// reading to batched sub-calls with large prompts, never pull the whole context into
+    /// the root conversation.
+    Frontier,
+}
+
+impl PromptMode {
+    /// The mode for `model` at `base_url` ([`Auto`](Self::Auto) resolved).
+    pub fn resolve(self, model: &str, base_url: &str) -> PromptMode {
+        match self {
+            PromptMode::Auto if is_small_model(model) || is_local_url(base_url) => {
+                PromptMode::Compact
+            }
+            PromptMode::Auto => PromptMode::Frontier,
+            m => m,
+        }
+    }
+}
+
+/// A model name that states a parameter count of at most 14 billion (`qwen2.5-coder-1.5b`,
+/// `llama-3.1-8b-instruct`, `phi-3-mini`, ...).
+fn is_small_model(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    if [
+        "mini-",
+        "phi-",
+        "smollm",
+        "tinyllama",
+        "gemma-2b",
+        "gemma-7b",
+    ]
+    .iter()
+    .any(|k| m.contains(k))
+        && !m.contains("gpt-4o-mini")
+        && !m.contains("o4-mini")
+        && !m.contains("o3-mini")
+    {
+        return true;
+    }
+    let b = m.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c != b'b' || i == 0 || b.get(i + 1).is_some_and(u8::is_ascii_alphanumeric) {
+            continue;
+        }
+        // Digits (with a decimal point) right before the `b`, after a separator.
+        let mut j = i;
+        while j > 0 && (b[j - 1].is_ascii_digit() || b[j - 1] == b'.') {
+            j -= 1;
+        }
+        if j == i || (j > 0 && b[j - 1].is_ascii_alphanumeric()) {
+            continue;
+        }
+        if let Ok(n) = m[j..i].parse::<f64>() {
+            return n <= 14.0;
+        }
+    }
+    false
+}
+
+/// A base URL on this machine or a private network (a local model server).
+fn is_local_url(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost"
+        || host.starts_with("127.")
+        || host == "[" // an IPv6 literal such as [::1]
+        || host.starts_with("10.")
+        || host.starts_with("192.168.")
+        || url.contains("://[::1]")
 }
 
 /// Connection settings for the LLM provider.
@@ -306,7 +383,7 @@ impl EgressConfig {
             entropy_threshold: 4.5,
             min_entropy_len: 32,
             allow_digests: true,
-            echo_min_bytes: 256,
+            echo_min_bytes: 4096,
             raise_on_leak: false,
             max_output_bytes: 20_000,
         }
@@ -369,6 +446,12 @@ pub struct Config {
     pub limits: Limits,
     /// System prompt mode.
     pub prompt_mode: PromptMode,
+    /// Over a context, a final answer typed in that no output showed and no code computed is
+    /// refused once, asking for the evidence.
+    pub require_evidence: bool,
+    /// Which local model the `rlm` command starts when no provider is configured (`1.5b` or
+    /// `0.5b`); the library itself does not use it.
+    pub local_model: String,
     /// Extra instructions appended to the system prompt.
     pub custom_instructions: Option<String>,
     /// Put the real values back into the final answer returned to the caller (placeholders
@@ -388,6 +471,8 @@ impl Config {
             egress: EgressConfig::defaults(),
             limits: Limits::defaults(),
             prompt_mode: PromptMode::default(),
+            local_model: "1.5b".into(),
+            require_evidence: true,
             custom_instructions: None,
             reveal_secrets: false,
             origins: BTreeMap::new(),

@@ -37,6 +37,14 @@ impl Context {
     pub fn text(text: impl Into<String>) -> Self {
         Context::Text(text.into())
     }
+    /// Several files, seen by the REPL as a list of documents.
+    pub fn files<I, P>(paths: I) -> Self
+    where
+        I: IntoIterator<Item = P>,
+        P: Into<PathBuf>,
+    {
+        Context::Files(paths.into_iter().map(Into::into).collect())
+    }
     /// A list of documents.
     pub fn documents<I, S>(docs: I) -> Self
     where

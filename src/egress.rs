@@ -784,17 +784,31 @@ mod tests {
         let lc = LoadedContext::load(&Context::text(ctx.clone())).unwrap();
         let filt = EgressFilter::with_context(EgressConfig::defaults(), lc);
         // A slice from the middle of the context, framed by other text.
-        let slice = &ctx[100_000..101_000];
+        let slice = &ctx[100_000..106_000];
         let out = filt
             .filter(format!("summary: {slice} end").as_bytes(), "stdout")
             .unwrap();
         assert!(!out.text.contains(&slice[100..400]), "echo must be cut");
         assert_eq!(out.findings.len(), 1);
         assert_eq!(out.findings[0].rule, "context_echo");
-        // Short excerpts are fine.
-        let short = &ctx[50_000..50_100];
-        let out = filt.filter(short.as_bytes(), "stdout").unwrap();
-        assert_eq!(out.text, short);
+        // Excerpts below the threshold (4 KiB by default) are fine.
+        for short in [&ctx[50_000..50_100], &ctx[60_000..63_000]] {
+            let out = filt.filter(short.as_bytes(), "stdout").unwrap();
+            assert_eq!(out.text, short);
+        }
+        // The threshold is a setting.
+        let lc = LoadedContext::load(&Context::text(ctx.clone())).unwrap();
+        let strict = EgressFilter::with_context(
+            EgressConfig {
+                echo_min_bytes: 256,
+                ..EgressConfig::defaults()
+            },
+            lc,
+        );
+        let out = strict
+            .filter(&ctx.as_bytes()[60_000..61_000], "stdout")
+            .unwrap();
+        assert_eq!(out.findings.len(), 1);
         // Sub-LLM prompts legitimately carry context.
         let out = filt
             .filter_dir(slice.as_bytes(), "llm_query", Direction::ToSubLlm)

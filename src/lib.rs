@@ -162,6 +162,7 @@ mod config;
 mod context;
 mod egress;
 mod error;
+pub mod eval;
 mod events;
 mod handle;
 pub mod llm;

@@ -5,7 +5,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use cli::{Command, demo, egress, help, run, sandbox, setup, term, view};
+use cli::{Command, demo, egress, eval, help, run, sandbox, setup, term, view};
 
 /// Every subcommand: the one place the CLI's commands and their help are listed.
 const COMMANDS: &[Command] = &[
@@ -26,6 +26,12 @@ const COMMANDS: &[Command] = &[
         summary: egress::SUMMARY,
         help: egress::help,
         main: egress::main,
+    },
+    Command {
+        name: "eval",
+        summary: eval::SUMMARY,
+        help: eval::help,
+        main: eval::main,
     },
     Command {
         name: "view",

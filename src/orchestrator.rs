@@ -100,6 +100,22 @@ impl Orchestrator {
         &self.shared.config
     }
 
+    /// The same orchestrator (model, sandbox, settings) writing its runs' trajectories to
+    /// `log` instead (e.g. one file per task of an evaluation).
+    pub fn with_trajectory(&self, log: TrajectoryLog) -> Orchestrator {
+        let s = &self.shared;
+        Orchestrator {
+            shared: Arc::new(Shared {
+                config: s.config.clone(),
+                llm: s.llm.clone(),
+                sandbox: s.sandbox.clone(),
+                prices: s.prices.clone(),
+                trajectory: Some(Arc::new(log)),
+                known_secrets: s.known_secrets.clone(),
+            }),
+        }
+    }
+
     /// Runs `query` without context. The future is `Send + 'static`: await it on any executor
     /// or spawn it. Dropping it cancels the run and kills its sandboxes.
     pub fn arun(
@@ -398,8 +414,9 @@ impl OrchestratorBuilder {
     /// System prompt mode (`RLM_PROMPT_MODE`).
     pub fn prompt_mode(self, mode: PromptMode) -> Self {
         let v = match mode {
-            PromptMode::Simple => "simple",
-            _ => "full",
+            PromptMode::Compact => "compact",
+            PromptMode::Frontier => "frontier",
+            _ => "auto",
         };
         self.set("RLM_PROMPT_MODE", "prompt_mode", v.into())
     }

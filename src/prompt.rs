@@ -22,31 +22,47 @@ pub(crate) struct PromptInput<'a> {
 }
 
 /// The system prompt. Every function it names is in `sandbox::REPL_FUNCTIONS` (a
-/// test checks this against the real REPL).
+/// test checks this against the real REPL), and every `ctx` method it names exists there.
+/// `p.mode` must be resolved ([`PromptMode::resolve`]); `Auto` reads as `Compact`.
 pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
+    let frontier = p.mode == PromptMode::Frontier;
     let mut s = String::new();
-    s.push_str(
-        "You answer the user's question by writing Python code that runs in a persistent, sandboxed Python REPL. \
-         Variables, imports and functions persist between your code blocks. You see only what your code prints.\n\n",
-    );
-    match (p.context, p.mode) {
-        (Some(desc), _) => {
+    if frontier {
+        s.push_str(
+            "You are the orchestrator of a recursive language model. You answer the user's question by writing Python code that runs in a persistent, sandboxed Python REPL. \
+             The data is NOT in this conversation: it lives in the REPL, and it may be far larger than your context window. You see only what your code prints. \
+             Variables, imports and functions persist between your code blocks.\n\n",
+        );
+    } else {
+        s.push_str(
+            "You answer the user's question by writing Python code that runs in a persistent, sandboxed Python REPL. \
+             Variables, imports and functions persist between your code blocks. You see only what your code prints.\n\n",
+        );
+    }
+    match p.context {
+        Some(desc) => {
             let handle = if p.is_list {
-                "`ctx` is a list of handles, one per document"
+                "`ctx` is a list of handles, one per document (`ctx[0]`, `ctx[1]`, ...); `ctx.search`, `ctx.count` and `ctx.search_all` also work on the whole list, and then each hit also has `doc` (the document's index) and `name`"
             } else {
                 "`ctx` is a read-only handle to it"
             };
             s.push_str(&format!(
                 "## The context\nThe data to work on is NOT in this conversation; it is in the REPL. {handle}:\n{desc}\n"
             ));
-            s.push_str(
-                "Handle methods (byte offsets):\n\
-                 - `ctx.size` (bytes), `ctx.line_count()`\n\
-                 - `ctx.head(n)`, `ctx.tail(n)`, `ctx.read(start, length)` -> str\n\
-                 - `ctx.lines(first, last)` -> str (1-based, inclusive)\n\
-                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset` (Python regex)\n\
-                 - `ctx.chunks(size=100000, overlap=0)` -> iterator of str chunks\n",
-            );
+            // Per-document methods are on `ctx` itself, or on `ctx[i]` for a list.
+            let h = if p.is_list { "ctx[i]" } else { "ctx" };
+            s.push_str(&format!(
+                "Handle methods (offsets are bytes):\n\
+                 - `{h}.size` (bytes), `{h}.line_count()`\n\
+                 - `{h}.head(n)`, `{h}.tail(n)`, `{h}.read(start, length)` -> str\n\
+                 - `{h}.lines(first, last)` -> str (1-based, inclusive)\n\
+                 - `ctx.iter_lines()` -> every line as a str, one after the other (also `for line in ctx:`)\n\
+                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> at most `max_results` hits; each hit is a dict with `line` (line number), `text` (that whole line, a str: the record itself, to be parsed), `match` (the matched part) and `offset`. `.total` on the result is the number of matches in all; when some are not shown a note says so\n\
+                 - `ctx.count(pattern, ignore_case=False)` -> the number of lines that match\n\
+                 - `ctx.search_all(pattern, ignore_case=False)` -> every match (no limit), as hits like `ctx.search`'s\n\
+                 - `{h}.chunks(size=100000, overlap=0)` -> the text in pieces\n\
+                 Patterns are Python regular expressions.\n",
+            ));
             if p.inline {
                 s.push_str(if p.is_list {
                     "The documents are also available as `context`, a list of str.\n"
@@ -54,22 +70,29 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
                     "The whole text is also available as the string `context`.\n"
                 });
             } else {
-                s.push_str("The context is too large to load whole: use `ctx` methods.\n");
+                s.push_str("The context is too large to load whole into one variable: use `ctx` methods.\n");
             }
             s.push('\n');
         }
-        (None, _) => {
-            s.push_str("## The context\nNo context was given; answer from computation.\n\n")
-        }
+        None => s.push_str("## The context\nNo context was given; answer from computation.\n\n"),
     }
     s.push_str(
         "## Functions\n\
          These already exist in the REPL: call them directly; never define, import or reimplement them (there is no network and no API key inside the REPL).\n\
-         - `FINAL(value)` (or `final(value)`): give your final answer (converted with str). Call it only after you have seen the result printed.\n\
-         - `FINAL_VAR(name)`: give the value of the variable called `name` as the final answer.\n\
-         - `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters), e.g. `reply = llm_query(\"Summarise: \" + text)`.\n\
-         - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n",
+         - `FINAL(value)` (or `final(value)`): give your final answer (converted with str). Call it only with a value your code computed or an output showed.\n\
+         - `FINAL_VAR(name)`: give the value of the variable called `name` as the final answer.\n",
     );
+    if frontier {
+        s.push_str(
+            "- `llm_query(prompt)` -> str: a sub-model call with its own large context window (it sees only the prompt; about 400000 characters fit). Use it to read and judge text.\n\
+             - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls run concurrently; answers in the same order.\n",
+        );
+    } else {
+        s.push_str(
+            "- `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters), e.g. `reply = llm_query(\"Is this review negative? Answer yes or no.\\n\" + text)`.\n\
+             - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n",
+        );
+    }
     s.push_str(if p.recursion {
         "- `rlm_query(prompt, context=None)` -> str: hand a sub-task to a helper that has its own Python REPL (and `context`, a str or list of str, as its data) and returns its final answer.\n\
          - `rlm_query_batched(prompts, contexts=None)` -> list of str: several `rlm_query` at once, answers in order.\n"
@@ -80,23 +103,69 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
         "- `SHOW_VARS()`: list your variables.\n\
          Failed sub-calls return a string starting with `Error:`.\n\n",
     );
-    if p.mode == PromptMode::Full {
+    if frontier {
         s.push_str(
             "## How to work\n\
-             1. Always reply with exactly one short ```python code block. Start by looking at the data with code.\n\
-             2. Print what you need to see; output is shortened when long, so print summaries, counts and short excerpts, never the whole context.\n\
-             3. Use `ctx.search` with one distinctive word or value from the question to find the relevant lines, and print their `text`. Search again with what you learned (a name, an id) to find related lines. For questions that need reading everything, loop over `ctx.chunks(...)`, call `llm_query_batched` on the chunks, and combine the answers in code.\n\
-             4. When the printed output shows the answer, call `FINAL(answer)` in a code block. Never guess: do not call FINAL with a value you have not seen printed.\n\
-             5. If code fails, read the error and change the code; never send the same code twice.\n",
+             1. First inspect the data's structure with code (size, a few lines from the start and the middle, the format of its records).\n\
+             2. Decompose the question. Anything exact (finding a record, counting, summing, ranking, joining) is done by code over every record: parse the text (csv, json, regular expressions) and compute. Search results are capped: never count them.\n\
+             3. Anything that needs understanding (classifying, summarising, judging) goes to sub-calls: split the data into large chunks (about 100000 characters each), send them with `llm_query_batched` (fat prompts, a few dozen per batch at most), and combine the answers in code. Use `rlm_query` for sub-tasks that themselves need code.\n\
+             4. Never pull the whole context into this conversation: print counts, samples and short excerpts only (long output is cut).\n\
+             5. Check the result (print it, with a little evidence), then call `FINAL(answer)` with the exact answer only: a value, name, number or short phrase, not a sentence.\n",
         );
+        s.push_str(&format!(
+            "You have at most {} turns; answer before they run out.\n",
+            p.max_iterations
+        ));
+    } else {
+        let first_look = if p.is_list {
+            "ctx[0].head(600)"
+        } else {
+            "ctx.head(600)"
+        };
+        s.push_str(&format!(
+            "## How to work\n\
+             1. Always reply with exactly one short ```python code block.\n\
+             2. Start by looking at the data: print its first lines (`print({first_look})`) to see how it is laid out (a CSV header? JSON objects, one per line? log lines?), and search it for the distinctive words of the question (an id, a name, a date, a key word), printing the hits' `text`. The data is much longer than its first lines.\n\
+             3. To find one record (by an id, a name, a date): `ctx.search` for it and print the hits' `text`. When the question needs several facts, find them one at a time: search again with what you learned (the id or name you found) to find the related lines, and print them.\n\
+             4. To count, add up, compare or rank: read EVERY record with `ctx.iter_lines()`, parse each line (csv or json, shown below), and compute the answer in Python. Never count search results: they are capped.\n\
+             5. When you need to judge the meaning of texts (is it negative? what is it about?): ask `llm_query_batched` with one short question per text, then count the answers in Python.\n\
+             6. Print the result, then call `FINAL(answer)` with just the answer (a value, name or number). Never guess: FINAL only a value your code computed or an output showed.\n\
+             7. If code fails, read the error and change the code; never send the same code twice.\n",
+        ));
         s.push_str(&format!("You have at most {} turns.\n", p.max_iterations));
         if p.context.is_some() {
+            s.push_str(&format!(
+                "\nA first block (replace KEYWORD by one distinctive word or value from the question: an id, a name, a date; not a whole phrase):\n\
+                 ```python\n\
+                 print({first_look})\n\
+                 for h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n\
+                 \x20   print(h[\"line\"], h[\"text\"])\n\
+                 ```\n"
+            ));
             s.push_str(
-                "\nExample (replace KEYWORD by one distinctive word or value taken from the question):\n```python\nfor h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n    print(h[\"line\"], h[\"text\"])\n```\n",
+                "\nExamples (use the real column and field names you saw in the data):\n\
+                 ```python\n\
+                 # A CSV file: parse every row\n\
+                 import csv\n\
+                 rows = list(csv.DictReader(ctx.iter_lines()))\n\
+                 print(len(rows), rows[0])\n\
+                 big = [r for r in rows if r[\"dept\"] == \"Sales\" and float(r[\"salary\"]) > 50000]\n\
+                 print(len(big), sum(float(r[\"salary\"]) for r in big))\n\
+                 ```\n\
+                 ```python\n\
+                 # JSON objects, one per line\n\
+                 import json\n\
+                 recs = [json.loads(line) for line in ctx.iter_lines() if line.strip()]\n\
+                 print(len(recs), recs[0])\n\
+                 ```\n\
+                 ```python\n\
+                 # Log lines: a regular expression per line\n\
+                 import re, collections\n\
+                 hosts = collections.Counter(m.group(1) for line in ctx.iter_lines() if (m := re.search(r\"host=(\\S+)\", line)))\n\
+                 print(hosts.most_common(3))\n\
+                 ```\n",
             );
         }
-    } else {
-        s.push_str("Reply with one ```python block per turn; finish with FINAL(answer) once you have printed and checked it.\n");
     }
     if let Some(c) = p.custom.filter(|c| !c.trim().is_empty()) {
         s.push_str("\n## Additional instructions\n");
@@ -110,7 +179,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
 pub(crate) fn first_user_message(query: &str, has_context: bool) -> String {
     if has_context {
         format!(
-            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: search the context for one distinctive word or value from the question (a date, a name, an id) and print the matching lines."
+            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: print its first lines to see how it is laid out, and search it for the distinctive words of the question (a name, an id, a date), printing the matching lines."
         )
     } else {
         format!(
@@ -134,6 +203,14 @@ pub(crate) const REPL_HINTS: &[(&str, &str)] = &[
     ),
     ("case", "Did you mean {name}? Names are case-sensitive."),
     (
+        "method",
+        "{name} is a method of the context handle: call ctx.{name}(...).",
+    ),
+    (
+        "similar",
+        "Did you mean {name}? It is already defined in the REPL.",
+    ),
+    (
         "final_thread",
         "FINAL must be called from the code block itself, not from a thread it started",
     ),
@@ -142,6 +219,26 @@ pub(crate) const REPL_HINTS: &[(&str, &str)] = &[
 /// The nudge after a reply without code.
 pub(crate) fn no_code_nudge() -> String {
     "Your reply had no ```python block, so nothing ran. Reply with a ```python block: compute the answer and call FINAL(answer) when it is printed.".into()
+}
+
+/// The answer to a `FINAL` whose value no output has shown and no code computed (asked once).
+pub(crate) fn unsupported_final(value: &str) -> String {
+    let v: String = value.chars().take(200).collect();
+    format!(
+        "FINAL({v:?}) was not accepted yet: no output so far shows that value, and your code typed it in rather than computing it. Print the evidence first (the matching lines, or the value computed from the data), then call FINAL again."
+    )
+}
+
+/// The answer to a `FINAL` with a computed value the model has not seen yet (asked once).
+pub(crate) fn confirm_final(value: &str, first_user: &str) -> String {
+    let v: String = value.chars().take(300).collect();
+    let question = first_user
+        .strip_prefix("Question: ")
+        .and_then(|q| q.split("\n\n").next())
+        .unwrap_or("");
+    format!(
+        "Not accepted yet: your code computed the final answer {v:?}, which you have not seen before. The question is: {question}\nDoes {v:?} answer exactly that, with values taken from the lines that state them? If yes, call FINAL with it again. If not, print the lines that hold each part of the answer (search for them), and compute the answer from those."
+    )
 }
 
 /// Appended to the observations of a turn: what to do in turn `next` of `max`.
@@ -155,7 +252,15 @@ pub(crate) fn next_turn(next: u32, max: u32) -> String {
 /// turn.
 pub(crate) fn repeated_code(next: u32, max: u32) -> String {
     format!(
-        "Turn {next}/{max}: that was exactly the same code as your previous turn, with the same result. Write different code that fixes the problem."
+        "Turn {next}/{max}: that was exactly the same code as your previous turn, with the same result. If the output above already shows the answer, call FINAL(answer) now; otherwise write different code that fixes the problem."
+    )
+}
+
+/// Appended instead of [`next_turn`] when the model sent code it already ran in an earlier
+/// turn (going round in circles).
+pub(crate) fn circling_code(next: u32, max: u32) -> String {
+    format!(
+        "Turn {next}/{max}: you already ran exactly this code in an earlier turn; its output is above. If those outputs show the answer, call FINAL(answer) now with the values they show; otherwise try something different."
     )
 }
 
@@ -215,7 +320,7 @@ pub(crate) fn observation(b: &BlockOutcome<'_>) -> String {
     let out = b.stdout.trim_end();
     let err = b.stderr.trim_end();
     if out.is_empty() && err.is_empty() {
-        s.push_str("(no output: print() the values you want to see)");
+        s.push_str("(no output: nothing was printed. If the code looked for something, it found nothing: search for one distinctive word rather than a phrase, and print what matches)");
     }
     if !out.is_empty() {
         s.push_str("Output:\n");
@@ -366,7 +471,7 @@ mod tests {
                 && full.contains("at most 5 turns")
         );
         let simple = system_prompt(&PromptInput {
-            mode: PromptMode::Simple,
+            mode: PromptMode::Frontier,
             custom: Some("Be terse."),
             ..Default::default()
         });
@@ -390,7 +495,7 @@ mod tests {
     fn prompt_names_exactly_the_repl_functions() {
         use crate::sandbox::{NoHostCalls, REPL_FUNCTIONS, SessionSpec};
         let mut names = std::collections::BTreeSet::new();
-        for mode in [PromptMode::Full, PromptMode::Simple] {
+        for mode in [PromptMode::Compact, PromptMode::Frontier] {
             for (context, recursion) in [
                 (None, false),
                 (Some("- `a.txt`: 3 bytes"), true),
@@ -442,5 +547,69 @@ mod tests {
             "REPL functions not in REPL_FUNCTIONS: {} (expected {py_list})",
             r.stdout
         );
+    }
+
+    /// Every `ctx.<method>(` a prompt names exists on the REPL's handle, for one document and
+    /// for a list of them.
+    #[test]
+    fn prompt_names_only_real_ctx_methods() {
+        use crate::context::{Context, LoadedContext};
+        use crate::sandbox::{NoHostCalls, SessionSpec};
+        let sb =
+            crate::sandbox::from_config(&crate::config::SandboxConfig::defaults()).expect("bwrap");
+        for (is_list, ctx) in [
+            (false, Context::text("a,b\n1,2\n")),
+            (true, Context::documents(["x 1\n", "y 2\n"])),
+        ] {
+            // `ctx.<name>` for the whole context, `ctx[i].<name>` for one of a list.
+            let (mut whole, mut each) = (
+                std::collections::BTreeSet::new(),
+                std::collections::BTreeSet::new(),
+            );
+            for mode in [PromptMode::Compact, PromptMode::Frontier] {
+                let p = system_prompt(&PromptInput {
+                    mode,
+                    context: Some("- `a.txt`: 3 bytes"),
+                    is_list,
+                    max_iterations: 3,
+                    ..Default::default()
+                });
+                for (prefix, one) in [("ctx.", false), ("ctx[i].", true), ("ctx[0].", true)] {
+                    let set = if one { &mut each } else { &mut whole };
+                    let mut rest = p.as_str();
+                    while let Some(i) = rest.find(prefix) {
+                        if i > 0 && rest.as_bytes()[i - 1].is_ascii_alphanumeric() {
+                            rest = &rest[i + prefix.len()..];
+                            continue;
+                        }
+                        rest = &rest[i + prefix.len()..];
+                        let name: String = rest
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        set.insert(name);
+                    }
+                }
+            }
+            assert!(
+                whole.contains("count") && whole.contains("iter_lines"),
+                "{whole:?}"
+            );
+            if is_list {
+                assert!(each.contains("head"), "{each:?}");
+            }
+            let lc = LoadedContext::load(&ctx).unwrap();
+            let spec = SessionSpec::for_context(&lc, 0);
+            let mut s = futures_lite::future::block_on(sb.start(spec)).expect("sandbox");
+            let code = format!(
+                "one = ctx[0] if isinstance(ctx, list) else ctx\n\
+                 print('missing', [m for m in {whole:?} if not hasattr(ctx, m)], [m for m in {each:?} if not hasattr(one, m)])\n\
+                 print(ctx.count('1'), ctx.search('[12]').total, len(list(ctx.search_all('[0-9]'))))"
+            );
+            let code = code.replace('"', "'");
+            let r = futures_lite::future::block_on(s.execute(&code, &NoHostCalls)).unwrap();
+            assert!(r.stdout.contains("missing [] []"), "{ctx:?}: {r:?}");
+            assert!(r.stdout.contains("1 2 2"), "{ctx:?}: {r:?}");
+        }
     }
 }

@@ -456,7 +456,9 @@ impl Run {
                 .map(|lc| format!("{} document(s), {} bytes", lc.docs.len(), lc.total_bytes())),
         });
         let system = system_prompt(&PromptInput {
-            mode: cfg.prompt_mode,
+            mode: cfg
+                .prompt_mode
+                .resolve(self.tree.shared.llm.model(), &cfg.llm.base_url),
             context: desc.as_deref(),
             inline: spec.inline,
             is_list: spec.is_list,
@@ -469,7 +471,8 @@ impl Run {
             first_user_message(query, loaded.is_some()),
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
-        );
+        )
+        .require_evidence(loaded.is_some() && cfg.require_evidence);
         let mut session = self.tree.shared.sandbox.start(spec).await?;
         let outcome = self.agent_loop(agent, &mut *session).await;
         session.close().await;

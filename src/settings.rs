@@ -257,13 +257,43 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "RLM_PROMPT_MODE",
         "prompt_mode",
         None,
-        "full",
-        "`full` (instructions, strategy, an example) or `simple` (short, for strong models)",
+        "auto",
+        "`compact` (short steps and worked examples, for small local models), `frontier` (the RLM paper's orchestrator prompt: decompose, batch sub-calls) or `auto` (compact for a local server or a small model, else frontier)",
         |c, v| {
             c.prompt_mode = match v.to_ascii_lowercase().as_str() {
-                "full" => PromptMode::Full,
-                "simple" => PromptMode::Simple,
-                _ => return Err(format!("expected \"full\" or \"simple\", got {v:?}")),
+                "auto" => PromptMode::Auto,
+                "compact" | "full" => PromptMode::Compact,
+                "frontier" | "simple" => PromptMode::Frontier,
+                _ => {
+                    return Err(format!(
+                        "expected \"auto\", \"compact\" or \"frontier\", got {v:?}"
+                    ));
+                }
+            };
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_REQUIRE_EVIDENCE",
+        "require_evidence",
+        None,
+        "1",
+        "over a context, a FINAL value typed in that no output showed and no code computed is refused once, asking for the evidence (`0` turns this off)",
+        |c, v| {
+            c.require_evidence = boolean(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_LOCAL_MODEL",
+        "local_model",
+        Some("--local-model"),
+        "1.5b",
+        "the local model `rlm` starts when no provider is configured: `1.5b` (Qwen2.5-Coder-1.5B) or `0.5b` (faster, weaker; `rlm setup --model 0.5b` installs it)",
+        |c, v| {
+            c.local_model = match v.to_ascii_lowercase().as_str() {
+                m @ ("1.5b" | "0.5b") => m.to_string(),
+                _ => return Err(format!("expected \"1.5b\" or \"0.5b\", got {v:?}")),
             };
             Ok(())
         }
@@ -566,6 +596,21 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "`1` turns an egress finding into `Error::DataLeak` instead of a redaction",
         |c, v| {
             c.egress.raise_on_leak = boolean(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_ECHO_MIN_BYTES",
+        "echo_min_bytes",
+        None,
+        "4096",
+        "a verbatim run of the context at least this long in an observation is cut (the root reads excerpts and results, not the context itself)",
+        |c, v| {
+            let n = size(v)?;
+            if n < 64 {
+                return Err(format!("must be at least 64 bytes, got {v:?}"));
+            }
+            c.egress.echo_min_bytes = n as usize;
             Ok(())
         }
     ),

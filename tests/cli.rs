@@ -386,7 +386,7 @@ fn egress_scan_filters_stdin() {
             ctx.to_str().unwrap(),
         ],
         &input,
-        &[],
+        &[("RLM_ECHO_MIN_BYTES", "512")],
     );
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -401,6 +401,15 @@ fn egress_scan_filters_stdin() {
         !v["output"].as_str().unwrap().contains("AKIA")
             && !v["output"].as_str().unwrap().contains("line 30 of")
     );
+
+    // With the default threshold (4 KiB) a 1000-byte excerpt is not an echo.
+    let ctx_arg = ctx.to_str().unwrap();
+    let out = rlm_stdin(
+        &["egress", "scan", "--context", ctx_arg],
+        &ctx_text[1000..2000],
+        &[],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), &ctx_text[1000..2000]);
 
     let out = rlm_stdin(&["egress", "scan"], "plain text\n", &[]);
     assert_eq!(out.stdout, b"plain text\n");

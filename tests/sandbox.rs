@@ -336,8 +336,10 @@ fn context_is_read_only_and_handle_methods_work() {
     let spec_for = |path: &std::path::Path, code: &str| {
         let lc = rlm::Context::file(path);
 
+        // The scripted model answers with a literal: no evidence check.
         rlm::Orchestrator::builder()
             .llm(rlm::llm::ScriptedLlm::replies([code]))
+            .setting("RLM_REQUIRE_EVIDENCE", "0")
             .build()
             .unwrap()
             .run_with_context("q", lc)

@@ -28,17 +28,58 @@ pub fn cache_dir() -> PathBuf {
         })
 }
 
-/// Paths of the installed server and model, when both exist.
+/// One of the local models `rlm setup` can install.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// How it is chosen (`RLM_LOCAL_MODEL`, `rlm setup --model`).
+    pub key: &'static str,
+    /// The name the server is addressed with.
+    pub name: &'static str,
+    /// Its file in the cache's `models/`.
+    pub file: &'static str,
+}
+
+/// Every local model, the default first.
+pub const MODELS: &[ModelInfo] = &[
+    ModelInfo {
+        key: "1.5b",
+        name: MODEL_NAME,
+        file: "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    },
+    ModelInfo {
+        key: "0.5b",
+        name: "qwen2.5-coder-0.5b-instruct",
+        file: "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+    },
+];
+
+/// The model chosen by `key` (the default for an unknown one).
+pub fn model_info(key: &str) -> ModelInfo {
+    *MODELS.iter().find(|m| m.key == key).unwrap_or(&MODELS[0])
+}
+
+/// Paths of the installed server and the default model, when both exist.
 pub fn installed() -> Option<(PathBuf, PathBuf)> {
+    installed_model(MODELS[0])
+}
+
+/// Paths of the installed server and `model`, when both exist.
+pub fn installed_model(model: ModelInfo) -> Option<(PathBuf, PathBuf)> {
     let c = cache_dir();
     let server = c.join("bin/llama-server");
-    let model = c.join("models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let model = c.join("models").join(model.file);
     (server.is_file() && model.is_file()).then_some((server, model))
 }
 
-/// Runs the set-up script; returns its exit status.
+/// Runs the set-up script for the default model; returns its exit status.
 pub fn setup() -> std::io::Result<std::process::ExitStatus> {
+    setup_models(&[MODELS[0].key])
+}
+
+/// Runs the set-up script for `models` (keys such as `1.5b`); returns its exit status.
+pub fn setup_models(models: &[&str]) -> std::io::Result<std::process::ExitStatus> {
     let mut child = Command::new("bash")
+        .env("RLM_SETUP_MODELS", models.join(" "))
         .arg("-s")
         .stdin(Stdio::piped())
         .spawn()?;
@@ -191,4 +232,45 @@ impl Drop for LocalServer {
             let _ = c.wait();
         }
     }
+}
+
+/// When no provider is configured (no key for the selected provider and no base URL), points
+/// the builder at the local model installed by `rlm setup`, started for this process.
+pub fn configure(
+    builder: rlm::OrchestratorBuilder,
+    quiet: bool,
+) -> Result<(rlm::OrchestratorBuilder, Option<LocalServer>), String> {
+    let config = builder.resolve().map_err(|e| e.to_string())?;
+    if config.llm.api_key.is_some() || config.origin("RLM_LLM_BASE_URL").is_some() {
+        return Ok((builder, None));
+    }
+    if config.origin("RLM_LLM_PROVIDER").is_some() {
+        // A provider was chosen explicitly: its missing key is an error (from `build`), not a
+        // reason to answer with another model.
+        return Ok((builder, None));
+    }
+    let which = model_info(&config.local_model);
+    let Some((server, model)) = installed_model(which) else {
+        let var = config.llm.provider.key_var();
+        return Err(format!(
+            "no LLM provider is configured and the local model ({}) is not installed; set {var} \
+             (or RLM_LLM_BASE_URL for an OpenAI-compatible server), or run `rlm setup{}` to \
+             install it",
+            which.key,
+            if which.key == "1.5b" {
+                ""
+            } else {
+                " --model 0.5b"
+            }
+        ));
+    };
+    let local = LocalServer::start(&server, &model, !quiet)?;
+    // The local server speaks OpenAI's wire format.
+    let mut builder = builder
+        .setting_from("RLM_LLM_PROVIDER", "openai", "local model")
+        .setting_from("RLM_LLM_BASE_URL", local.base_url.clone(), "local model");
+    if config.origin("RLM_LLM_MODEL").is_none() {
+        builder = builder.setting_from("RLM_LLM_MODEL", which.name, "local model");
+    }
+    Ok((builder, Some(local)))
 }

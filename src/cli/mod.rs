@@ -3,6 +3,7 @@
 
 pub(crate) mod demo;
 pub(crate) mod egress;
+pub(crate) mod eval;
 pub(crate) mod help;
 pub(crate) mod local_model;
 pub(crate) mod output;

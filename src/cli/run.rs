@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rlm::{Context, Orchestrator, OrchestratorBuilder, TrajectoryLog};
+use rlm::{Context, Orchestrator, TrajectoryLog};
 
 use super::{Args, local_model, progress, signals, term, usage_error};
 
@@ -89,7 +89,7 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         }
     }
     // Keeps the local server (if this run started one) alive until the end of the run.
-    let (builder, _local) = match with_local_model_if_unconfigured(builder, quiet) {
+    let (builder, _local) = match local_model::configure(builder, quiet) {
         Ok(x) => x,
         Err(e) => return err(e),
     };
@@ -136,38 +136,4 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         Some(rlm::Error::Config { .. }) | Some(rlm::Error::Context { .. }) => ExitCode::from(2),
         _ => ExitCode::from(1),
     }
-}
-
-/// When no provider is configured (no key for the selected provider and no base URL), points
-/// the builder at the local model installed by `rlm setup`, started for this process.
-fn with_local_model_if_unconfigured(
-    builder: OrchestratorBuilder,
-    quiet: bool,
-) -> Result<(OrchestratorBuilder, Option<local_model::LocalServer>), String> {
-    let config = builder.resolve().map_err(|e| e.to_string())?;
-    if config.llm.api_key.is_some() || config.origin("RLM_LLM_BASE_URL").is_some() {
-        return Ok((builder, None));
-    }
-    if config.origin("RLM_LLM_PROVIDER").is_some() {
-        // A provider was chosen explicitly: its missing key is an error (from `build`), not a
-        // reason to answer with another model.
-        return Ok((builder, None));
-    }
-    let Some((server, model)) = local_model::installed() else {
-        let var = config.llm.provider.key_var();
-        return Err(format!(
-            "no LLM provider is configured and the local model is not installed; set {var} (or \
-             RLM_LLM_BASE_URL for an OpenAI-compatible server), or run `rlm setup` to install the \
-             local model (~1.1 GB)"
-        ));
-    };
-    let local = local_model::LocalServer::start(&server, &model, !quiet)?;
-    // The local server speaks OpenAI's wire format.
-    let mut builder = builder
-        .setting_from("RLM_LLM_PROVIDER", "openai", "local model")
-        .setting_from("RLM_LLM_BASE_URL", local.base_url.clone(), "local model");
-    if config.origin("RLM_LLM_MODEL").is_none() {
-        builder = builder.setting_from("RLM_LLM_MODEL", local_model::MODEL_NAME, "local model");
-    }
-    Ok((builder, Some(local)))
 }

