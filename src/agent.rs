@@ -91,6 +91,9 @@ pub(crate) struct Agent {
     refused_final: bool,
     /// Final answers must be backed by output or computation (runs over a context).
     require_evidence: bool,
+    /// How many characters of conversation the model's window holds (older observations
+    /// are shortened beyond it).
+    max_chars: usize,
 }
 
 impl Agent {
@@ -120,6 +123,43 @@ impl Agent {
             seen: Vec::new(),
             refused_final: false,
             require_evidence: true,
+            max_chars: usize::MAX,
+        }
+    }
+
+    /// Keeps the conversation within about `chars` characters: beyond it, the oldest
+    /// observations (then replies) are shortened to their start and end, the latest two
+    /// observations never.
+    pub(crate) fn window_chars(mut self, chars: usize) -> Self {
+        self.max_chars = chars.max(4000);
+        self
+    }
+
+    /// Shortens old turns until the conversation fits [`window_chars`](Self::window_chars).
+    fn fit(&mut self) {
+        let total = |m: &[Message]| m.iter().map(|x| x.content.len()).sum::<usize>();
+        if total(&self.messages) <= self.max_chars {
+            return;
+        }
+        let users: Vec<usize> = (2..self.messages.len())
+            .filter(|&i| self.messages[i].role == crate::llm::Role::User)
+            .collect();
+        let keep_from = users.len().saturating_sub(2);
+        let mut candidates: Vec<usize> = users[..keep_from].to_vec();
+        // Then the model's older replies.
+        candidates.extend(
+            (2..self.messages.len())
+                .filter(|&i| self.messages[i].role == crate::llm::Role::Assistant)
+                .take(self.messages.len().saturating_sub(4)),
+        );
+        for i in candidates {
+            if total(&self.messages) <= self.max_chars {
+                break;
+            }
+            let m = &mut self.messages[i];
+            if m.content.len() > 900 {
+                m.content = prompt::shortened(&m.content);
+            }
         }
     }
 
@@ -245,6 +285,7 @@ impl Agent {
         };
         let body = format!("{}\n\n{next}", self.observations.join("\n\n"));
         self.messages.push(Message::user(body.trim_end()));
+        self.fit();
         self.next_turn()
     }
 
@@ -482,6 +523,34 @@ mod tests {
                 .contains("was not accepted yet")
         );
         assert_eq!(a.on_reply("FINAL(42)"), Action::Answer("42".into()));
+    }
+
+    /// A conversation outgrowing the window keeps its system prompt, question and latest two
+    /// observations whole, and shortens the older ones.
+    #[test]
+    fn old_turns_are_shortened_to_fit_the_window() {
+        let mut a = agent(20).window_chars(30_000);
+        a.start();
+        for i in 0..8 {
+            a.on_reply(&code(&format!("print({i})")));
+            a.on_block(ran(&format!("turn {i} {}", "x".repeat(9_000))));
+        }
+        let total: usize = a.messages().iter().map(|m| m.content.len()).sum();
+        assert!(total <= 30_000, "{total}");
+        let users: Vec<&Message> = a
+            .messages()
+            .iter()
+            .filter(|m| m.role == Role::User)
+            .collect();
+        assert_eq!(users[0].content, "Question: q");
+        let n = users.len();
+        assert!(users[n - 1].content.len() > 9_000 && users[n - 2].content.len() > 9_000);
+        assert!(
+            users[1]
+                .content
+                .contains("left out to fit the context window")
+        );
+        assert!(users[1].content.starts_with("turn 0"));
     }
 
     #[test]

@@ -156,12 +156,22 @@ impl PromptMode {
     }
 }
 
+/// The context window (tokens) assumed for `model` at `base_url` when none is configured:
+/// 16384 for a local server or a small model, 128000 otherwise.
+pub(crate) fn default_context_window(model: &str, base_url: &str) -> u64 {
+    if is_small_model(model) || is_local_url(base_url) {
+        16_384
+    } else {
+        128_000
+    }
+}
+
 /// A model name that states a parameter count of at most 14 billion (`qwen2.5-coder-1.5b`,
 /// `llama-3.1-8b-instruct`, `phi-3-mini`, ...).
 fn is_small_model(model: &str) -> bool {
     let m = model.to_ascii_lowercase();
     if [
-        "mini-",
+        "-mini-",
         "phi-",
         "smollm",
         "tinyllama",
@@ -207,7 +217,6 @@ fn is_local_url(url: &str) -> bool {
         .unwrap_or("");
     host == "localhost"
         || host.starts_with("127.")
-        || host == "[" // an IPv6 literal such as [::1]
         || host.starts_with("10.")
         || host.starts_with("192.168.")
         || url.contains("://[::1]")
@@ -449,6 +458,9 @@ pub struct Config {
     /// Over a context, a final answer typed in that no output showed and no code computed is
     /// refused once, asking for the evidence.
     pub require_evidence: bool,
+    /// The model's context window in tokens (`None`: 16384 for a local or small model, else
+    /// 128000); older turns are shortened to keep the conversation within it.
+    pub context_window: Option<u64>,
     /// Which local model the `rlm` command starts when no provider is configured (`1.5b` or
     /// `0.5b`); the library itself does not use it.
     pub local_model: String,
@@ -473,6 +485,7 @@ impl Config {
             prompt_mode: PromptMode::default(),
             local_model: "1.5b".into(),
             require_evidence: true,
+            context_window: None,
             custom_instructions: None,
             reveal_secrets: false,
             origins: BTreeMap::new(),
@@ -506,5 +519,57 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_prompt_mode_by_model_and_server() {
+        let auto = PromptMode::Auto;
+        for (model, url, want) in [
+            (
+                "qwen2.5-coder-1.5b-instruct",
+                "https://api.example.com/v1",
+                PromptMode::Compact,
+            ),
+            (
+                "llama-3.1-8b-instruct",
+                "https://openrouter.ai/api/v1",
+                PromptMode::Compact,
+            ),
+            (
+                "qwen2.5-72b-instruct",
+                "https://api.example.com/v1",
+                PromptMode::Frontier,
+            ),
+            (
+                "gpt-4o-mini",
+                "https://api.openai.com/v1",
+                PromptMode::Frontier,
+            ),
+            (
+                "claude-sonnet-4-5",
+                "https://api.anthropic.com",
+                PromptMode::Frontier,
+            ),
+            (
+                "gemini-2.5-pro",
+                "https://generativelanguage.googleapis.com",
+                PromptMode::Frontier,
+            ),
+            ("anything", "http://127.0.0.1:8080/v1", PromptMode::Compact),
+            ("anything", "http://localhost:11434/v1", PromptMode::Compact),
+            ("phi-3-mini-4k", "https://x.example/v1", PromptMode::Compact),
+        ] {
+            assert_eq!(auto.resolve(model, url), want, "{model} at {url}");
+        }
+        assert_eq!(
+            PromptMode::Frontier.resolve("qwen2.5-coder-1.5b", "http://127.0.0.1:1/v1"),
+            PromptMode::Frontier,
+            "an explicit mode stays"
+        );
     }
 }

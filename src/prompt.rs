@@ -57,7 +57,8 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
                  - `{h}.head(n)`, `{h}.tail(n)`, `{h}.read(start, length)` -> str\n\
                  - `{h}.lines(first, last)` -> str (1-based, inclusive)\n\
                  - `ctx.iter_lines()` -> every line as a str, one after the other (also `for line in ctx:`)\n\
-                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> at most `max_results` hits; each hit is a dict with `line` (line number), `text` (that whole line, a str: the record itself, to be parsed), `match` (the matched part) and `offset`. `.total` on the result is the number of matches in all; when some are not shown a note says so\n\
+                 - `ctx.search(pattern, ignore_case=False, max_results=None)` -> every match (up to 100000, or `max_results`) as a list of hits; `len(hits)` is how many there are. Each hit is a dict with `line` (line number), `text` (that whole line), `match` (the matched part) and `offset`; when a limit cut the list, a note says so and `.total` is the full number\n\
+                 - `ctx.records()` -> every record as a dict, when the data is CSV with a header (numbers converted) or one JSON object per line; then each search hit also has its record's fields (`h[\"price\"]`) and `h[\"record\"]`\n\
                  - `ctx.count(pattern, ignore_case=False)` -> the number of lines that match\n\
                  - `ctx.search_all(pattern, ignore_case=False)` -> every match (no limit), as hits like `ctx.search`'s\n\
                  - `{h}.chunks(size=100000, overlap=0)` -> the text in pieces\n\
@@ -127,7 +128,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
              1. Always reply with exactly one short ```python code block.\n\
              2. Start by looking at the data: print its first lines (`print({first_look})`) to see how it is laid out (a CSV header? JSON objects, one per line? log lines?), and search it for the distinctive words of the question (an id, a name, a date, a key word), printing the hits' `text`. The data is much longer than its first lines.\n\
              3. To find one record (by an id, a name, a date): `ctx.search` for it and print the hits' `text`. When the question needs several facts, find them one at a time: search again with what you learned (the id or name you found) to find the related lines, and print them.\n\
-             4. To count, add up, compare or rank: read EVERY record with `ctx.iter_lines()`, parse each line (csv or json, shown below), and compute the answer in Python. Never count search results: they are capped.\n\
+             4. To count, add up, compare or rank: go through EVERY record (`ctx.records()` for CSV or JSON lines, else `ctx.iter_lines()` with `re`), and compute the answer in Python. Never count search results: they are capped.\n\
              5. When you need to judge the meaning of texts (is it negative? what is it about?): ask `llm_query_batched` with one short question per text, then count the answers in Python.\n\
              6. Print the result, then call `FINAL(answer)` with just the answer (a value, name or number). Never guess: FINAL only a value your code computed or an output showed.\n\
              7. If code fails, read the error and change the code; never send the same code twice.\n",
@@ -138,25 +139,25 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
                 "\nA first block (replace KEYWORD by one distinctive word or value from the question: an id, a name, a date; not a whole phrase):\n\
                  ```python\n\
                  print({first_look})\n\
-                 for h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n\
-                 \x20   print(h[\"line\"], h[\"text\"])\n\
+                 hits = ctx.search(r\"KEYWORD\", ignore_case=True)\n\
+                 print(len(hits), \"matches\")\n\
+                 for h in hits[:10]:\n\
+                 \x20   print(h)\n\
                  ```\n"
             ));
             s.push_str(
                 "\nExamples (use the real column and field names you saw in the data):\n\
                  ```python\n\
-                 # A CSV file: parse every row\n\
-                 import csv\n\
-                 rows = list(csv.DictReader(ctx.iter_lines()))\n\
+                 # CSV with a header, or JSON objects one per line: every record as a dict\n\
+                 rows = list(ctx.records())\n\
                  print(len(rows), rows[0])\n\
-                 big = [r for r in rows if r[\"dept\"] == \"Sales\" and float(r[\"salary\"]) > 50000]\n\
-                 print(len(big), sum(float(r[\"salary\"]) for r in big))\n\
+                 big = [r for r in rows if r[\"dept\"] == \"Sales\" and r[\"salary\"] > 50000]\n\
+                 print(len(big), sum(r[\"salary\"] for r in big))\n\
                  ```\n\
                  ```python\n\
-                 # JSON objects, one per line\n\
-                 import json\n\
-                 recs = [json.loads(line) for line in ctx.iter_lines() if line.strip()]\n\
-                 print(len(recs), recs[0])\n\
+                 # One record found by a value: its fields are on the hit\n\
+                 for h in ctx.search(r\"EMP-4411\"):\n\
+                 \x20   print(h[\"name\"], h[\"dept\"])\n\
                  ```\n\
                  ```python\n\
                  # Log lines: a regular expression per line\n\
@@ -238,6 +239,25 @@ pub(crate) fn confirm_final(value: &str, first_user: &str) -> String {
         .unwrap_or("");
     format!(
         "Not accepted yet: your code computed the final answer {v:?}, which you have not seen before. The question is: {question}\nDoes {v:?} answer exactly that, with values taken from the lines that state them? If yes, call FINAL with it again. If not, print the lines that hold each part of the answer (search for them), and compute the answer from those."
+    )
+}
+
+/// An old turn cut to its start and end to fit the model's context window.
+pub(crate) fn shortened(text: &str) -> String {
+    let cut = |i: usize, up: bool| {
+        let mut i = i.min(text.len());
+        while !text.is_char_boundary(i) {
+            if up { i += 1 } else { i -= 1 }
+        }
+        i
+    };
+    let head = cut(400, false);
+    let tail = cut(text.len().saturating_sub(300), true).max(head);
+    format!(
+        "{}\n[... {} characters of this earlier turn left out to fit the context window ...]\n{}",
+        &text[..head],
+        tail - head,
+        &text[tail..]
     )
 }
 
@@ -402,8 +422,12 @@ pub(crate) fn describe_context(docs: &[DocSummary<'_>], is_list: bool) -> String
                 " {n} secret value(s) in it are replaced by placeholders such as [SECRET:aws_access_key_id#1] (the real values are not available to you or your code; refer to them by placeholder)."
             ),
         };
+        let format = match record_format(&d.preview) {
+            Some(f) => format!(" {f}"),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "- `{}`: {} bytes, {}{} lines.{masked} Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
+            "- `{}`: {} bytes, {}{} lines.{format}{masked} Its first lines (a preview only; the data is already loaded, do not paste it into code):\n{}",
             d.name,
             d.bytes,
             if d.lines_estimated { "about " } else { "" },
@@ -415,6 +439,62 @@ pub(crate) fn describe_context(docs: &[DocSummary<'_>], is_list: bool) -> String
         out.push_str(&format!("- ... and {} more documents\n", docs.len() - 5));
     }
     out
+}
+
+/// What kind of records a document holds, from its first lines, as the REPL sees them:
+/// JSON objects one per line (their fields), or CSV with a header (its columns).
+pub(crate) fn record_format(preview: &str) -> Option<String> {
+    let lines: Vec<&str> = preview
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(6)
+        .collect();
+    // The last line of a preview may be cut.
+    let whole = if lines.len() > 2 {
+        &lines[..lines.len() - 1]
+    } else {
+        &lines[..]
+    };
+    if whole.is_empty() {
+        return None;
+    }
+    let objects: Vec<serde_json::Map<String, serde_json::Value>> = whole
+        .iter()
+        .take(3)
+        .filter_map(|l| match serde_json::from_str::<serde_json::Value>(l) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    if objects.len() == whole.len().min(3) {
+        let fields: Vec<&str> = objects[0].keys().map(String::as_str).take(20).collect();
+        return Some(format!(
+            "One JSON object per line, with the fields {}: `ctx.records()` gives each as a dict, and search hits carry them.",
+            fields.join(", ")
+        ));
+    }
+    if whole.len() < 2 {
+        return None;
+    }
+    for d in [',', '\t', ';', '|'] {
+        let counts: Vec<usize> = whole.iter().map(|l| l.split(d).count()).collect();
+        if counts[0] >= 2 && counts.iter().all(|&c| c == counts[0]) {
+            let header: Vec<&str> = whole[0].split(d).map(str::trim).collect();
+            let named = header.iter().all(|h| {
+                !h.is_empty()
+                    && !h
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == '.' || c == '-')
+            });
+            if named {
+                return Some(format!(
+                    "CSV with the columns {}: `ctx.records()` gives each row as a dict (numbers converted), and search hits carry the columns.",
+                    header.join(", ")
+                ));
+            }
+        }
+    }
+    None
 }
 
 /// What [`describe_context`] says about one document.
@@ -484,6 +564,23 @@ mod tests {
     }
 
     #[test]
+    fn record_formats_are_named() {
+        let csv = "id,name,price\n1,lamp,3.5\n2,desk,40\n3,ch";
+        assert!(
+            record_format(csv)
+                .unwrap()
+                .contains("CSV with the columns id, name, price")
+        );
+        let jl = "{\"a\": 1, \"b\": \"x\"}\n{\"a\": 2, \"b\": \"y\"}\n{\"a\": 3";
+        assert!(record_format(jl).unwrap().contains("fields a, b"));
+        assert_eq!(
+            record_format("2025-01-01 app started\n2025-01-01 ok\n"),
+            None
+        );
+        assert_eq!(record_format("1,2,3\n4,5,6\n7,8,9\n"), None, "no header");
+    }
+
+    #[test]
     fn called_names_are_found() {
         let n = called_names("use `FINAL(x)` and ctx.read(1) and print(2)");
         assert!(n.contains("FINAL") && n.contains("print") && !n.contains("read"));
@@ -527,7 +624,7 @@ mod tests {
             futures_lite::future::block_on(sb.start(SessionSpec::empty())).expect("sandbox");
         let list = format!("{:?}", names.iter().collect::<Vec<_>>());
         let code = format!(
-            "import builtins\nmissing = [n for n in {list} if not callable(globals().get(n, getattr(builtins, n, None)))]\nprint('missing', missing)\nprint('user', sorted(k for k in globals() if not k.startswith('_') and k not in ('builtins', 'missing')))"
+            "import builtins\nmissing = [n for n in {list} if not callable(globals().get(n, getattr(builtins, n, None)))]\nprint('missing', missing)\nimport types\nprint('user', sorted(k for k in globals() if not k.startswith('_') and k not in ('builtins', 'missing', 'types') and not isinstance(globals()[k], types.ModuleType)))"
         );
         let r = futures_lite::future::block_on(s.execute(&code, &NoHostCalls)).unwrap();
         assert!(

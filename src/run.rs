@@ -472,7 +472,15 @@ impl Run {
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
         )
-        .require_evidence(loaded.is_some() && cfg.require_evidence);
+        .require_evidence(loaded.is_some() && cfg.require_evidence)
+        .window_chars({
+            let model = self.tree.shared.llm.model();
+            let tokens = cfg
+                .context_window
+                .unwrap_or_else(|| crate::config::default_context_window(model, &cfg.llm.base_url));
+            // About 3 characters per token, and room for the reply.
+            (tokens as usize).saturating_mul(3) * 7 / 10
+        });
         let mut session = self.tree.shared.sandbox.start(spec).await?;
         let outcome = self.agent_loop(agent, &mut *session).await;
         session.close().await;

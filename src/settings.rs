@@ -285,6 +285,25 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_CONTEXT_WINDOW",
+        "context_window",
+        None,
+        "auto",
+        "the model's context window in tokens; older turns are shortened to stay within it (`auto`: 16384 for a local server or a small model, else 128000)",
+        |c, v| {
+            c.context_window = if v.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                let n = positive(v)?;
+                if n < 2048 {
+                    return Err(format!("must be at least 2048 tokens (or auto), got {v:?}"));
+                }
+                Some(n)
+            };
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_LOCAL_MODEL",
         "local_model",
         Some("--local-model"),

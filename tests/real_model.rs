@@ -315,3 +315,52 @@ fn signals_never_leave_the_local_server_or_sandboxes_behind() {
         assert_eq!(cache_entries(), before, "{signal}: files left in the cache");
     }
 }
+
+/// The eval smoke suite: a handful of generated tasks (fixed seed, small data) run through
+/// `rlm::eval` with the real model at temperature 0. The floor is below what the model
+/// scores on them, so a regression of the loop, the prompt or the helpers shows, without
+/// flakiness from one unlucky run.
+#[test]
+fn eval_smoke_suite_keeps_its_floor() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(url) = server() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let families: Vec<String> = ["needle", "multidoc", "needle"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut tasks = Vec::new();
+    for (seed, fam) in [
+        (101u64, &families[0]),
+        (102, &families[1]),
+        (103, &families[2]),
+    ] {
+        let g = rlm::eval::generate(std::slice::from_ref(fam), seed, &[10_000], "data").unwrap();
+        for (rel, content) in &g.files {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, content).unwrap();
+        }
+        tasks.push(g.suite.to_jsonl(std::path::Path::new("")));
+    }
+    let suite = rlm::eval::Suite::parse(&tasks.concat(), dir.path()).unwrap();
+    let o = orch(&url)
+        .temperature(0.0)
+        .max_iterations(8)
+        .build()
+        .unwrap();
+    let opts = rlm::eval::EvalOptions::default().trajectories(dir.path().join("runs"));
+    let report =
+        futures_lite::future::block_on(rlm::eval::run_suite(&o, &suite, &opts, |_| {})).unwrap();
+    eprintln!("{}", report.table());
+    assert_eq!(report.total.total, 3);
+    assert!(
+        report.total.right >= 2,
+        "below the smoke floor (2 of 3): {:#?}",
+        report.outcomes
+    );
+    // Each task left its trajectory.
+    for o in &report.outcomes {
+        assert!(o.trajectory.as_ref().is_some_and(|p| p.is_file()), "{o:?}");
+    }
+}

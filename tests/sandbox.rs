@@ -676,3 +676,78 @@ print('fork ok')"#,
         assert!(r.stdout.contains(want), "{want}: {r:?}");
     }
 }
+
+/// CSV with a header and JSON lines read as records: `ctx.records()` gives dicts (CSV numbers
+/// converted, ids with leading zeros kept as text), search hits carry their record's fields, a
+/// missing field names the real ones, capped searches say how many matches there are in all,
+/// and the common standard modules need no import. Plain text has no records.
+#[test]
+fn records_hits_with_fields_and_search_totals() {
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("staff.csv");
+    let mut text = String::from("id,name,dept,salary\n");
+    for i in 0..300 {
+        text.push_str(&format!(
+            "0{i:04},Person {i},{},{}\n",
+            ["Sales", "Legal"][i % 2],
+            1000 + i
+        ));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let jsonl = dir.path().join("devices.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"device_id\": \"D-1\", \"firmware\": \"3.1.4\"}\n{\"device_id\": \"D-2\", \"firmware\": \"2.0.0\"}\n",
+    )
+    .unwrap();
+    let plain = dir.path().join("notes.txt");
+    std::fs::write(&plain, "alpha beta\ngamma delta\n").unwrap();
+    let session = |p: &std::path::Path| {
+        let spec = SessionSpec::for_file(p, 0).unwrap();
+        futures_lite::future::block_on(from_config(&cfg()).unwrap().start(spec)).unwrap()
+    };
+    let mut s = session(&csv);
+    let r = exec(
+        &mut s,
+        "rows = list(ctx.records())\n\
+         print(len(rows), rows[0])\n\
+         print(sum(r['salary'] for r in rows if r['dept'] == 'Sales'))\n\
+         h = ctx.search(r'Person 7\\b')[0]\n\
+         print(h['name'], h['salary'], h['record']['id'], h.dept)\n\
+         hits = ctx.search('Sales', max_results=5)\n\
+         print(len(hits), hits.total, ctx.count('Sales'))\n\
+         try:\n    h['price']\nexcept KeyError as e:\n    print('KeyError', e)\n\
+         print(json.dumps({'n': 1}), re.sub('a', 'b', 'a'), collections.Counter('aab').most_common(1))",
+    );
+    assert!(r.stderr.is_empty(), "{r:?}");
+    let out = &r.stdout;
+    assert!(
+        out.contains("300 {'id': '00000', 'name': 'Person 0', 'dept': 'Sales', 'salary': 1000}"),
+        "{out}"
+    );
+    let sales: i64 = (0..300).filter(|i| i % 2 == 0).map(|i| 1000 + i).sum();
+    assert!(out.contains(&format!("\n{sales}\n")), "{out}");
+    assert!(out.contains("Person 7 1007 00007 Legal"), "{out}");
+    assert!(out.contains("holds 5 of the 150 matches"), "{out}");
+    assert!(out.contains("5 150 150"), "{out}");
+    assert!(out.contains("the fields id, name, dept, salary"), "{out}");
+    assert!(out.contains("{\"n\": 1} b [('a', 2)]"), "{out}");
+
+    let mut s = session(&jsonl);
+    let r = exec(
+        &mut s,
+        "print([r['firmware'] for r in ctx.records()], ctx.search('D-2')[0]['firmware'])",
+    );
+    assert!(r.stdout.contains("['3.1.4', '2.0.0'] 2.0.0"), "{r:?}");
+
+    let mut s = session(&plain);
+    let r = exec(
+        &mut s,
+        "print(sorted(ctx.search('gamma')[0]))\ntry:\n    list(ctx.records())\nexcept ValueError as e:\n    print('no records')",
+    );
+    assert!(
+        r.stdout.contains("['line', 'match', 'offset', 'text']") && r.stdout.contains("no records"),
+        "{r:?}"
+    );
+}

@@ -675,10 +675,25 @@ fn join(rng: &mut Rng, size: usize) -> Gen {
     let mut names = std::collections::HashSet::new();
     let mut staff = String::from("employee_id,name,department,office\n");
     let mut roster = Vec::new();
+    // Unique names, none a part of another (with a middle initial when the plain pairs run
+    // short).
+    let initials = people > FIRST.len() * LAST.len() / 2;
     for id in &emp_ids {
-        let mut name = person(rng);
-        while !names.insert(name.clone()) {
-            name = format!("{} {}", person(rng), rng.pick(LAST));
+        let mut name;
+        loop {
+            name = if initials {
+                format!(
+                    "{} {}. {}",
+                    rng.pick(FIRST),
+                    (b'A' + rng.range(0, 26) as u8) as char,
+                    rng.pick(LAST)
+                )
+            } else {
+                person(rng)
+            };
+            if names.insert(name.clone()) {
+                break;
+            }
         }
         staff.push_str(&format!(
             "{id},{name},{},{}\n",

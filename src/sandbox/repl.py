@@ -156,9 +156,14 @@ class Hit(dict):
     also readable as attributes (hit.text)."""
 
     def __missing__(self, key):
+        if "record" in self:
+            raise KeyError(
+                "%r: this hit's record has the fields %s (and the hit: line, text, match, offset)"
+                % (key, ", ".join(str(k) for k in self["record"]))
+            )
         raise KeyError(
-            "%r: a search hit has only the keys %s; the record itself is the string hit['text'] "
-            "(parse it, e.g. json.loads(hit['text']) or hit['text'].split(','))"
+            "%r: a search hit has only the keys %s; the line itself is the string hit['text'] "
+            "(take it apart, e.g. with re.search or hit['text'].split())"
             % (key, ", ".join(sorted(self)))
         )
 
@@ -167,6 +172,21 @@ class Hit(dict):
             return self[key]
         except KeyError as e:
             raise AttributeError(e.args[0]) from None
+
+    def __repr__(self):
+        # Printed, a hit shows where it is and what it says: its record's fields when the
+        # data has records, else the line.
+        head = {"line": self.get("line")}
+        if "doc" in self:
+            head["doc"] = self["doc"]
+        rec = dict.get(self, "record")
+        if isinstance(rec, dict):
+            head.update(rec)
+        else:
+            head["text"] = self.get("text")
+        return repr(head)
+
+    __str__ = __repr__
 
 
 class SearchResult(list):
@@ -182,12 +202,54 @@ class SearchResult(list):
         return list.__repr__(self) + note
 
 
+# Hits a search returns when no max_results is given.
+_SEARCH_CAP = 100000
+
+
 def _shown_of(shown, total, pattern):
     if total > shown:
         print(
-            "[ctx.search(%r): showing %d of %d matches. To count them use ctx.count(pattern); "
-            "to go through all of them use ctx.search_all(pattern).]" % (pattern, shown, total)
+            "[ctx.search(%r): this result holds %d of the %d matches (max_results). To count "
+            "them use ctx.count(pattern); to go through all of them use ctx.search_all(pattern).]"
+            % (pattern, shown, total)
         )
+
+
+def _number(v):
+    """A CSV cell as int or float when it is plainly a number (no leading zeros: ids stay
+    text)."""
+    t = v.strip()
+    if not t or len(t) > 30:
+        return v
+    body = t[1:] if t[0] in "+-" else t
+    if body.isdigit() and (body == "0" or not body.startswith("0")):
+        return int(t)
+    head, dot, tail = body.partition(".")
+    if dot and head.isdigit() and tail.isdigit() and (head == "0" or not head.startswith("0")):
+        return float(t)
+    return v
+
+
+def _sniff(first_lines):
+    """('jsonl', None) when the lines are JSON objects, ('csv', (header, delimiter)) for a
+    delimited table with a header, else (None, None)."""
+    lines = [l for l in first_lines if l.strip()][:6]
+    if not lines:
+        return None, None
+    try:
+        if all(isinstance(json.loads(l), dict) for l in lines[:3]):
+            return "jsonl", None
+    except ValueError:
+        pass
+    import csv as _csv
+
+    for d in (",", "\t", ";", "|"):
+        counts = [len(next(_csv.reader([l], delimiter=d))) for l in lines]
+        if counts[0] >= 2 and len(set(counts)) == 1 and len(lines) >= 2:
+            header = next(_csv.reader([lines[0]], delimiter=d))
+            if all(h.strip() and not _number(h) != h for h in header) and len(set(header)) == len(header):
+                return "csv", ([h.strip() for h in header], d)
+    return None, None
 
 
 class ContextHandle:
@@ -284,18 +346,21 @@ class ContextHandle:
         except re.error as e:
             raise ValueError("ctx.%s: invalid regular expression %r: %s" % (what, pattern, e)) from None
 
-    def search(self, pattern, max_results=20, ignore_case=False):
-        """Regex search over the whole context. Returns at most max_results hits (dicts with
-        keys offset (byte), line (1-based line number), match (the matched text) and text
-        (the whole line containing the match, at most 500 characters)); the result's `total`
-        is the number of matches in all, and a note is printed when some are not shown."""
+    def search(self, pattern, max_results=None, ignore_case=False):
+        """Regex search over the whole context. Returns every match (at most max_results,
+        default 100000) as hits (dicts with keys offset (byte), line (1-based line number),
+        match (the matched text), text (the whole line containing the match, at most 500
+        characters), and the record's fields when the data has records); the result's
+        `total` is the number of matches in all, and a note is printed when some are not in
+        the result."""
+        max_results = _SEARCH_CAP if max_results is None else max_results
         rx = self._compile("search", pattern, ignore_case)
         out = SearchResult()
         total = 0
-        for hit in self._iter(rx, pattern, ignore_case):
+        for off, line, match in self._iter(rx, pattern, ignore_case):
             total += 1
             if len(out) < max_results:
-                out.append(hit)
+                out.append(self._hit(off, line, match))
         out.total = total
         if not out and _HINTS.get("empty_search"):
             print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
@@ -304,7 +369,8 @@ class ContextHandle:
 
     def search_all(self, pattern, ignore_case=False):
         """Every match, in order, as hits like ctx.search's (an iterator, no limit)."""
-        return self._iter(self._compile("search_all", pattern, ignore_case), pattern, ignore_case)
+        rx = self._compile("search_all", pattern, ignore_case)
+        return (self._hit(*m) for m in self._iter(rx, pattern, ignore_case))
 
     def count(self, pattern, ignore_case=False):
         """The number of lines that match the regular expression."""
@@ -322,6 +388,64 @@ class ContextHandle:
             e = mm.find(b"\n", m.start())
             last_line_end = self.size if e < 0 else e + 1
         return n
+
+    def _kind(self):
+        if not hasattr(self, "_format"):
+            first = bytes(self._mm[: min(self.size, 65536)]).decode("utf-8", "replace").split("\n")[:7]
+            self._format, self._csv = _sniff(first[:-1] if len(first) > 6 else first)
+        return self._format
+
+    def record(self, line):
+        """The line parsed as a record (a dict) when the data is CSV with a header or JSON
+        objects, one per line; else None."""
+        kind = self._kind()
+        if kind == "jsonl":
+            try:
+                r = json.loads(line)
+            except ValueError:
+                return None
+            return r if isinstance(r, dict) else None
+        if kind == "csv":
+            import csv as _csv
+
+            header, d = self._csv
+            cells = next(_csv.reader([line], delimiter=d), [])
+            if len(cells) != len(header) or cells == header:
+                return None
+            return {h: _number(c) for h, c in zip(header, cells)}
+        return None
+
+    def records(self):
+        """Every record as a dict (CSV with a header: one per row, numbers converted; JSON
+        lines: one per object), in order (an iterator)."""
+        if self._kind() is None:
+            raise ValueError(
+                "ctx.records(): this data is neither CSV with a header nor JSON objects one per "
+                "line; go through ctx.iter_lines() and take each line apart with re or split()"
+            )
+        for line in self.iter_lines():
+            r = self.record(line)
+            if r is not None:
+                yield r
+
+    def _hit(self, off, line, match):
+        hit = Hit(offset=off, line=line, match=match, text=self._line_at(off))
+        if self._kind() is not None:
+            rec = self.record(self._full_line_at(off))
+            if rec is not None:
+                for k, v in rec.items():
+                    if isinstance(k, str) and k not in hit:
+                        hit[k] = v
+                hit["record"] = rec
+        return hit
+
+    def _full_line_at(self, off):
+        mm = self._mm
+        s = mm.rfind(b"\n", 0, off) + 1
+        e = mm.find(b"\n", off)
+        if e < 0:
+            e = self.size
+        return bytes(mm[s:min(e, s + (1 << 20))]).decode("utf-8", "replace").rstrip("\r")
 
     def iter_lines(self):
         """Every line, without its line break (an iterator)."""
@@ -347,7 +471,7 @@ class ContextHandle:
             off = m.start()
             line += self._mm[pos:off].count(b"\n") if off > pos else 0
             pos = off
-            yield Hit(offset=off, line=line, match=m.group(0).decode("utf-8", "replace"), text=self._line_at(off))
+            yield off, line, m.group(0).decode("utf-8", "replace")
 
     def _iter_unicode(self, pattern, ignore_case):
         rx = self._compile("search", pattern, ignore_case, True)
@@ -358,8 +482,7 @@ class ContextHandle:
             text = bytes(self._mm[start:end]).decode("utf-8", "replace")
             for m in rx.finditer(text):
                 off = start + len(text[: m.start()].encode())
-                yield Hit(offset=off, line=line + text.count("\n", 0, m.start()), match=m.group(0),
-                          text=self._line_at(off))
+                yield off, line + text.count("\n", 0, m.start()), m.group(0)
             line += text.count("\n")
             start = end
 
@@ -391,13 +514,19 @@ class ContextList(list):
     """The documents of a list context, one handle each; ctx.search, ctx.count and
     ctx.search_all work across all of them (each hit names its `doc`)."""
 
-    def search(self, pattern, max_results=20, ignore_case=False):
+    def search(self, pattern, max_results=None, ignore_case=False):
+        max_results = _SEARCH_CAP if max_results is None else max_results
         out = SearchResult()
         total = 0
-        for hit in self.search_all(pattern, ignore_case):
-            total += 1
-            if len(out) < max_results:
-                out.append(hit)
+        for i, h in enumerate(self):
+            rx = h._compile("search", pattern, ignore_case)
+            for m in h._iter(rx, pattern, ignore_case):
+                total += 1
+                if len(out) < max_results:
+                    hit = h._hit(*m)
+                    hit["doc"] = i
+                    hit["name"] = h.name
+                    out.append(hit)
         out.total = total
         if not out and _HINTS.get("empty_search"):
             print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
@@ -417,6 +546,11 @@ class ContextList(list):
     def iter_lines(self):
         for h in self:
             yield from h.iter_lines()
+
+    def records(self):
+        for i, h in enumerate(self):
+            for r in h.records():
+                yield r
 
     def line_count(self):
         return sum(h.line_count() for h in self)
@@ -564,6 +698,11 @@ def _setup():
             if inline:
                 _RESERVED["context"] = handles[0].read(0, handles[0].size)
     _G.update(_RESERVED)
+    # The standard modules models reach for without importing them.
+    import collections, csv, datetime, itertools, math, re, statistics
+
+    for m in (collections, csv, datetime, itertools, json, math, re, statistics):
+        _G.setdefault(m.__name__, m)
 
 
 def _name_hint(name):
