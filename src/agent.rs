@@ -59,6 +59,9 @@ pub(crate) struct BlockResult {
     /// A final answer the REPL signalled (`FINAL(...)`, `FINAL_VAR(...)` or a printed
     /// `FINAL(...)` line).
     pub(crate) final_answer: Option<String>,
+    /// The [`answer_words`] of `final_answer` that occur nowhere in the context (filled in
+    /// by the driver, which can read the context).
+    pub(crate) absent: Vec<String>,
 }
 
 /// The state of one run's conversation.
@@ -94,6 +97,8 @@ pub(crate) struct Agent {
     /// How many characters of conversation the model's window holds (older observations
     /// are shortened beyond it).
     max_chars: usize,
+    /// The question, restated in every later turn (small models lose it after a few turns).
+    question: Option<String>,
 }
 
 impl Agent {
@@ -124,6 +129,7 @@ impl Agent {
             refused_final: false,
             require_evidence: true,
             max_chars: usize::MAX,
+            question: None,
         }
     }
 
@@ -161,6 +167,12 @@ impl Agent {
                 m.content = prompt::shortened(&m.content);
             }
         }
+    }
+
+    /// Restates `question` in every turn after the first (cut to 600 characters).
+    pub(crate) fn question(mut self, question: &str) -> Self {
+        self.question = Some(question.chars().take(600).collect());
+        self
     }
 
     /// Whether a final answer typed in without evidence is refused once (on by default;
@@ -247,11 +259,11 @@ impl Agent {
             let refusal = if self.guessed(&answer, &code, &result.observation) {
                 // Typed in and never shown: the model is asked for the evidence.
                 Some(prompt::unsupported_final(&answer))
-            } else if self.unseen(&answer) {
-                // Computed and answered in the same block: the model has not looked at it.
-                Some(prompt::confirm_final(&answer, &self.messages[1].content))
             } else {
-                None
+                // Words that are nowhere in the data, the question or an earlier output:
+                // most likely parsed out of the wrong place.
+                self.ungrounded(&result.absent)
+                    .map(|words| prompt::ungrounded_final(&answer, &words))
             };
             self.queue.clear();
             if let Some(text) = refusal {
@@ -281,7 +293,11 @@ impl Agent {
         } else if self.circling {
             prompt::circling_code(self.iteration + 1, self.max_iterations)
         } else {
-            prompt::next_turn(self.iteration + 1, self.max_iterations)
+            prompt::next_turn(
+                self.iteration + 1,
+                self.max_iterations,
+                self.question.as_deref(),
+            )
         };
         let body = format!("{}\n\n{next}", self.observations.join("\n\n"));
         self.messages.push(Message::user(body.trim_end()));
@@ -309,15 +325,23 @@ impl Agent {
         !shown_in(a, &outputs)
     }
 
-    /// True when no earlier output of the run showed `answer`: the model answered with a
-    /// value it has not looked at (asked to check it once, over a context).
-    fn unseen(&self, answer: &str) -> bool {
-        if self.refused_final || !self.require_evidence {
-            return false;
+    /// The words of the answer found nowhere: not in the context (`absent`, from the
+    /// driver), the question, or any earlier output. `None` when the answer is grounded or
+    /// the check does not apply.
+    fn ungrounded(&self, absent: &[String]) -> Option<Vec<String>> {
+        if self.refused_final || !self.require_evidence || absent.is_empty() {
+            return None;
         }
-        let a = answer.trim();
-        let outputs: Vec<&str> = self.seen.iter().map(String::as_str).collect();
-        !a.is_empty() && !shown_in(a, &outputs)
+        let question = self.messages.get(1).map(|m| m.content.as_str());
+        let words: Vec<String> = absent
+            .iter()
+            .filter(|w| {
+                !question.is_some_and(|q| contains_loosely(q, w))
+                    && !self.seen.iter().any(|o| contains_loosely(o, w))
+            })
+            .cloned()
+            .collect();
+        (!words.is_empty()).then_some(words)
     }
 
     fn next_block(&mut self) -> Action {
@@ -340,6 +364,50 @@ impl Agent {
         Action::Ask {
             temperature: (self.repeats > 0).then(|| 0.3 + 0.2 * self.repeats.min(3) as f32),
         }
+    }
+}
+
+/// The words of a short answer worth finding in the data: pieces (split at anything but
+/// letters, digits, `-`, `_` and `.`) of three characters or more with a letter in them.
+/// Numbers are left out (a computed count or sum need not occur in the data), and so are
+/// long answers (prose), for which the check says nothing.
+pub(crate) fn answer_words(answer: &str) -> Vec<String> {
+    let pieces: Vec<&str> = answer
+        .split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        .map(|p| p.trim_matches(['.', '-', '_']))
+        .filter(|p| !p.is_empty())
+        .collect();
+    if pieces.len() > 12 {
+        return Vec::new();
+    }
+    let mut words: Vec<String> = Vec::new();
+    for p in pieces {
+        if p.chars().count() >= 3
+            && p.chars().any(char::is_alphabetic)
+            && !words.iter().any(|w| w.eq_ignore_ascii_case(p))
+        {
+            words.push(p.to_string());
+        }
+    }
+    words
+}
+
+#[cfg(test)]
+mod words_tests {
+    use super::answer_words;
+
+    #[test]
+    fn answer_words_are_the_named_pieces_of_short_answers() {
+        assert_eq!(answer_words("VAN-service., in EUR"), ["VAN-service", "EUR"]);
+        assert_eq!(answer_words("VAN-2731, 1840 EUR"), ["VAN-2731", "EUR"]);
+        assert_eq!(answer_words("42"), Vec::<String>::new());
+        assert_eq!(answer_words("3.1.4"), Vec::<String>::new());
+        assert_eq!(answer_words("['Alice', 'alice', 'Bob']"), ["Alice", "Bob"]);
+        // Prose says nothing.
+        assert!(
+            answer_words("the quick brown fox jumps over the lazy dog and then runs far away")
+                .is_empty()
+        );
     }
 }
 
@@ -399,6 +467,7 @@ mod tests {
         BlockResult {
             observation: obs.into(),
             final_answer: None,
+            absent: Vec::new(),
         }
     }
 
@@ -410,6 +479,7 @@ mod tests {
         BlockResult {
             observation: obs.into(),
             final_answer: Some(answer.into()),
+            absent: Vec::new(),
         }
     }
 
@@ -455,7 +525,8 @@ mod tests {
             Action::Answer("desk lamp".into())
         );
 
-        // Computed by the code but never looked at: the model is asked once to check it.
+        // Computed by the code, even if never printed: accepted at once (asking the small
+        // model to confirm a computed value made it abandon right answers).
         let mut a = agent(6);
         a.start();
         a.on_reply(&code(
@@ -463,20 +534,32 @@ mod tests {
         ));
         assert_eq!(
             a.on_block(finished("[final answer recorded]", "27")),
-            Action::Ask { temperature: None }
-        );
-        assert!(
-            a.messages()
-                .last()
-                .unwrap()
-                .content
-                .contains("which you have not seen before")
-        );
-        a.on_reply(&code("FINAL(n)"));
-        assert_eq!(
-            a.on_block(finished("[final answer recorded]", "27")),
             Action::Answer("27".into())
         );
+        // Computed, but with words found nowhere in the data, the question or an earlier
+        // output: refused once, naming them.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(ctx.search('FAILED')[0])"));
+        a.on_block(ran("2025-06-14 Kiel: inspection of VAN-2731 FAILED"));
+        a.on_reply(&code("v = h.split()[-1]\nFINAL(f'VAN-{v}')"));
+        let mut done = finished("VAN-service.", "VAN-service.");
+        done.absent = vec!["VAN-service".into()];
+        assert_eq!(a.on_block(done), Action::Ask { temperature: None });
+        let last = &a.messages().last().unwrap().content;
+        assert!(
+            last.contains("\"VAN-service\" occurs nowhere in the data"),
+            "{last}"
+        );
+        // Words of the question or of an earlier output count as found.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(llm_query('label?'))"));
+        a.on_block(ran("negative"));
+        a.on_reply(&code("FINAL(label)"));
+        let mut done = finished("", "negative");
+        done.absent = vec!["negative".into()];
+        assert_eq!(a.on_block(done), Action::Answer("negative".into()));
         // Without a context (knowledge, computation) answers are taken as they come.
         let mut a = agent(6).require_evidence(false);
         a.start();
@@ -598,6 +681,7 @@ mod tests {
         let done = a.on_block(BlockResult {
             observation: "1".into(),
             final_answer: Some("1".into()),
+            absent: Vec::new(),
         });
         assert_eq!(
             done,

@@ -226,6 +226,40 @@ impl LoadedContext {
         }
     }
 
+    /// The `words` that occur in no document (ASCII case ignored), in their order. One pass
+    /// over the documents with one automaton, stopping once every word was seen.
+    pub(crate) fn absent_words(&self, words: &[String]) -> Vec<String> {
+        if words.is_empty() {
+            return Vec::new();
+        }
+        let Ok(ac) = aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(words)
+        else {
+            return Vec::new();
+        };
+        let mut found = vec![false; words.len()];
+        let mut left = words.len();
+        'docs: for d in &self.docs {
+            for m in ac.find_overlapping_iter(d.as_bytes()) {
+                let i = m.pattern().as_usize();
+                if !found[i] {
+                    found[i] = true;
+                    left -= 1;
+                    if left == 0 {
+                        break 'docs;
+                    }
+                }
+            }
+        }
+        words
+            .iter()
+            .zip(found)
+            .filter(|(_, f)| !f)
+            .map(|(w, _)| w.clone())
+            .collect()
+    }
+
     /// Total size in bytes.
     pub(crate) fn total_bytes(&self) -> u64 {
         self.docs.iter().map(|d| d.as_bytes().len() as u64).sum()
@@ -303,6 +337,21 @@ mod tests {
         std::fs::write(dir.path().join("new"), "x\n").unwrap();
         std::fs::rename(dir.path().join("new"), &path).unwrap();
         assert!(spec.files[0].open_unchanged().is_err());
+    }
+
+    #[test]
+    fn absent_words_are_looked_for_in_every_document() {
+        let lc = LoadedContext::load(&Context::documents([
+            "inspection of VAN-2731 FAILED",
+            "repair for van-9 done",
+        ]))
+        .unwrap();
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            lc.absent_words(&w(&["VAN-service", "failed", "Van-9", "repair", "EUR"])),
+            w(&["VAN-service", "EUR"])
+        );
+        assert!(lc.absent_words(&[]).is_empty());
     }
 
     #[test]

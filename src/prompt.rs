@@ -56,12 +56,11 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
                  - `{h}.size` (bytes), `{h}.line_count()`\n\
                  - `{h}.head(n)`, `{h}.tail(n)`, `{h}.read(start, length)` -> str\n\
                  - `{h}.lines(first, last)` -> str (1-based, inclusive)\n\
-                 - `ctx.iter_lines()` -> every line as a str, one after the other (also `for line in ctx:`)\n\
-                 - `ctx.search(pattern, ignore_case=False, max_results=None)` -> every match (up to 100000, or `max_results`) as a list of hits; `len(hits)` is how many there are. Each hit is a dict with `line` (line number), `text` (that whole line), `match` (the matched part) and `offset`; when a limit cut the list, a note says so and `.total` is the full number\n\
-                 - `ctx.records()` -> every record as a dict, when the data is CSV with a header (numbers converted) or one JSON object per line; then each search hit also has its record's fields (`h[\"price\"]`) and `h[\"record\"]`\n\
-                 - `ctx.count(pattern, ignore_case=False)` -> the number of lines that match\n\
-                 - `ctx.search_all(pattern, ignore_case=False)` -> every match (no limit), as hits like `ctx.search`'s\n\
-                 - `{h}.chunks(size=100000, overlap=0)` -> the text in pieces\n\
+                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset` (Python regex); `.total` is the number of matches in all\n\
+                 - `{h}.chunks(size=100000, overlap=0)` -> iterator of str chunks\n\
+                 - `ctx.count(pattern, ignore_case=False)` -> how many lines match (all of them)\n\
+                 - `ctx.records()` -> every record as a dict, when the data is CSV with a header (numbers converted) or one JSON object per line; search hits then also carry their record's fields\n\
+                 - `ctx.iter_lines()` -> every line as a str; `ctx.search_all(pattern, ignore_case=False)` -> every match (no limit)\n\
                  Patterns are Python regular expressions.\n",
             ));
             if p.inline {
@@ -118,53 +117,18 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
             p.max_iterations
         ));
     } else {
-        let first_look = if p.is_list {
-            "ctx[0].head(600)"
-        } else {
-            "ctx.head(600)"
-        };
-        s.push_str(&format!(
+        s.push_str(
             "## How to work\n\
-             1. Always reply with exactly one short ```python code block.\n\
-             2. Start by looking at the data: print its first lines (`print({first_look})`) to see how it is laid out (a CSV header? JSON objects, one per line? log lines?), and search it for the distinctive words of the question (an id, a name, a date, a key word), printing the hits' `text`. The data is much longer than its first lines.\n\
-             3. To find one record (by an id, a name, a date): `ctx.search` for it and print the hits' `text`. When the question needs several facts, find them one at a time: search again with what you learned (the id or name you found) to find the related lines, and print them.\n\
-             4. To count, add up, compare or rank: go through EVERY record (`ctx.records()` for CSV or JSON lines, else `ctx.iter_lines()` with `re`), and compute the answer in Python. Never count search results: they are capped.\n\
-             5. When you need to judge the meaning of texts (is it negative? what is it about?): ask `llm_query_batched` with one short question per text, then count the answers in Python.\n\
-             6. Print the result, then call `FINAL(answer)` with just the answer (a value, name or number). Never guess: FINAL only a value your code computed or an output showed.\n\
-             7. If code fails, read the error and change the code; never send the same code twice.\n",
-        ));
+             1. Always reply with exactly one short ```python code block. Start by looking at the data with code.\n\
+             2. Print what you need to see; output is shortened when long, so print summaries, counts and short excerpts, never the whole context.\n\
+             3. Use `ctx.search` with one distinctive word or value from the question to find the relevant lines, and print their `text`. Search again with what you learned (a name, an id) to find related lines. For questions that need reading everything, loop over `ctx.chunks(...)`, call `llm_query_batched` on the chunks, and combine the answers in code.\n\
+             4. When the printed output shows the answer, call `FINAL(answer)` in a code block. Never guess: do not call FINAL with a value you have not seen printed.\n\
+             5. If code fails, read the error and change the code; never send the same code twice.\n",
+        );
         s.push_str(&format!("You have at most {} turns.\n", p.max_iterations));
         if p.context.is_some() {
-            s.push_str(&format!(
-                "\nA first block (replace KEYWORD by one distinctive word or value from the question: an id, a name, a date; not a whole phrase):\n\
-                 ```python\n\
-                 print({first_look})\n\
-                 hits = ctx.search(r\"KEYWORD\", ignore_case=True)\n\
-                 print(len(hits), \"matches\")\n\
-                 for h in hits[:10]:\n\
-                 \x20   print(h)\n\
-                 ```\n"
-            ));
             s.push_str(
-                "\nExamples (use the real column and field names you saw in the data):\n\
-                 ```python\n\
-                 # CSV with a header, or JSON objects one per line: every record as a dict\n\
-                 rows = list(ctx.records())\n\
-                 print(len(rows), rows[0])\n\
-                 big = [r for r in rows if r[\"dept\"] == \"Sales\" and r[\"salary\"] > 50000]\n\
-                 print(len(big), sum(r[\"salary\"] for r in big))\n\
-                 ```\n\
-                 ```python\n\
-                 # One record found by a value: its fields are on the hit\n\
-                 for h in ctx.search(r\"EMP-4411\"):\n\
-                 \x20   print(h[\"name\"], h[\"dept\"])\n\
-                 ```\n\
-                 ```python\n\
-                 # Log lines: a regular expression per line\n\
-                 import re, collections\n\
-                 hosts = collections.Counter(m.group(1) for line in ctx.iter_lines() if (m := re.search(r\"host=(\\S+)\", line)))\n\
-                 print(hosts.most_common(3))\n\
-                 ```\n",
+                "\nExample (replace KEYWORD by one distinctive word or value taken from the question):\n```python\nfor h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n    print(h[\"line\"], h[\"text\"])\n```\n",
             );
         }
     }
@@ -180,7 +144,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
 pub(crate) fn first_user_message(query: &str, has_context: bool) -> String {
     if has_context {
         format!(
-            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: print its first lines to see how it is laid out, and search it for the distinctive words of the question (a name, an id, a date), printing the matching lines."
+            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: search the context for one distinctive word or value from the question (a date, a name, an id) and print the matching lines."
         )
     } else {
         format!(
@@ -230,15 +194,16 @@ pub(crate) fn unsupported_final(value: &str) -> String {
     )
 }
 
-/// The answer to a `FINAL` with a computed value the model has not seen yet (asked once).
-pub(crate) fn confirm_final(value: &str, first_user: &str) -> String {
-    let v: String = value.chars().take(300).collect();
-    let question = first_user
-        .strip_prefix("Question: ")
-        .and_then(|q| q.split("\n\n").next())
-        .unwrap_or("");
+/// The answer to a `FINAL` with words that occur nowhere in the data, the question or an
+/// output (asked once).
+pub(crate) fn ungrounded_final(value: &str, words: &[String]) -> String {
+    let v: String = value.chars().take(200).collect();
+    let w: Vec<String> = words.iter().take(5).map(|w| format!("{w:?}")).collect();
     format!(
-        "Not accepted yet: your code computed the final answer {v:?}, which you have not seen before. The question is: {question}\nDoes {v:?} answer exactly that, with values taken from the lines that state them? If yes, call FINAL with it again. If not, print the lines that hold each part of the answer (search for them), and compute the answer from those."
+        "FINAL({v:?}) was not accepted yet: {} {} nowhere in the data, so the code probably took {} from the wrong place. Print the lines that hold the answer, check which part of them is the value asked for, then call FINAL again.",
+        w.join(", "),
+        if w.len() == 1 { "occurs" } else { "occur" },
+        if w.len() == 1 { "it" } else { "them" },
     )
 }
 
@@ -262,10 +227,15 @@ pub(crate) fn shortened(text: &str) -> String {
 }
 
 /// Appended to the observations of a turn: what to do in turn `next` of `max`.
-pub(crate) fn next_turn(next: u32, max: u32) -> String {
-    format!(
-        "Turn {next}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed."
-    )
+pub(crate) fn next_turn(next: u32, max: u32, question: Option<&str>) -> String {
+    match question {
+        Some(q) => format!(
+            "Turn {next}/{max}. The question: {q}\nContinue with one ```python block; once the output shows the answer, call FINAL(answer) with just the answer."
+        ),
+        None => format!(
+            "Turn {next}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed."
+        ),
+    }
 }
 
 /// Appended instead of [`next_turn`] when the model sent the same code as in its previous

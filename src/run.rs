@@ -472,6 +472,7 @@ impl Run {
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
         )
+        .question(query)
         .require_evidence(loaded.is_some() && cfg.require_evidence)
         .window_chars({
             let model = self.tree.shared.llm.model();
@@ -605,9 +606,21 @@ impl Run {
                 ..f
             }));
         self.push_step(step);
+        let final_answer = r.final_answer.or_else(|| final_from_stdout(&r.stdout));
+        // The words of a final answer that occur nowhere in the context (the agent decides
+        // whether that matters); one pass over the documents, on the blocking pool.
+        let loaded = lock(&self.context).clone();
+        let absent = match (&final_answer, loaded) {
+            (Some(a), Some(lc)) if self.cfg().require_evidence => {
+                let words = crate::agent::answer_words(a);
+                runtime::unblock(move || lc.absent_words(&words)).await
+            }
+            _ => Vec::new(),
+        };
         Ok(BlockResult {
             observation,
-            final_answer: r.final_answer.or_else(|| final_from_stdout(&r.stdout)),
+            final_answer,
+            absent,
         })
     }
 

@@ -346,7 +346,7 @@ fn context_is_read_only_and_handle_methods_work() {
     };
     let r = spec_for(
         &p,
-        "```python\nimport os\ntry:\n    open(ctx.path, 'r+'); print('WRITABLE')\nexcept OSError as e:\n    print('ro', e.errno)\nprint(ctx.size, ctx.line_count())\nprint(repr(ctx.read(1, 2)))\nprint(repr(ctx.head(6)), repr(ctx.tail(8)))\nprint(repr(ctx.lines(2, 3)))\nprint(ctx.search(r'value=9801', max_results=5))\nprint(len(ctx.search('äöü', max_results=3, ignore_case=True)))\nprint(sum(len(c.encode()) for c in ctx.chunks(1000)) == ctx.size)\ntry:\n    ctx.search('(')\nexcept ValueError as e:\n    print('bad regex:', str(e)[:40])\nFINAL('done')\n```",
+        "```python\nimport os\ntry:\n    open(ctx.path, 'r+'); print('WRITABLE')\nexcept OSError as e:\n    print('ro', e.errno)\nprint(ctx.size, ctx.line_count())\nprint(repr(ctx.read(1, 2)))\nprint(repr(ctx.head(6)), repr(ctx.tail(8)))\nprint(repr(ctx.lines(2, 3)))\nprint(ctx.search(r'value=9801', max_results=5))\nprint([(h['line'], h['match']) for h in ctx.search(r'value=9801', max_results=5)])\nprint(len(ctx.search('äöü', max_results=3, ignore_case=True)))\nprint(sum(len(c.encode()) for c in ctx.chunks(1000)) == ctx.size)\ntry:\n    ctx.search('(')\nexcept ValueError as e:\n    print('bad regex:', str(e)[:40])\nFINAL('done')\n```",
     );
     assert!(r.success, "{:?}", r.error);
     let out = &r.steps[1].output;
@@ -361,7 +361,14 @@ fn context_is_read_only_and_handle_methods_work() {
         out.contains("'row 2 ÄÖÜ value=4\\nrow 3 ÄÖÜ value=9\\n'"),
         "{out}"
     );
-    assert!(out.contains("'line': 99, 'match': 'value=9801'"), "{out}");
+    assert!(
+        out.contains("(99, 'value=9801'), (990, 'value=9801')"),
+        "{out}"
+    );
+    assert!(
+        out.contains("{'line': 99, 'text': 'row 99 ÄÖÜ value=9801'}"),
+        "a printed hit shows its line and text: {out}"
+    );
     assert!(out.contains("\n3\n"), "unicode case folding: {out}");
     assert!(out.contains("True"), "{out}");
     assert!(

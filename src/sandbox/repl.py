@@ -202,8 +202,9 @@ class SearchResult(list):
         return list.__repr__(self) + note
 
 
-# Hits a search returns when no max_results is given.
-_SEARCH_CAP = 100000
+# Hits a search returns when no max_results is given (small models drown in long
+# listings; counts come from ctx.count or .total, never from len of a capped result).
+_SEARCH_CAP = 20
 
 
 def _shown_of(shown, total, pattern):
@@ -347,8 +348,8 @@ class ContextHandle:
             raise ValueError("ctx.%s: invalid regular expression %r: %s" % (what, pattern, e)) from None
 
     def search(self, pattern, max_results=None, ignore_case=False):
-        """Regex search over the whole context. Returns every match (at most max_results,
-        default 100000) as hits (dicts with keys offset (byte), line (1-based line number),
+        """Regex search over the whole context. Returns the first matches (at most
+        max_results, default 20) as hits (dicts with keys offset (byte), line (1-based line number),
         match (the matched text), text (the whole line containing the match, at most 500
         characters), and the record's fields when the data has records); the result's
         `total` is the number of matches in all, and a note is printed when some are not in
@@ -546,6 +547,11 @@ class ContextList(list):
     def iter_lines(self):
         for h in self:
             yield from h.iter_lines()
+
+    def chunks(self, size=100000, overlap=0):
+        """Every document's chunks, one document after the other."""
+        for h in self:
+            yield from h.chunks(size, overlap)
 
     def records(self):
         for i, h in enumerate(self):
