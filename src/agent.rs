@@ -97,8 +97,6 @@ pub(crate) struct Agent {
     /// How many characters of conversation the model's window holds (older observations
     /// are shortened beyond it).
     max_chars: usize,
-    /// The question, restated in every later turn (small models lose it after a few turns).
-    question: Option<String>,
 }
 
 impl Agent {
@@ -129,7 +127,6 @@ impl Agent {
             refused_final: false,
             require_evidence: true,
             max_chars: usize::MAX,
-            question: None,
         }
     }
 
@@ -167,12 +164,6 @@ impl Agent {
                 m.content = prompt::shortened(&m.content);
             }
         }
-    }
-
-    /// Restates `question` in every turn after the first (cut to 600 characters).
-    pub(crate) fn question(mut self, question: &str) -> Self {
-        self.question = Some(question.chars().take(600).collect());
-        self
     }
 
     /// Whether a final answer typed in without evidence is refused once (on by default;
@@ -293,11 +284,7 @@ impl Agent {
         } else if self.circling {
             prompt::circling_code(self.iteration + 1, self.max_iterations)
         } else {
-            prompt::next_turn(
-                self.iteration + 1,
-                self.max_iterations,
-                self.question.as_deref(),
-            )
+            prompt::next_turn(self.iteration + 1, self.max_iterations)
         };
         let body = format!("{}\n\n{next}", self.observations.join("\n\n"));
         self.messages.push(Message::user(body.trim_end()));

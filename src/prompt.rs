@@ -227,15 +227,10 @@ pub(crate) fn shortened(text: &str) -> String {
 }
 
 /// Appended to the observations of a turn: what to do in turn `next` of `max`.
-pub(crate) fn next_turn(next: u32, max: u32, question: Option<&str>) -> String {
-    match question {
-        Some(q) => format!(
-            "Turn {next}/{max}. The question: {q}\nContinue with one ```python block; once the output shows the answer, call FINAL(answer) with just the answer."
-        ),
-        None => format!(
-            "Turn {next}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed."
-        ),
-    }
+pub(crate) fn next_turn(next: u32, max: u32) -> String {
+    format!(
+        "Turn {next}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed."
+    )
 }
 
 /// Appended instead of [`next_turn`] when the model sent the same code as in its previous

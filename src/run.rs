@@ -472,7 +472,6 @@ impl Run {
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
         )
-        .question(query)
         .require_evidence(loaded.is_some() && cfg.require_evidence)
         .window_chars({
             let model = self.tree.shared.llm.model();
