@@ -250,6 +250,18 @@ impl Agent {
             let refusal = if self.guessed(&answer, &code, &result.observation) {
                 // Typed in and never shown: the model is asked for the evidence.
                 Some(prompt::unsupported_final(&answer))
+            } else if self.require_evidence
+                && !self.refused_final
+                && (result.observation.contains(prompt::CAPPED_MARK)
+                    || (self.typed(&answer, &code)
+                        && self
+                            .seen
+                            .last()
+                            .is_some_and(|o| o.contains(prompt::CAPPED_MARK))))
+            {
+                // Computed from a search result that holds only some of the matches, or typed
+                // in right after one was printed.
+                Some(prompt::capped_final(&answer))
             } else {
                 // Words that are nowhere in the data, the question or an earlier output:
                 // most likely parsed out of the wrong place.
@@ -295,6 +307,11 @@ impl Agent {
     /// True when `answer` looks made up: typed into the code (or the reply) as a literal,
     /// and never shown by any output of the run, this block's included. Such an answer is
     /// refused once; a value the code computed, or one an output showed, is accepted.
+    fn typed(&self, answer: &str, code: &str) -> bool {
+        let a = answer.trim().trim_matches(['"', '\'', '`']).trim();
+        !a.is_empty() && contains_loosely(code, a)
+    }
+
     fn guessed(&self, answer: &str, code: &str, this_block: &str) -> bool {
         if self.refused_final || !self.require_evidence {
             return false;
@@ -547,6 +564,40 @@ mod tests {
         let mut done = finished("", "negative");
         done.absent = vec!["negative".into()];
         assert_eq!(a.on_block(done), Action::Answer("negative".into()));
+        // Computed in a block that printed the capped-search note: refused once.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code(
+            "FINAL(sum(h['amount'] for h in ctx.search('ACME', max_results=10)))",
+        ));
+        let done = finished(
+            &format!(
+                "[ctx.search('ACME'): this result holds 10 of the 44 {}. ...]",
+                prompt::CAPPED_MARK
+            ),
+            "2157.5",
+        );
+        assert_eq!(a.on_block(done), Action::Ask { temperature: None });
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("only some of the matches")
+        );
+        // Typed in right after a capped result was printed: refused once too.
+        let mut a = agent(6);
+        a.start();
+        a.on_reply(&code("print(ctx.search('ERROR', max_results=10))"));
+        a.on_block(ran(&format!(
+            "[ctx.search('ERROR'): this result holds 10 of the 45 {}] ... [search] timeout",
+            prompt::CAPPED_MARK
+        )));
+        a.on_reply(&code("FINAL('search')"));
+        assert_eq!(
+            a.on_block(finished("", "search")),
+            Action::Ask { temperature: None }
+        );
         // Without a context (knowledge, computation) answers are taken as they come.
         let mut a = agent(6).require_evidence(false);
         a.start();

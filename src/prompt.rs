@@ -19,6 +19,8 @@ pub(crate) struct PromptInput<'a> {
     pub(crate) custom: Option<&'a str>,
     /// `rlm_query` starts child runs (otherwise it is a plain sub-LLM call).
     pub(crate) recursion: bool,
+    /// The context holds records (CSV with a header, or JSON lines): see [`record_format`].
+    pub(crate) records: bool,
 }
 
 /// The system prompt. Every function it names is in `sandbox::REPL_FUNCTIONS` (a
@@ -130,6 +132,11 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
             s.push_str(
                 "\nExample (replace KEYWORD by one distinctive word or value taken from the question):\n```python\nfor h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n    print(h[\"line\"], h[\"text\"])\n```\n",
             );
+            if p.records {
+                s.push_str(
+                    "\nThe data is records. To count, add up, compare or rank, go through ALL of them with `ctx.records()` (search results are capped; never count or sum them). Example (use the real field names from the preview):\n```python\nrows = list(ctx.records())\nprint(len(rows), rows[0])\nsel = [r for r in rows if r[\"dept\"] == \"Sales\" and r[\"salary\"] > 50000]\nprint(len(sel), sum(r[\"salary\"] for r in sel))\n```\n",
+                );
+            }
         }
     }
     if let Some(c) = p.custom.filter(|c| !c.trim().is_empty()) {
@@ -204,6 +211,18 @@ pub(crate) fn ungrounded_final(value: &str, words: &[String]) -> String {
         w.join(", "),
         if w.len() == 1 { "occurs" } else { "occur" },
         if w.len() == 1 { "it" } else { "them" },
+    )
+}
+
+/// What the REPL prints when a search result holds only some of the matches; a final
+/// answer computed in a block that printed it is refused once ([`capped_final`]).
+pub(crate) const CAPPED_MARK: &str = "matches (max_results)";
+
+/// The answer to a `FINAL` computed in a block that used a capped search result.
+pub(crate) fn capped_final(value: &str) -> String {
+    let v: String = value.chars().take(200).collect();
+    format!(
+        "FINAL({v:?}) was not accepted yet: it comes from a search result that holds only some of the matches (see the note above), so a count, total or most/least frequent value taken from it is wrong. If the question needs all of them, go through every record or line (`ctx.records()`, `ctx.search_all(pattern)` or `ctx.iter_lines()`), compute and print the result, then call FINAL again. If the answer is one specific line you saw, call FINAL again."
     )
 }
 
@@ -634,6 +653,7 @@ mod tests {
                     context: Some("- `a.txt`: 3 bytes"),
                     is_list,
                     max_iterations: 3,
+                    records: true,
                     ..Default::default()
                 });
                 for (prefix, one) in [("ctx.", false), ("ctx[i].", true), ("ctx[0].", true)] {
@@ -666,12 +686,15 @@ mod tests {
             let code = format!(
                 "one = ctx[0] if isinstance(ctx, list) else ctx\n\
                  print('missing', [m for m in {whole:?} if not hasattr(ctx, m)], [m for m in {each:?} if not hasattr(one, m)])\n\
-                 print(ctx.count('1'), ctx.search('[12]').total, len(list(ctx.search_all('[0-9]'))))"
+                 print(ctx.count('1'), ctx.search('[12]').total, len(list(ctx.search_all('[0-9]'))))\n\
+                 capped = ctx.search('[0-9]', max_results=1)"
             );
             let code = code.replace('"', "'");
             let r = futures_lite::future::block_on(s.execute(&code, &NoHostCalls)).unwrap();
             assert!(r.stdout.contains("missing [] []"), "{ctx:?}: {r:?}");
             assert!(r.stdout.contains("1 2 2"), "{ctx:?}: {r:?}");
+            // The agent recognises the REPL's note on a capped result.
+            assert!(r.stdout.contains(CAPPED_MARK), "{ctx:?}: {r:?}");
         }
     }
 }

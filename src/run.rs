@@ -465,6 +465,11 @@ impl Run {
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
             recursion: self.depth + 1 < cfg.limits.max_depth,
+            records: loaded.is_some_and(|lc| {
+                lc.summaries(400)
+                    .iter()
+                    .any(|d| crate::prompt::record_format(&d.preview).is_some())
+            }),
         });
         let agent = Agent::new(
             system,
