@@ -40,7 +40,9 @@
 //!   resolved (builder/flags > environment > default) and validated once into a [`Config`]
 //!   (`config`: the plain, readable values);
 //! - `agent`: the loop's decisions as a state machine (given a reply or a block's result:
-//!   ask the model, run a block, answer, or stop and why; nudges, repeat detection);
+//!   ask the model, run a block, answer, or stop and why; nudges, repeat detection, and the
+//!   once-per-run refusal of final answers without evidence, computed from a capped search,
+//!   or with words found nowhere);
 //! - `budget`: the ledger of a tree of runs (usage and cost per model, limits checked and a
 //!   call reserved before every LLM call);
 //! - `prompt`: every text the model reads (system prompt, context description, turn
@@ -55,7 +57,9 @@
 //! - `sandbox::protocol` (frames, typed [`sandbox::HostCall`]s, per-cell tokens),
 //!   `sandbox::capture` (capped output), `sandbox::seccomp` (the BPF program);
 //! - `trajectory`: the versioned JSON Lines events; `view`: their HTML rendering;
-//! - `result`, `events`, `error`: plain data.
+//! - `result`, `events`, `error`: plain data;
+//! - `eval::{suite, score, generate, report}`: evaluation suites (JSON Lines), answer
+//!   scoring, seeded task generators and the per-family report.
 //!
 //! I/O:
 //! - `runtime`: the only module that knows about the `blocking` pool and timers (`unblock`,
@@ -74,8 +78,9 @@
 //!   one a process makes sweeps directories whose owner died, even by SIGKILL);
 //! - `log`: the trajectory writer.
 //!
-//! Glue: `orchestrator` (public API, builder) and `run` (drives the agent for a tree of runs:
-//! context, session, LLM calls, filter, host calls).
+//! Glue: `orchestrator` (public API, builder), `run` (drives the agent for a tree of runs:
+//! context, session, LLM calls, filter, host calls) and `eval::runner` (runs a suite through
+//! an orchestrator, writing trajectories).
 //!
 //! ## The path of one run
 //! 1. `arun` creates a tree (budget ledger, sub-call limiter, observer) and its root run —
