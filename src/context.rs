@@ -293,6 +293,7 @@ impl LoadedContext {
     }
 
     /// The description of the context in the system prompt.
+    #[cfg(test)]
     pub(crate) fn describe(&self, preview_bytes: usize) -> String {
         crate::prompt::describe_context(&self.summaries(preview_bytes), self.is_list)
     }

@@ -445,7 +445,12 @@ impl Run {
         let spec = loaded
             .map(|lc| SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes))
             .unwrap_or_default();
-        let desc = loaded.map(|lc| lc.describe(400));
+        // One look at the documents' starts serves the description and the record check.
+        let summaries = loaded.map(|lc| lc.summaries(400));
+        let desc = summaries
+            .as_ref()
+            .zip(loaded)
+            .map(|(d, lc)| crate::prompt::describe_context(d, lc.is_list));
         self.log(TrajectoryEvent::RunStart {
             at: self.at(),
             query: query.to_string(),
@@ -465,9 +470,8 @@ impl Run {
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
             recursion: self.depth + 1 < cfg.limits.max_depth,
-            records: loaded.is_some_and(|lc| {
-                lc.summaries(400)
-                    .iter()
+            records: summaries.as_ref().is_some_and(|docs| {
+                docs.iter()
                     .any(|d| crate::prompt::record_format(&d.preview).is_some())
             }),
         });

@@ -116,13 +116,9 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
             builder = builder.setting(flag, v.clone());
         }
     }
-    let (builder, _local) = match local_model::configure(builder, quiet) {
+    let (orch, _local) = match local_model::build(builder, quiet) {
         Ok(x) => x,
         Err(e) => return err(e),
-    };
-    let orch = match builder.build() {
-        Ok(o) => o,
-        Err(e) => return err(e.to_string()),
     };
     let opts = EvalOptions::default()
         .concurrency(concurrency)

@@ -234,9 +234,20 @@ impl Drop for LocalServer {
     }
 }
 
+/// Builds the orchestrator; when no provider is configured, first points the builder at the
+/// local model (see [`configure`]). The server, if one was started, must outlive the runs.
+pub fn build(
+    builder: rlm::OrchestratorBuilder,
+    quiet: bool,
+) -> Result<(rlm::Orchestrator, Option<LocalServer>), String> {
+    let (builder, local) = configure(builder, quiet)?;
+    let orch = builder.build().map_err(|e| e.to_string())?;
+    Ok((orch, local))
+}
+
 /// When no provider is configured (no key for the selected provider and no base URL), points
 /// the builder at the local model installed by `rlm setup`, started for this process.
-pub fn configure(
+fn configure(
     builder: rlm::OrchestratorBuilder,
     quiet: bool,
 ) -> Result<(rlm::OrchestratorBuilder, Option<LocalServer>), String> {

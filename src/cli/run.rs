@@ -89,13 +89,9 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         }
     }
     // Keeps the local server (if this run started one) alive until the end of the run.
-    let (builder, _local) = match local_model::configure(builder, quiet) {
+    let (orch, _local) = match local_model::build(builder, quiet) {
         Ok(x) => x,
         Err(e) => return err(e),
-    };
-    let orch = match builder.build() {
-        Ok(o) => o,
-        Err(e) => return err(e.to_string()),
     };
     let context = match contexts.len() {
         0 => None,

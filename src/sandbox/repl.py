@@ -207,13 +207,19 @@ class SearchResult(list):
 _SEARCH_CAP = 20
 
 
-def _shown_of(shown, total, pattern):
-    if total > shown:
+def _finished(out, total, pattern):
+    """A search result with its total, and the notes the model reads: nothing matched, or
+    only some of the matches are in it."""
+    out.total = total
+    if not out and _HINTS.get("empty_search"):
+        print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
+    if total > len(out):
         print(
             "[ctx.search(%r): this result holds %d of the %d matches (max_results). To count "
             "them use ctx.count(pattern); to go through all of them use ctx.search_all(pattern).]"
-            % (pattern, shown, total)
+            % (pattern, len(out), total)
         )
+    return out
 
 
 def _number(v):
@@ -362,11 +368,7 @@ class ContextHandle:
             total += 1
             if len(out) < max_results:
                 out.append(self._hit(off, line, match))
-        out.total = total
-        if not out and _HINTS.get("empty_search"):
-            print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
-        _shown_of(len(out), total, pattern)
-        return out
+        return _finished(out, total, pattern)
 
     def search_all(self, pattern, ignore_case=False):
         """Every match, in order, as hits like ctx.search's (an iterator, no limit)."""
@@ -528,11 +530,7 @@ class ContextList(list):
                     hit["doc"] = i
                     hit["name"] = h.name
                     out.append(hit)
-        out.total = total
-        if not out and _HINTS.get("empty_search"):
-            print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
-        _shown_of(len(out), total, pattern)
-        return out
+        return _finished(out, total, pattern)
 
     def search_all(self, pattern, ignore_case=False):
         for i, h in enumerate(self):
