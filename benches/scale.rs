@@ -6,7 +6,7 @@
 //! while the load ran), the time from `arun` to each run's first LLM request (p50/p99), the
 //! threads left after the load and a few seconds later, and the processes left behind.
 //!
-//! `cargo bench --bench scale -- [--runs 1000] [--latency-ms 100] [--turns 3]`
+//! `cargo bench --bench scale -- [--runs 1000] [--latency-ms 100] [--turns 3] [--pool 0]`
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -84,6 +84,30 @@ fn threads() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
+/// This process's threads by name (digits dropped), most frequent first.
+fn thread_names() -> String {
+    let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+    for e in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
+        let name: String = name
+            .trim()
+            .chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect();
+        *by.entry(name).or_default() += 1;
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    v.sort_by_key(|e| std::cmp::Reverse(e.1));
+    v.iter()
+        .map(|(n, c)| format!("{n} {c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn pct(v: &[Duration], p: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
@@ -96,6 +120,7 @@ fn main() {
     let runs = arg("--runs", 1000) as usize;
     let latency = Duration::from_millis(arg("--latency-ms", 100));
     let nturns = arg("--turns", 3) as usize;
+    let pool = arg("--pool", 0);
     let server = LlmServer::start(move |req, _| {
         let q = first_user(req);
         let id: u64 = q
@@ -119,12 +144,14 @@ fn main() {
         .base_url(server.base_url())
         .model("gpt-4o-mini")
         .max_iterations(nturns as u32 + 2)
-        .max_in_flight(runs.max(1));
+        .max_in_flight(runs.max(1))
+        .setting("sandbox_pool", pool.to_string());
     let o = Arc::new(b.build().expect("build the orchestrator"));
     // One warm-up run: the first sandbox start pays for loading the interpreter from disk.
     let r = o.run("Question: run 0.");
     assert!(r.success, "warm-up failed: {:?}", r.error);
-    std::thread::sleep(Duration::from_millis(300));
+    // The pool (if any) fills before the load starts.
+    std::thread::sleep(Duration::from_millis(300) + Duration::from_millis(25) * pool as u32);
 
     let threads_before = threads();
     let used_before = machine_used_kib();
@@ -195,10 +222,13 @@ fn main() {
     firsts.sort();
     std::thread::sleep(Duration::from_secs(6));
     let threads_later = threads();
+    let names_later = thread_names();
     drop(o);
     let left = support::wait_no_descendants(10);
 
-    println!("runs: {runs} concurrent, {nturns} turns each, {latency:?} per LLM reply");
+    println!(
+        "runs: {runs} concurrent, {nturns} turns each, {latency:?} per LLM reply, pool {pool}"
+    );
     println!("right answers:            {right}/{runs}   errors: {errors:?}");
     println!("wall time:                {:.2} s", wall.as_secs_f64());
     println!("CPU time (this process):  {cpu:.2} s; whole machine busy {busy:.2} s");
@@ -221,5 +251,6 @@ fn main() {
     println!(
         "threads: {threads_before} before, {threads_after} right after, {threads_later} 6 s later"
     );
+    println!("threads 6 s later by name: {names_later}");
     println!("processes left behind:    {left}");
 }

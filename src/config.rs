@@ -335,6 +335,9 @@ pub struct SandboxConfig {
     pub host_uid: u32,
     /// Where uid leases are kept (lock files shared by every `rlm` process on the machine).
     pub uid_lock_dir: PathBuf,
+    /// Sandboxes started ahead of time and kept ready (bwrap backend); each run takes one,
+    /// and a replacement starts in the background. 0: every run starts its own.
+    pub pool: usize,
 }
 
 impl SandboxConfig {
@@ -362,6 +365,7 @@ impl SandboxConfig {
             inline_context_bytes: 64 << 20,
             host_uid: 61000,
             uid_lock_dir: PathBuf::from("/run/rlm/uids"),
+            pool: 0,
         }
     }
 }

@@ -62,7 +62,7 @@
 //!   scoring, seeded task generators and the per-family report.
 //!
 //! I/O:
-//! - `runtime`: the only module that knows about the `blocking` pool and timers (`unblock`,
+//! - `runtime`: the only module that owns the blocking pool and timers (`unblock`,
 //!   `detach`, `sleep`, `timeout`, `Limiter`);
 //! - `llm::http`: the only module speaking HTTP (one shared `ureq` agent per client);
 //! - `sandbox::engine`: the session engine for every backend (frames, deadlines, host calls,
@@ -102,11 +102,12 @@
 //!    context released, the trajectory flushed, and the result returned.
 //!
 //! ## Threads
-//! The library starts no executor. It uses: the process-wide `blocking` pool (`blocking-N`
-//! threads, created on demand) for HTTP calls, REPL pipe I/O, context loading, large
-//! filtering, killing and reaping sandboxes, and trajectory writes; one `rlm-timer` thread for
-//! timeouts and backoff sleeps; and one `rlm-spawner` thread that forks sandbox processes (so
-//! `PR_SET_PDEATHSIG` is tied to a thread that never exits). Concurrent sub-calls of a batch
+//! The library starts no executor. It uses: its own process-wide blocking pool
+//! (`rlm-blocking-N` threads, started on demand up to 2,048 and ended after 2 s idle) for
+//! HTTP calls, REPL pipe I/O, context loading, large filtering, killing and reaping
+//! sandboxes, and trajectory writes; one `rlm-timer` thread for timeouts and backoff sleeps;
+//! and eight `rlm-spawner-N` threads that fork sandbox processes (so `PR_SET_PDEATHSIG` is
+//! tied to threads that never exit; several, so sandbox starts overlap). Concurrent sub-calls of a batch
 //! run on a private `async-executor` inside the run's own future. Filtering an output of 256
 //! KiB or more scans its two halves on two scoped threads. Nothing blocks the caller's
 //! executor: a test runs a run on a single-threaded executor next to a 1 ms ticker.

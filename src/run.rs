@@ -475,7 +475,7 @@ impl Run {
                     .any(|d| crate::prompt::record_format(&d.preview).is_some())
             }),
         });
-        let agent = Agent::new(
+        let mut agent = Agent::new(
             system,
             first_user_message(query, loaded.is_some()),
             cfg.limits.max_iterations,
@@ -490,32 +490,48 @@ impl Run {
             // About 3 characters per token, and room for the reply.
             (tokens as usize).saturating_mul(3) * 7 / 10
         });
-        let mut session = self.tree.shared.sandbox.start(spec).await?;
-        let outcome = self.agent_loop(agent, &mut *session).await;
+        // The sandbox starts while the first LLM call is in flight: that call needs no
+        // sandbox, and the run's first request goes out without waiting for a process start.
+        // The first error ends both (a start abandoned half-way is killed and reaped).
+        let starting = self.tree.shared.sandbox.start(spec);
+        let mut action = agent.start();
+        let mut session = match action {
+            Action::Ask { temperature } => {
+                let (reply, session) = both_ok(self.ask(&agent, temperature), starting).await?;
+                action = agent.on_reply(&reply);
+                session
+            }
+            _ => starting.await?,
+        };
+        let outcome = self.agent_loop(agent, action, &mut *session).await;
         session.close().await;
         outcome
+    }
+
+    /// Asks the model for the next turn of `agent`'s conversation.
+    async fn ask(&self, agent: &Agent, temperature: Option<f32>) -> Result<String> {
+        let it = agent.iteration();
+        self.iteration.store(it, Ordering::Relaxed);
+        self.emit(RunEvent::Iteration { iteration: it });
+        let messages = agent.messages().to_vec();
+        let last = messages
+            .last()
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        self.call_llm(messages, None, temperature, StepKind::LlmCall, last)
+            .await
     }
 
     async fn agent_loop(
         &self,
         mut agent: Agent,
+        mut action: Action,
         session: &mut dyn SandboxSession,
     ) -> Result<String> {
-        let mut action = agent.start();
         loop {
             action = match action {
                 Action::Ask { temperature } => {
-                    let it = agent.iteration();
-                    self.iteration.store(it, Ordering::Relaxed);
-                    self.emit(RunEvent::Iteration { iteration: it });
-                    let messages = agent.messages().to_vec();
-                    let last = messages
-                        .last()
-                        .map(|m| m.content.clone())
-                        .unwrap_or_default();
-                    let reply = self
-                        .call_llm(messages, None, temperature, StepKind::LlmCall, last)
-                        .await?;
+                    let reply = self.ask(&agent, temperature).await?;
                     agent.on_reply(&reply)
                 }
                 Action::Run { code, index, of } => {
@@ -828,4 +844,34 @@ fn last_line(s: &str) -> String {
         .unwrap_or("failed")
         .trim()
         .to_string()
+}
+
+/// Awaits `a` and `b` side by side. The first error ends the wait and drops the other
+/// future; otherwise both values are returned.
+async fn both_ok<A, B>(
+    a: impl Future<Output = Result<A>>,
+    b: impl Future<Output = Result<B>>,
+) -> Result<(A, B)> {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    futures_lite::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let std::task::Poll::Ready(r) = a.as_mut().poll(cx)
+        {
+            ra = Some(r?);
+        }
+        if rb.is_none()
+            && let std::task::Poll::Ready(r) = b.as_mut().poll(cx)
+        {
+            rb = Some(r?);
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => std::task::Poll::Ready(Ok((x, y))),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
 }

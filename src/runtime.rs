@@ -1,29 +1,161 @@
-//! Executor-neutral glue: the only module that knows about the `blocking` pool and timers.
+//! Executor-neutral glue: the only module that owns the blocking pool and timers.
 //!
 //! * [`unblock`] runs blocking work (HTTP, process I/O, large filtering) on the process-wide
-//!   `blocking` pool and returns a future any executor can await; [`detach`] runs it without
-//!   waiting (kills, log writes).
+//!   blocking pool and returns a future any executor can await; [`detach`] runs it without
+//!   waiting (kills, log writes). The pool starts threads on demand, up to [`MAX_THREADS`],
+//!   and a thread that finds no work for [`IDLE_EXIT`] exits, so a burst of load leaves no
+//!   parked threads behind (the `blocking` crate keeps every thread up to its limit forever).
 //! * [`sleep`] is served by one lazily started timer thread (`rlm-timer`) holding a heap of
 //!   deadlines; no executor reactor is needed.
 //! * [`Limiter`] is an async semaphore made of a bounded `async_channel` pre-filled with
 //!   tokens.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// Most threads the blocking pool runs at once. Work beyond it waits in the pool's queue.
+/// Each concurrent run holds at most a couple of threads at a time (an LLM request, a cell's
+/// pipe exchange), so this serves well over a thousand concurrent runs.
+pub(crate) const MAX_THREADS: usize = 2048;
+
+/// A pool thread that found no work for this long exits.
+pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(2);
+
+/// The blocking pool: a queue of tasks and the threads serving it.
+struct Pool {
+    state: Mutex<PoolState>,
+    cond: Condvar,
+}
+
+struct PoolState {
+    queue: VecDeque<async_task::Runnable>,
+    /// Threads alive.
+    threads: usize,
+    /// Threads waiting for work.
+    idle: usize,
+    /// Wake-ups sent to idle threads and not yet taken.
+    wakeups: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState {
+            queue: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+            wakeups: 0,
+        }),
+        cond: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `r` and wakes an idle thread for it, or starts one.
+    fn schedule(&'static self, r: async_task::Runnable) {
+        let mut st = self.lock();
+        st.queue.push_back(r);
+        if st.idle > st.wakeups {
+            st.wakeups += 1;
+            self.cond.notify_one();
+        } else if st.threads < MAX_THREADS {
+            st.threads += 1;
+            let n = st.threads;
+            drop(st);
+            let started = std::thread::Builder::new()
+                .name(format!("rlm-blocking-{n}"))
+                .spawn(move || self.serve());
+            if started.is_err() {
+                // No thread now: the queued task runs when a busy thread comes back.
+                self.lock().threads -= 1;
+            }
+        }
+    }
+
+    /// A pool thread: runs queued tasks, waits for more, exits after [`IDLE_EXIT`] idle.
+    fn serve(&'static self) {
+        let mut st = self.lock();
+        loop {
+            while let Some(r) = st.queue.pop_front() {
+                drop(st);
+                // A panic in a task is reported to its awaiter by `async_task`; the thread
+                // carries on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.run()));
+                st = self.lock();
+            }
+            st.idle += 1;
+            let deadline = Instant::now() + IDLE_EXIT;
+            loop {
+                let now = Instant::now();
+                let timed_out = now >= deadline;
+                if st.wakeups > 0 {
+                    st.wakeups -= 1;
+                    st.idle -= 1;
+                    break;
+                }
+                if timed_out {
+                    st.idle -= 1;
+                    if st.queue.is_empty() {
+                        st.threads -= 1;
+                        return;
+                    }
+                    break;
+                }
+                st = self
+                    .cond
+                    .wait_timeout(st, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+    }
+}
+
+/// Threads of the blocking pool alive now.
+#[cfg(test)]
+fn blocking_threads() -> usize {
+    pool().lock().threads
+}
+
+/// A blocking job's result, as a future. Dropping it before the job starts means the job
+/// never runs; once started, the job runs to completion and its result is discarded.
+#[derive(Debug)]
+#[must_use = "a task is cancelled when dropped; `.detach()` lets it run"]
+pub(crate) struct Task<T>(async_task::Task<T>);
+
+impl<T> Task<T> {
+    /// Lets the job run to completion without anyone waiting for it.
+    pub(crate) fn detach(self) {
+        self.0.detach();
+    }
+}
+
+impl<T> Future for Task<T> {
+    type Output = T;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        Pin::new(&mut self.0).poll(cx)
+    }
+}
+
 /// Runs `f` on the blocking pool. Dropping the returned future before `f` starts means it
 /// never runs; once started, `f` runs to completion and its result is discarded.
-pub(crate) fn unblock<T, F>(f: F) -> blocking::Task<T>
+pub(crate) fn unblock<T, F>(f: F) -> Task<T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    blocking::unblock(f)
+    let (runnable, task) = async_task::spawn(async move { f() }, |r| pool().schedule(r));
+    runnable.schedule();
+    Task(task)
 }
 
 /// Runs `f` on the blocking pool without waiting for it (killing and reaping processes,
@@ -34,7 +166,7 @@ where
 {
     let pending = pending();
     *pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-    blocking::unblock(move || {
+    unblock(move || {
         f();
         let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
         *n -= 1;
@@ -296,6 +428,56 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(2));
         let r = block_on(timeout(Some(Duration::from_secs(5)), async { 7 }));
         assert_eq!(r, Some(7));
+    }
+
+    #[test]
+    fn pool_grows_under_load_and_idle_threads_exit() {
+        let start = Instant::now();
+        let jobs: Vec<_> = (0..64)
+            .map(|i| {
+                unblock(move || {
+                    std::thread::sleep(Duration::from_millis(200));
+                    i
+                })
+            })
+            .collect();
+        let sum: usize = block_on(async {
+            let mut s = 0;
+            for j in jobs {
+                s += j.await;
+            }
+            s
+        });
+        assert_eq!(sum, (0..64).sum::<usize>());
+        // 64 jobs of 200 ms ran side by side, not in a queue.
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(blocking_threads() >= 32, "{}", blocking_threads());
+        std::thread::sleep(IDLE_EXIT + Duration::from_millis(800));
+        // Other tests of this binary may hold a few threads; the burst's are gone.
+        assert!(
+            blocking_threads() < 16,
+            "{} threads left",
+            blocking_threads()
+        );
+    }
+
+    #[test]
+    fn a_task_dropped_before_it_starts_never_runs() {
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Occupy the pool's queue order: a job dropped right away is cancelled if it has
+        // not started; one detached always runs.
+        let r2 = ran.clone();
+        let t = unblock(move || r2.store(true, std::sync::atomic::Ordering::SeqCst));
+        t.detach();
+        let start = Instant::now();
+        while !ran.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(start.elapsed() < Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     #[test]

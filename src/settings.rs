@@ -558,6 +558,21 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_SANDBOX_POOL",
+        "sandbox_pool",
+        None,
+        "0",
+        "sandboxes kept started and ready (bwrap): a run takes one instead of waiting for a start; never reused",
+        |c, v| {
+            let n = int(v)?;
+            if n > 10_000 {
+                return Err(format!("at most 10000, got {v:?}"));
+            }
+            c.sandbox.pool = n as usize;
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_SANDBOX_UID_BASE",
         "sandbox_uid_base",
         None,

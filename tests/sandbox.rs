@@ -758,3 +758,103 @@ fn records_hits_with_fields_and_search_totals() {
         "{r:?}"
     );
 }
+
+/// Seconds since boot, the clock of `/proc/PID/stat` start times.
+fn uptime() -> f64 {
+    std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn pooled_sandboxes_start_ahead_get_their_context_and_are_never_reused() {
+    use rlm::llm::ScriptedLlm;
+    use rlm::{Context, Orchestrator};
+    let _g = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log.txt");
+    let mut text = String::new();
+    for i in 0..5000 {
+        text.push_str(&format!("line {i}: status ok\n"));
+    }
+    text.push_str("line 5000: the secret code is 7731\n");
+    std::fs::write(&path, &text).unwrap();
+    // Each run reports whether an earlier run's variable is visible, whether its REPL
+    // process started before the run did (the query carries the run's start, in seconds
+    // since boot), and what it reads of its context.
+    const PROBE: &str = "import os\nseen = 'marker' in globals()\nmarker = 1\n\
+        t0 = QUERY\n\
+        st = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')\n";
+    let o = Orchestrator::builder()
+        .llm(ScriptedLlm::new(|req| {
+            let q = req.messages[1].content.clone();
+            let t0 = q.split("t0=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("0");
+            let probe = PROBE.replace("QUERY", t0);
+            Ok(if q.contains("FILE") {
+                format!("```python\n{probe}code = ctx.search(r'secret code is (\\d+)')[0]['match'].split()[-1]\nFINAL(f'{{seen}} {{st < t0}} {{code}} {{len(context)}}')\n```")
+            } else {
+                format!("```python\n{probe}FINAL(f'{{seen}} {{st < t0}} {{len(context)}} {{context[1]}} {{ctx[1].size}}')\n```")
+            })
+        }))
+        .setting("sandbox_pool", "2")
+        // The probe's answer is computed, not seen in an output: no second asking.
+        .setting("require_evidence", "0")
+        .build()
+        .unwrap();
+    // The pool fills before any run asks for a sandbox.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while support::descendants().len() < 4 {
+        assert!(Instant::now() < deadline, "the pool never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for round in 0..3 {
+        let r = o.run_with_context(
+            format!("FILE: find the code\nt0={}", uptime()),
+            Context::file(&path),
+        );
+        let answer = r.final_answer.clone().unwrap_or_default();
+        let want = format!("False True 7731 {}", text.len());
+        if round == 0 {
+            assert_eq!(
+                answer,
+                want,
+                "{:?} {:?}",
+                r.error,
+                r.steps
+                    .iter()
+                    .take(3)
+                    .map(|s| (&s.input, &s.output))
+                    .collect::<Vec<_>>()
+            );
+        } else {
+            // Later runs may get a fresh sandbox when the pool has not refilled yet.
+            assert_eq!(answer.replace(" False ", " True "), want, "{:?}", r.error);
+        }
+        let r = o.run_with_context(
+            format!("DOCS\nt0={}", uptime()),
+            Context::documents(["alpha", "beta"]),
+        );
+        let answer = r.final_answer.clone().unwrap_or_default();
+        if round == 0 {
+            assert_eq!(answer, "False True 2 beta 4", "{:?}", r.error);
+        } else {
+            assert_eq!(
+                answer.replace(" False ", " True "),
+                "False True 2 beta 4",
+                "{:?}",
+                r.error
+            );
+        }
+    }
+    drop(o);
+    assert_eq!(
+        wait_no_repl(10),
+        0,
+        "the pool's sandboxes are gone with the orchestrator"
+    );
+}

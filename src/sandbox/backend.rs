@@ -3,14 +3,14 @@
 
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::cgroup::{Cgroup, CgroupLimits};
 use super::pipes::Pipes;
 use super::session::SessionSpec;
 use super::spawner;
-use super::sys::{self, ChildSetup, Limit};
+use super::sys::{self, ChildSetup, Exec, Limit, Proc};
 use super::uid::UidLease;
 use crate::config::{CgroupPolicy, SandboxConfig, SandboxKind};
 use crate::error::{Error, Result};
@@ -33,6 +33,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 
     /// Starts one REPL process for `spec`.
     fn launch(&self, spec: &SessionSpec) -> Result<Launched>;
+
+    /// Starts one REPL for the sandbox pool: it starts with no context, reports ready, and
+    /// then waits for [`Launched::bind`] to hand it a session's context. `None`: this
+    /// backend cannot start REPLs ahead of their context (the pool stays empty).
+    fn launch_pooled(&self) -> Option<Result<Launched>> {
+        None
+    }
 
     /// Checks the REPL's ready report against what the backend promises. May mark the
     /// process as running without the promised isolation (`unsafe_runtime`) or refuse it.
@@ -58,7 +65,7 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
 #[derive(Debug)]
 pub(crate) struct Launched {
     /// `None` once reaped.
-    child: Option<Child>,
+    child: Option<Proc>,
     /// Taken by the engine while a step runs on the blocking pool.
     pub(crate) pipes: Option<Pipes>,
     /// The host uid the process runs as (root hosts); released when the process is gone.
@@ -71,6 +78,8 @@ pub(crate) struct Launched {
     pub(crate) name: Option<String>,
     /// The process runs without the isolation its backend promises.
     pub(crate) unsafe_runtime: bool,
+    /// A pooled REPL's end of the socket its context arrives on (see [`Launched::bind`]).
+    pub(crate) binder: Option<OwnedFd>,
 }
 
 /// The children of `pid` (`/proc/PID/task/PID/children`; a procfs read).
@@ -131,6 +140,33 @@ impl Launched {
         status
     }
 
+    /// Hands a pooled REPL (one started by [`Backend::launch_pooled`]) the context of
+    /// `spec`: the files, opened read-only here, travel as descriptors over the REPL's
+    /// binding socket, followed by their names; the socket is then closed. The REPL maps
+    /// them and reports ready again (blocking).
+    pub(crate) fn bind(&mut self, spec: &SessionSpec) -> Result<()> {
+        let sock = self.binder.take().ok_or_else(|| {
+            Error::sandbox("this REPL was not started to receive a context later")
+        })?;
+        let files = spec
+            .files
+            .iter()
+            .map(|f| f.open_unchanged())
+            .collect::<Result<Vec<_>>>()?;
+        let fds: Vec<RawFd> = files.iter().map(|f| f.as_raw_fd()).collect();
+        let body = serde_json::json!({
+            "list": spec.is_list,
+            "inline": spec.inline,
+            "names": spec.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+        })
+        .to_string();
+        sys::send_fds(sock.as_fd(), &fds, body.as_bytes()).map_err(|e| {
+            Error::sandbox(format!(
+                "cannot hand the context to a pre-started sandbox: {e}"
+            ))
+        })
+    }
+
     /// The process is gone: its cgroup and uid lease are released (blocking). The uid is
     /// only released once the cgroup is empty: a process of the sandbox still dying under
     /// that uid must not count against the next sandbox's process limit.
@@ -185,6 +221,7 @@ impl Drop for Launched {
             name: None,
             unsafe_runtime: false,
             inner: std::mem::take(&mut self.inner),
+            binder: None,
         };
         runtime::detach(move || {
             rest.kill_and_reap();
@@ -215,6 +252,9 @@ fn release(cgroup: Option<Cgroup>, lease: Option<UidLease>, inner: Vec<u32>) {
         std::mem::forget(l);
     }
 }
+
+/// Most context files a pooled REPL can receive (sessions with more start a fresh REPL).
+pub(crate) const POOL_MAX_FILES: usize = 64;
 
 /// First descriptor number of context files inside the sandbox (when they are passed as
 /// descriptors).
@@ -258,34 +298,86 @@ impl ChildPlan {
         Ok(())
     }
 
-    /// Spawns `cmd` (stdin null, stdout/stderr piped unless `piped_stdin`, which pipes all
-    /// three) from the spawner threads with this plan applied between fork and exec.
-    pub(crate) fn spawn(self, mut cmd: Command, piped_stdin: bool) -> std::io::Result<Child> {
-        cmd.stdin(if piped_stdin {
-            Stdio::piped()
+    /// Starts `cmd` (its program, arguments, explicit environment and working directory;
+    /// with `inherit_env` this process's environment under it) from the spawner threads
+    /// with this plan applied before exec. Stdin is `/dev/null` unless `piped_stdin`;
+    /// stdout and stderr are pipes.
+    pub(crate) fn spawn(
+        self,
+        cmd: Command,
+        piped_stdin: bool,
+        inherit_env: bool,
+    ) -> std::io::Result<Spawned> {
+        let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = if inherit_env {
+            std::env::vars_os().collect()
         } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+            Vec::new()
+        };
+        for (k, v) in cmd.get_envs() {
+            env.retain(|(name, _)| name != k);
+            if let Some(v) = v {
+                env.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        let exec = Exec {
+            program: cmd.get_program().into(),
+            args: cmd.get_args().map(|a| a.to_owned()).collect(),
+            env,
+            cwd: cmd.get_current_dir().map(|d| d.to_path_buf()),
+        };
+        let (stdin_child, stdin_host) = if piped_stdin {
+            let (r, w) = sys::pipe()?;
+            (r, Some(w))
+        } else {
+            (std::fs::File::open("/dev/null")?.into(), None)
+        };
+        let (stdout_host, stdout_child) = sys::pipe()?;
+        let (stderr_host, stderr_child) = sys::pipe()?;
         // Move every source above every target, so no dup2 clobbers a source it still needs.
-        let top = self.fds.iter().map(|(_, t)| *t).max().unwrap_or(0) + 1;
+        let top = self.fds.iter().map(|(_, t)| *t).max().unwrap_or(2) + 1;
+        let top = top.max(64);
         let mut high = Vec::with_capacity(self.fds.len());
         for (fd, target) in &self.fds {
-            high.push((sys::dup_at_least(fd.as_fd(), top.max(64))?, *target));
+            high.push((sys::dup_at_least(fd.as_fd(), top)?, *target));
         }
-        drop(self.fds);
-        ChildSetup {
+        let stdio = [
+            sys::dup_at_least(stdin_child.as_fd(), top)?,
+            sys::dup_at_least(stdout_child.as_fd(), top)?,
+            sys::dup_at_least(stderr_child.as_fd(), top)?,
+        ];
+        drop((self.fds, stdin_child, stdout_child, stderr_child));
+        let setup = ChildSetup {
+            stdio: [
+                stdio[0].as_raw_fd(),
+                stdio[1].as_raw_fd(),
+                stdio[2].as_raw_fd(),
+            ],
             dups: high.iter().map(|(fd, t)| (fd.as_raw_fd(), *t)).collect(),
             limits: self.limits,
             drop_to: self.drop_to,
             cgroup_procs: self.cgroup_procs,
-        }
-        .install(&mut cmd);
-        let child = spawner::spawn(cmd);
-        drop(high);
-        child
+        };
+        let proc = spawner::spawn(exec, setup)?;
+        // The child has its copies now.
+        drop((high, stdio));
+        Ok(Spawned {
+            proc,
+            stdin: stdin_host,
+            stdout: Some(stdout_host),
+            stderr: Some(stderr_host),
+        })
     }
+}
+
+/// A started child and the host ends of its standard streams.
+#[derive(Debug)]
+pub(crate) struct Spawned {
+    pub(crate) proc: Proc,
+    /// Its stdin, when piped.
+    pub(crate) stdin: Option<OwnedFd>,
+    /// Its stdout (taken by a backend that reads frames from it).
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
 }
 
 /// The sandbox's cgroup as the configuration asks: `None` where cgroups are off or
@@ -341,7 +433,18 @@ pub(crate) fn set_limits(
 /// The `RLM_CONTEXT_SPEC` the driver reads: list or single, inline or not, names, and the
 /// descriptor numbers when the files arrive as descriptors rather than at `/context/<name>`.
 pub(crate) fn context_spec(spec: &SessionSpec, fds: &[RawFd]) -> String {
+    spec_json(spec, fds, None)
+}
+
+/// The `RLM_CONTEXT_SPEC` of a pooled REPL: no context yet; it arrives later on descriptor
+/// `binder` (see [`Launched::bind`]).
+pub(crate) fn deferred_spec(binder: RawFd) -> String {
+    spec_json(&SessionSpec::default(), &[], Some(binder))
+}
+
+fn spec_json(spec: &SessionSpec, fds: &[RawFd], binder: Option<RawFd>) -> String {
     serde_json::json!({
+        "deferred": binder,
         "list": spec.is_list,
         "inline": spec.inline,
         "names": spec.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
@@ -356,23 +459,23 @@ pub(crate) fn context_spec(spec: &SessionSpec, fds: &[RawFd]) -> String {
 
 /// Wraps a spawned child's stdout/stderr and the protocol pipes.
 pub(crate) fn launched(
-    mut child: Child,
+    child: Spawned,
     msg: OwnedFd,
     cmd: OwnedFd,
     cfg: &SandboxConfig,
     lease: Option<UidLease>,
     cgroup: Option<Cgroup>,
 ) -> Result<Launched> {
-    let out: Option<OwnedFd> = child.stdout.take().map(Into::into);
-    let err: Option<OwnedFd> = child.stderr.take().map(Into::into);
+    let (out, err) = (child.stdout, child.stderr);
     let mut l = Launched {
-        child: Some(child),
+        child: Some(child.proc),
         pipes: None,
         lease,
         cgroup,
         inner: Vec::new(),
         name: None,
         unsafe_runtime: false,
+        binder: None,
     };
     match Pipes::new(out, err, msg, cmd, cfg.max_output_bytes) {
         Ok(p) => {

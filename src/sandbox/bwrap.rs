@@ -8,13 +8,13 @@
 //! are visible through `/proc/1`. When the host runs as root the sandbox runs under a leased
 //! unprivileged host uid so the process limit holds.
 
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
 use super::backend::{self, Backend, CTX_FD_BASE, ChildPlan, Launched};
-use super::driver::REPL_DRIVER;
+use super::driver::{REPL_DRIVER, compiled_driver};
 use super::seccomp;
 use super::session::SessionSpec;
 use super::sys;
@@ -74,6 +74,18 @@ impl Backend for Bwrap {
     }
 
     fn launch(&self, spec: &SessionSpec) -> Result<Launched> {
+        self.launch_with(spec, false)
+    }
+
+    fn launch_pooled(&self) -> Option<Result<Launched>> {
+        Some(self.launch_with(&SessionSpec::default(), true))
+    }
+}
+
+impl Bwrap {
+    /// Starts a REPL for `spec`, or (`pooled`) one with no context yet that receives it
+    /// later over a socket (see [`Launched::bind`]).
+    fn launch_with(&self, spec: &SessionSpec, pooled: bool) -> Result<Launched> {
         let cfg = &self.cfg;
         let bwrap = find_bwrap(&cfg.bwrap)?;
         if !cfg.python.starts_with("/usr/") {
@@ -117,7 +129,8 @@ impl Backend for Bwrap {
         // - under a leased uid (root host): that uid may not traverse the directories holding
         //   the files, so the REPL keeps read-only descriptors opened by the host instead (it
         //   cannot reopen them for writing through /proc).
-        let use_fds = lease.is_some();
+        // A pooled REPL always gets descriptors: its context arrives after the start.
+        let use_fds = lease.is_some() || pooled;
         let mut ctx_fds = Vec::new();
         for (i, f) in spec.files.iter().enumerate() {
             let file = f.open_unchanged()?;
@@ -129,8 +142,25 @@ impl Backend for Bwrap {
         }
         plan.data("rlm-passwd", PASSWD, 12)?;
         plan.data("rlm-group", GROUP, 13)?;
-        plan.data("rlm-repl", REPL_DRIVER.as_bytes(), 14)?;
+        let compiled = compiled_driver(&cfg.python);
+        let driver = match &compiled {
+            Some(pyc) => {
+                plan.data("rlm-repl", pyc, 14)?;
+                "/opt/rlm/repl.pyc"
+            }
+            None => {
+                plan.data("rlm-repl", REPL_DRIVER.as_bytes(), 14)?;
+                "/opt/rlm/repl.py"
+            }
+        };
         plan.data("rlm-seccomp", &program, 11)?;
+        let binder = if pooled {
+            let (host, child) = std::os::unix::net::UnixStream::pair().map_err(pipe_err)?;
+            plan.fd(child.into(), BINDER_FD);
+            Some(OwnedFd::from(host))
+        } else {
+            None
+        };
 
         let mut a: Vec<String> = Vec::new();
         let mut arg = |s: &str| a.push(s.to_string());
@@ -177,7 +207,7 @@ impl Backend for Bwrap {
             "/opt/rlm",
             "--ro-bind-data",
             "14",
-            "/opt/rlm/repl.py",
+            driver,
         ] {
             arg(s);
         }
@@ -235,7 +265,11 @@ impl Backend for Bwrap {
             "11",
             "--setenv",
             "RLM_CONTEXT_SPEC",
-            &backend::context_spec(spec, &ctx_fds),
+            &if pooled {
+                backend::deferred_spec(BINDER_FD)
+            } else {
+                backend::context_spec(spec, &ctx_fds)
+            },
         ] {
             arg(s);
         }
@@ -246,7 +280,12 @@ impl Backend for Bwrap {
         }
         plan.data("rlm-args", &blob, 10)?;
 
-        backend::set_limits(&mut plan, cfg, spec.files.len(), lease.as_ref());
+        let files = if pooled {
+            backend::POOL_MAX_FILES
+        } else {
+            spec.files.len()
+        };
+        backend::set_limits(&mut plan, cfg, files, lease.as_ref());
 
         let mut cmd = Command::new(bwrap);
         // Options travel through fd 10 (no host paths in /proc/1/cmdline); bwrap requires the
@@ -255,14 +294,19 @@ impl Backend for Bwrap {
             .arg("10")
             .arg("--")
             .arg(&cfg.python)
-            .args(["-I", "-B", "-u", "/opt/rlm/repl.py"])
+            .args(["-I", "-B", "-u", driver])
             .env_clear();
         let child = plan
-            .spawn(cmd, false)
+            .spawn(cmd, false, false)
             .map_err(|e| Error::sandbox(format!("cannot start bwrap: {e}")))?;
-        backend::launched(child, msg_r, cmd_w, cfg, lease, cgroup)
+        let mut l = backend::launched(child, msg_r, cmd_w, cfg, lease, cgroup)?;
+        l.binder = binder;
+        Ok(l)
     }
 }
+
+/// Where a pooled REPL finds its binding socket.
+const BINDER_FD: RawFd = 15;
 
 /// The cause of a failed start, from bubblewrap's message.
 fn diagnose(stderr: &str, pids: u64) -> String {

@@ -213,11 +213,11 @@ impl Backend for Docker {
             .arg(&cfg.docker_image)
             .args(["python3", "-I", "-B", "-u", "-c", REPL_DRIVER]);
         let mut child = ChildPlan::default()
-            .spawn(cmd, true)
+            .spawn(cmd, true, true)
             .map_err(|e| Error::sandbox(format!("cannot run {}: {e}", self.docker().display())))?;
         // Only stdin/stdout cross the boundary: commands go to stdin, frames come on stdout.
-        let cmd_w: OwnedFd = child.stdin.take().expect("piped").into();
-        let msg_r: OwnedFd = child.stdout.take().expect("piped").into();
+        let cmd_w: OwnedFd = child.stdin.take().expect("piped");
+        let msg_r: OwnedFd = child.stdout.take().expect("piped");
         let mut l = backend::launched(child, msg_r, cmd_w, cfg, None, None)?;
         l.name = Some(name);
         l.unsafe_runtime = !engine.gvisor;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::backend::{Backend, Launched, ReadyInfo};
+use super::backend::{Backend, Launched, POOL_MAX_FILES, ReadyInfo};
 use super::pipes::{Event, Pipes};
+use super::pool::Pool;
 use super::protocol::{HostMsg, HostReply, ReplMsg, decode_call, encode, encode_reply};
 use super::session::{ExecutionResult, HostCalls, ReplLost, Sandbox, SandboxSession, SessionSpec};
 use crate::BoxFuture;
@@ -22,22 +23,44 @@ const MAX_DOCS: usize = 1000;
 /// How long a fresh REPL may take to report ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A [`Sandbox`] made of the session engine and one backend.
+/// A [`Sandbox`] made of the session engine and one backend, with its pool of pre-started
+/// REPLs when the configuration asks for one.
 #[derive(Debug, Clone)]
 pub(crate) struct EngineSandbox {
     backend: Arc<dyn Backend>,
     cfg: Arc<SandboxConfig>,
+    pool: Option<Arc<Pool>>,
+    /// Sandbox starts in progress at once (see [`concurrent_starts`]).
+    starts: runtime::Limiter,
+}
+
+/// How many sandboxes start at once: a start is mostly CPU (Python's own start-up), and a
+/// thousand started together on two cores all finish late (past their start timeout)
+/// instead of most finishing early; a few per core keep the cores busy and the queue short.
+fn concurrent_starts() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 4
 }
 
 impl EngineSandbox {
     pub(crate) fn new(backend: Arc<dyn Backend>, cfg: Arc<SandboxConfig>) -> Self {
-        EngineSandbox { backend, cfg }
+        let pool = (cfg.pool > 0).then(|| Pool::start(backend.clone(), cfg.pool, START_TIMEOUT));
+        EngineSandbox {
+            backend,
+            cfg,
+            pool,
+            starts: runtime::Limiter::new(concurrent_starts()),
+        }
     }
 }
 
 impl Sandbox for EngineSandbox {
     fn start(&self, spec: SessionSpec) -> BoxFuture<'static, Result<Box<dyn SandboxSession>>> {
-        let (backend, cfg) = (self.backend.clone(), self.cfg.clone());
+        let (backend, cfg, starts) = (self.backend.clone(), self.cfg.clone(), self.starts.clone());
+        let pooled = self
+            .pool
+            .as_ref()
+            .filter(|_| spec.files.len() <= POOL_MAX_FILES)
+            .and_then(|p| p.take());
         Box::pin(async move {
             if spec.files.len() > MAX_DOCS {
                 return Err(Error::context(format!(
@@ -49,11 +72,15 @@ impl Sandbox for EngineSandbox {
             let mut s = Session {
                 backend,
                 cfg,
+                starts,
                 spec,
                 proc: None,
                 state_lost: false,
             };
-            s.proc = Some(s.spawn().await?);
+            s.proc = Some(match pooled {
+                Some(l) => s.bind(l).await?,
+                None => s.spawn().await?,
+            });
             Ok(Box::new(s) as Box<dyn SandboxSession>)
         })
     }
@@ -83,6 +110,7 @@ fn cell_token() -> String {
 struct Session {
     backend: Arc<dyn Backend>,
     cfg: Arc<SandboxConfig>,
+    starts: runtime::Limiter,
     spec: SessionSpec,
     proc: Option<Launched>,
     /// The REPL died or was killed; the next cell starts a fresh one.
@@ -107,13 +135,36 @@ async fn with_pipes<T: Send + 'static>(
 impl Session {
     /// Launches a REPL and waits for its ready report.
     async fn spawn(&self) -> Result<Launched> {
+        let _permit = self.starts.acquire().await;
         let (backend, spec) = (self.backend.clone(), self.spec.clone());
-        let mut l = runtime::unblock(move || backend.launch(&spec)).await?;
+        let l = runtime::unblock(move || backend.launch(&spec)).await?;
+        self.ready(l, true).await
+    }
+
+    /// Hands a pre-started REPL this session's context and waits for its second ready
+    /// report (it was verified when it first came up).
+    async fn bind(&self, l: Launched) -> Result<Launched> {
+        let spec = self.spec.clone();
+        let (l, bound) = runtime::unblock(move || {
+            let mut l = l;
+            let r = l.bind(&spec);
+            (l, r)
+        })
+        .await;
+        // On failure `l` is dropped here: killed and reaped off this executor.
+        bound?;
+        self.ready(l, false).await
+    }
+
+    /// Waits for a REPL's ready report, then (`verify`) checks it against what the backend
+    /// promises; any other outcome kills the REPL and explains why.
+    async fn ready(&self, mut l: Launched, verify: bool) -> Result<Launched> {
         let ev = with_pipes(&mut l, |p| {
             p.step(None, Instant::now() + START_TIMEOUT, false)
         })
         .await;
         match ev {
+            Event::Msg(ReplMsg::Ready { .. }) if !verify => Ok(l),
             Event::Msg(ReplMsg::Ready { python, kernel }) => {
                 let backend = self.backend.clone();
                 let (l, verdict) = runtime::unblock(move || {

@@ -24,6 +24,7 @@ mod docker;
 mod driver;
 mod engine;
 mod pipes;
+mod pool;
 mod protocol;
 mod seccomp;
 mod session;
@@ -74,5 +75,15 @@ pub fn from_config(cfg: &SandboxConfig) -> Result<Arc<dyn Sandbox>> {
             ));
         }
     };
+    if cfg.pool > 0 && cfg.kind != SandboxKind::Bwrap {
+        return Err(Error::config(
+            "RLM_SANDBOX_POOL",
+            format!(
+                "only the bwrap backend starts sandboxes ahead of their context, and RLM_SANDBOX is {}; \
+                 set RLM_SANDBOX_POOL=0 or use RLM_SANDBOX=bwrap",
+                cfg.kind.as_str()
+            ),
+        ));
+    }
     Ok(Arc::new(engine::EngineSandbox::new(backend, shared)))
 }

@@ -63,7 +63,7 @@ impl Backend for Unisolated {
             .env("HOME", "/tmp")
             .current_dir("/tmp");
         let child = plan
-            .spawn(cmd, false)
+            .spawn(cmd, false, false)
             .map_err(|e| Error::sandbox(format!("cannot start {}: {e}", cfg.python.display())))?;
         let mut l = backend::launched(child, msg_r, cmd_w, cfg, lease, cgroup)?;
         l.unsafe_runtime = true;
