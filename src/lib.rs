@@ -182,6 +182,8 @@ mod run;
 mod runtime;
 pub mod sandbox;
 mod secrets;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod settings;
 pub mod trajectory;
 mod view;
