@@ -179,7 +179,12 @@ fn send(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> Res
 }
 
 fn post(s: &Serve, body: &Value) -> Resp {
-    send("POST", &s.url("/v1/runs"), Some(TOKEN), Some(&body.to_string()))
+    send(
+        "POST",
+        &s.url("/v1/runs"),
+        Some(TOKEN),
+        Some(&body.to_string()),
+    )
 }
 
 #[test]
@@ -229,7 +234,10 @@ fn sync_and_streamed_runs_metrics_auth_and_access_log() {
     assert_eq!(wrong.status, 401);
     // Routes.
     assert_eq!(send("GET", &s.url("/nope"), Some(TOKEN), None).status, 404);
-    assert_eq!(send("PUT", &s.url("/v1/runs"), Some(TOKEN), None).status, 405);
+    assert_eq!(
+        send("PUT", &s.url("/v1/runs"), Some(TOKEN), None).status,
+        405
+    );
 
     let m = send("GET", &s.url("/metrics"), Some(TOKEN), None);
     assert_eq!(m.status, 200);
@@ -272,19 +280,33 @@ fn bad_requests_are_refused_with_the_field_named() {
     let big = json!({"query": "x".repeat(2000)});
     assert_eq!(post(&s, &big).status, 413);
 
-    let r = post(&s, &json!({"query": "q", "context": {"file": "../outside.txt"}}));
+    let r = post(
+        &s,
+        &json!({"query": "q", "context": {"file": "../outside.txt"}}),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(field(&r).as_deref(), Some("context.file"));
-    let r = post(&s, &json!({"query": "q", "context": {"files": ["data/n.txt", "escape.txt"]}}));
+    let r = post(
+        &s,
+        &json!({"query": "q", "context": {"files": ["data/n.txt", "escape.txt"]}}),
+    );
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(field(&r).as_deref(), Some("context.files[1]"));
     assert!(r.body.contains("out of the context root"), "{}", r.body);
     assert!(!r.body.contains(s.root.to_str().unwrap()), "{}", r.body);
 
-    let r = send("POST", &s.url("/v1/runs"), Some(TOKEN), Some("{\"query\": "));
+    let r = send(
+        "POST",
+        &s.url("/v1/runs"),
+        Some(TOKEN),
+        Some("{\"query\": "),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], "malformed_json");
-    let r = post(&s, &json!({"query": "q", "limits": {"max_iterations": "many"}}));
+    let r = post(
+        &s,
+        &json!({"query": "q", "limits": {"max_iterations": "many"}}),
+    );
     assert_eq!(r.status, 400);
     assert_eq!(field(&r).as_deref(), Some("limits.max_iterations"));
     let r = post(&s, &json!({"query": "q", "limits": {"max_iterations": 11}}));
@@ -310,7 +332,10 @@ fn async_run_get_and_delete_kill_the_sandbox() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(support::descendants().len() >= 2, "a sandbox started");
-    assert_eq!(send("GET", &run_url, Some(TOKEN), None).json()["status"], "running");
+    assert_eq!(
+        send("GET", &run_url, Some(TOKEN), None).json()["status"],
+        "running"
+    );
 
     // The only slot is taken and there is no queue: 429 with Retry-After.
     let busy = post(&s, &json!({"query": "another"}));
@@ -331,10 +356,7 @@ fn async_run_get_and_delete_kill_the_sandbox() {
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["result"]["success"], false);
     assert!(
-        done["result"]["error"]
-            .as_str()
-            .unwrap()
-            .contains("cancel"),
+        done["result"]["error"].as_str().unwrap().contains("cancel"),
         "{done}"
     );
     // Only the server itself is left: every sandbox process is gone.
@@ -345,7 +367,10 @@ fn async_run_get_and_delete_kill_the_sandbox() {
     assert_eq!(support::descendants(), vec![s.child.id()]);
     let m = send("GET", &s.url("/metrics"), Some(TOKEN), None).body;
     assert!(m.contains("rlm_runs_total{outcome=\"cancelled\"} 1"), "{m}");
-    assert_eq!(send("GET", &s.url("/v1/runs/0123"), Some(TOKEN), None).status, 404);
+    assert_eq!(
+        send("GET", &s.url("/v1/runs/0123"), Some(TOKEN), None).status,
+        404
+    );
 }
 
 fn sigterm(s: &Serve) {

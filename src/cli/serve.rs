@@ -12,7 +12,8 @@ use signal_hook::iterator::Signals;
 
 use super::{Args, usage_error};
 
-pub(crate) const SUMMARY: &str = "serve runs over JSON/HTTP (POST /v1/runs, SSE, async ids, metrics)";
+pub(crate) const SUMMARY: &str =
+    "serve runs over JSON/HTTP (POST /v1/runs, SSE, async ids, metrics)";
 
 /// Flags of `rlm serve` that are not settings.
 const OWN_VALUES: &[&str] = &[

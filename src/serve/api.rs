@@ -230,7 +230,10 @@ fn parse_limits(v: Option<&Value>) -> Result<RequestLimits, ApiError> {
     if let Some(k) = obj.keys().find(|k| !LIMIT_FIELDS.contains(&k.as_str())) {
         return Err(ApiError::field(
             format!("limits.{k}"),
-            format!("unknown limit; known limits are {}", LIMIT_FIELDS.join(", ")),
+            format!(
+                "unknown limit; known limits are {}",
+                LIMIT_FIELDS.join(", ")
+            ),
         ));
     }
     let int = |k: &str| -> Result<Option<u64>, ApiError> {
@@ -248,8 +251,7 @@ fn parse_limits(v: Option<&Value>) -> Result<RequestLimits, ApiError> {
     let small = |k: &str| -> Result<Option<u32>, ApiError> {
         int(k)?
             .map(|n| {
-                u32::try_from(n)
-                    .map_err(|_| ApiError::field(format!("limits.{k}"), "is too large"))
+                u32::try_from(n).map_err(|_| ApiError::field(format!("limits.{k}"), "is too large"))
             })
             .transpose()
     };
@@ -419,9 +421,6 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.timeout_secs"));
-        assert_eq!(
-            apply_limits(&max, &RequestLimits::default()).unwrap(),
-            max
-        );
+        assert_eq!(apply_limits(&max, &RequestLimits::default()).unwrap(), max);
     }
 }

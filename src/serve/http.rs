@@ -186,7 +186,10 @@ fn async_run(state: &State, conn: C, method: Method, id: &str, note: &mut Note) 
         (_, Some(JobState::Done(result))) => json_response(
             conn,
             200,
-            format!(r#"{{"id":{},"status":"done","result":{result}}}"#, json!(id)),
+            format!(
+                r#"{{"id":{},"status":"done","result":{result}}}"#,
+                json!(id)
+            ),
         ),
     }
 }
@@ -347,8 +350,7 @@ async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
             json_response(
                 conn,
                 202,
-                json!({"id": id, "status": "running", "url": format!("/v1/runs/{id}")})
-                    .to_string(),
+                json!({"id": id, "status": "running", "url": format!("/v1/runs/{id}")}).to_string(),
             )
         }
     }

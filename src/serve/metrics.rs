@@ -142,7 +142,12 @@ impl Metrics {
         let head = |s: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        head(&mut s, "rlm_runs_total", "counter", "Finished runs by outcome.");
+        head(
+            &mut s,
+            "rlm_runs_total",
+            "counter",
+            "Finished runs by outcome.",
+        );
         for o in ["success", "failed", "timeout", "cancelled"] {
             let n = m.runs.get(o).copied().unwrap_or(0);
             let _ = writeln!(s, "rlm_runs_total{{outcome=\"{o}\"}} {n}");
@@ -153,7 +158,12 @@ impl Metrics {
             "rlm_runs_in_flight {}",
             self.in_flight.load(Ordering::SeqCst)
         );
-        head(&mut s, "rlm_runs_queued", "gauge", "Runs waiting for a slot.");
+        head(
+            &mut s,
+            "rlm_runs_queued",
+            "gauge",
+            "Runs waiting for a slot.",
+        );
         let _ = writeln!(s, "rlm_runs_queued {}", self.queued.load(Ordering::SeqCst));
         head(
             &mut s,
@@ -274,11 +284,23 @@ mod tests {
             t.contains("rlm_llm_tokens_total{model=\"m\\\"x\",kind=\"prompt\"} 200"),
             "{t}"
         );
-        assert!(t.contains("rlm_llm_cost_usd_total{model=\"m\\\"x\"} 0.5"), "{t}");
-        assert!(t.contains("rlm_run_duration_seconds_bucket{le=\"1\"} 0"), "{t}");
-        assert!(t.contains("rlm_run_duration_seconds_bucket{le=\"2.5\"} 1"), "{t}");
+        assert!(
+            t.contains("rlm_llm_cost_usd_total{model=\"m\\\"x\"} 0.5"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rlm_run_duration_seconds_bucket{le=\"1\"} 0"),
+            "{t}"
+        );
+        assert!(
+            t.contains("rlm_run_duration_seconds_bucket{le=\"2.5\"} 1"),
+            "{t}"
+        );
         assert!(t.contains("rlm_run_duration_seconds_count 1"), "{t}");
-        assert!(t.contains("rlm_http_responses_total{code=\"200\"} 1"), "{t}");
+        assert!(
+            t.contains("rlm_http_responses_total{code=\"200\"} 1"),
+            "{t}"
+        );
         // Every line is a comment or `name{labels} value`.
         for line in t.lines().filter(|l| !l.starts_with('#')) {
             let v = line.rsplit(' ').next().unwrap();

@@ -85,7 +85,10 @@ mod tests {
         let _ = std::os::unix::fs::symlink(root.join("sub/in.txt"), root.join("inner.txt"));
         let root = root.canonicalize().unwrap();
         assert!(resolve(&root, "sub/in.txt").is_ok());
-        assert!(resolve(&root, "inner.txt").is_ok(), "a link inside the root is fine");
+        assert!(
+            resolve(&root, "inner.txt").is_ok(),
+            "a link inside the root is fine"
+        );
         let e = resolve(&root, "link.txt").unwrap_err();
         assert!(e.0.contains("out of the context root"), "{e:?}");
         assert!(resolve(&root, "sub").is_err(), "a directory");
