@@ -59,7 +59,11 @@
 //! - `trajectory`: the versioned JSON Lines events; `view`: their HTML rendering;
 //! - `result`, `events`, `error`: plain data;
 //! - `eval::{suite, score, generate, report}`: evaluation suites (JSON Lines), answer
-//!   scoring, seeded task generators and the per-family report.
+//!   scoring, seeded task generators and the per-family report;
+//! - `serve::{api, paths, metrics, access}` (feature `serve`): the service's request JSON
+//!   and its validation against the server's maxima, context names under the context root
+//!   (lexical check; the symlink check canonicalizes on the blocking pool), the Prometheus
+//!   text and the access-log lines.
 //!
 //! I/O:
 //! - `runtime`: the only module that owns the blocking pool and timers (`unblock`,
@@ -76,7 +80,10 @@
 //!   `context` (what a run was given, private copies of in-memory text and masked copies);
 //!   `private_dir` (the locked 0700 temporary directories those copies live in; the first
 //!   one a process makes sweeps directories whose owner died, even by SIGKILL);
-//! - `log`: the trajectory writer.
+//! - `log`: the trajectory writer;
+//! - `serve::{listener, http, runs, jobs}` (feature `serve`): the accept loop and graceful
+//!   shutdown, routes on trillium-http, admission (slots, queue, 429) and cancellation, and
+//!   the async runs kept per replica.
 //!
 //! Glue: `orchestrator` (public API, builder), `run` (drives the agent for a tree of runs:
 //! context, session, LLM calls, filter, host calls) and `eval::runner` (runs a suite through
@@ -111,6 +118,12 @@
 //! run on a private `async-executor` inside the run's own future. Filtering an output of 256
 //! KiB or more scans its two halves on two scoped threads. Nothing blocks the caller's
 //! executor: a test runs a run on a single-threaded executor next to a 1 ms ticker.
+//!
+//! [`serve::Server::run`] (feature `serve`) is the one place the crate runs an executor of
+//! its own: an `async-executor` driven by the calling thread and `threads - 1` more
+//! (`rlm-serve-N`), each blocking on `async_io::block_on` (which also drives the async-io
+//! reactor for the listener and connections). Connections, streamed and async runs are tasks
+//! on it; their blocking work goes to the pool above. The threads end when `run` returns.
 //!
 //! ## Threat model
 //! The model's code is hostile (and may be steered by hostile data in the context).
@@ -183,6 +196,8 @@ mod run;
 mod runtime;
 pub mod sandbox;
 mod secrets;
+#[cfg(feature = "serve")]
+pub mod serve;
 mod settings;
 pub mod trajectory;
 mod view;

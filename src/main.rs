@@ -5,6 +5,8 @@ mod cli;
 
 use std::process::ExitCode;
 
+#[cfg(feature = "serve")]
+use cli::serve;
 use cli::{Command, demo, egress, eval, help, run, sandbox, setup, term, view};
 
 /// Every subcommand: the one place the CLI's commands and their help are listed.
@@ -38,6 +40,13 @@ const COMMANDS: &[Command] = &[
         summary: view::SUMMARY,
         help: view::help,
         main: view::main,
+    },
+    #[cfg(feature = "serve")]
+    Command {
+        name: "serve",
+        summary: serve::SUMMARY,
+        help: serve::help,
+        main: serve::main,
     },
     Command {
         name: "setup",

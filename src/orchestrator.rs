@@ -5,7 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Config, PromptMode, Provider, SandboxKind};
+use crate::config::{Config, Limits, PromptMode, Provider, SandboxKind};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::events::EventStream;
@@ -111,6 +111,25 @@ impl Orchestrator {
                 sandbox: s.sandbox.clone(),
                 prices: s.prices.clone(),
                 trajectory: Some(Arc::new(log)),
+                known_secrets: s.known_secrets.clone(),
+            }),
+        }
+    }
+
+    /// The same orchestrator (model, sandbox, settings, trajectory) with `limits` for its
+    /// runs instead: per-request limits of a service, checked against the service's own
+    /// maxima by the caller. Shares the LLM client and the sandbox; cheap.
+    pub fn with_limits(&self, limits: Limits) -> Orchestrator {
+        let s = &self.shared;
+        let mut config = s.config.clone();
+        config.limits = limits;
+        Orchestrator {
+            shared: Arc::new(Shared {
+                config,
+                llm: s.llm.clone(),
+                sandbox: s.sandbox.clone(),
+                prices: s.prices.clone(),
+                trajectory: s.trajectory.clone(),
                 known_secrets: s.known_secrets.clone(),
             }),
         }
@@ -619,6 +638,21 @@ mod tests {
             c.origin("RLM_LLM_PROVIDER"),
             Some("OrchestratorBuilder::provider")
         );
+    }
+
+    #[test]
+    fn with_limits_changes_only_the_limits() {
+        let o = Orchestrator::builder()
+            .base_url("http://127.0.0.1:9/v1")
+            .max_iterations(7)
+            .build()
+            .unwrap();
+        let mut l = o.config().limits.clone();
+        l.max_iterations = 3;
+        let v = o.with_limits(l);
+        assert_eq!(v.config().limits.max_iterations, 3);
+        assert_eq!(o.config().limits.max_iterations, 7);
+        assert_eq!(v.config().llm, o.config().llm);
     }
 
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}

@@ -10,6 +10,8 @@ pub(crate) mod output;
 pub(crate) mod progress;
 pub(crate) mod run;
 pub(crate) mod sandbox;
+#[cfg(feature = "serve")]
+pub(crate) mod serve;
 pub(crate) mod setup;
 pub(crate) mod signals;
 pub(crate) mod term;
