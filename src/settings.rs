@@ -560,7 +560,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
     setting!(
         "RLM_SANDBOX_POOL",
         "sandbox_pool",
-        None,
+        Some("--sandbox-pool"),
         "0",
         "sandboxes kept started and ready (bwrap): a run takes one instead of waiting for a start; never reused",
         |c, v| {

@@ -321,7 +321,11 @@ fn bad_requests_are_refused_with_the_field_named() {
 fn async_run_get_and_delete_kill_the_sandbox() {
     let _g = serial();
     let llm = llm();
-    let s = Serve::start(&llm, &["--max-concurrent", "1", "--queue", "0"]);
+    let s = Serve::start(
+        &llm,
+        // No pre-started sandboxes: the process count below is the run's alone.
+        &["--max-concurrent", "1", "--queue", "0", "--sandbox-pool", "0"],
+    );
     let r = post(&s, &json!({"query": "SLEEP please", "async": true}));
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.json()["id"].as_str().unwrap().to_string();
@@ -427,7 +431,7 @@ fn sigterm_lets_runs_finish_then_exits_cleanly() {
 fn sigterm_cancels_runs_past_the_grace_period() {
     let _g = serial();
     let llm = llm();
-    let mut s = Serve::start(&llm, &["--shutdown-grace", "1"]);
+    let mut s = Serve::start(&llm, &["--shutdown-grace", "1", "--sandbox-pool", "0"]);
     let url = s.url("/v1/runs");
     let run = std::thread::spawn(move || {
         send("POST", &url, Some(TOKEN), Some(r#"{"query":"SLEEP long"}"#))

@@ -54,7 +54,8 @@ pub(crate) fn help() -> String {
          \x20 --result-ttl SECS      how long async results are kept (default {})\n\
          \x20 --max-results N        async results kept at most (default {})\n\n\
          The run settings below (and their environment variables) configure the model and sandbox,\n\
-         and their limits are the server's maxima: a request's \"limits\" may only tighten them.\n",
+         and their limits are the server's maxima: a request's \"limits\" may only tighten them.\n\
+         With the bwrap sandbox, RLM_SANDBOX_POOL defaults to --max-concurrent (at most 16) here.\n",
         d.listen,
         d.max_concurrent,
         d.queue,
@@ -174,6 +175,14 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         if !OWN_VALUES.contains(&flag.as_str()) {
             builder = builder.setting(flag, v.clone());
         }
+    }
+    // A service keeps sandboxes started ahead (bwrap), one per run slot up to 16, unless
+    // RLM_SANDBOX_POOL says otherwise: a request's run then starts without waiting for one.
+    if let Ok(c) = builder.resolve()
+        && c.sandbox.kind == rlm::SandboxKind::Bwrap
+        && c.origin("RLM_SANDBOX_POOL").is_none()
+    {
+        builder = builder.setting("sandbox_pool", cfg.max_concurrent.clamp(1, 16).to_string());
     }
     let orch = match builder.build() {
         Ok(o) => o,

@@ -181,7 +181,7 @@ async fn serve(
             Next::Conn(Err(e)) => {
                 // Out of file descriptors and the like: wait a little instead of spinning.
                 eprintln!("rlm serve: accept failed: {e}");
-                async_io::Timer::after(Duration::from_millis(100)).await;
+                crate::runtime::sleep(Duration::from_millis(100)).await;
             }
             Next::Stop => break,
         }
@@ -236,6 +236,6 @@ async fn wait_idle(state: &State, open: &AtomicUsize, deadline: Instant) -> bool
         if Instant::now() >= deadline {
             return false;
         }
-        async_io::Timer::after(Duration::from_millis(20)).await;
+        crate::runtime::sleep(Duration::from_millis(20)).await;
     }
 }
