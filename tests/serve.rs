@@ -324,7 +324,14 @@ fn async_run_get_and_delete_kill_the_sandbox() {
     let s = Serve::start(
         &llm,
         // No pre-started sandboxes: the process count below is the run's alone.
-        &["--max-concurrent", "1", "--queue", "0", "--sandbox-pool", "0"],
+        &[
+            "--max-concurrent",
+            "1",
+            "--queue",
+            "0",
+            "--sandbox-pool",
+            "0",
+        ],
     );
     let r = post(&s, &json!({"query": "SLEEP please", "async": true}));
     assert_eq!(r.status, 202, "{}", r.body);

@@ -294,7 +294,8 @@ impl Bwrap {
             .arg("10")
             .arg("--")
             .arg(&cfg.python)
-            .args(["-I", "-B", "-u", driver])
+            // -S: no `site` at start-up; the driver adds the package directories itself.
+            .args(["-I", "-S", "-B", "-u", driver])
             .env_clear();
         let child = plan
             .spawn(cmd, false, false)

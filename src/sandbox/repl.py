@@ -1,16 +1,30 @@
 # rlm REPL driver: runs inside the sandbox, standard library only.
 # Protocol: fd 3 carries host -> REPL frames, fd 4 REPL -> host frames; each frame is a
 # 4-byte big-endian length followed by one JSON object. User output goes to fds 1 and 2.
-import json
+import _json
+import _thread
 import mmap
 import os
 import struct
 import sys
 
-# ast, linecache, re and traceback are imported on first use: they cost more start-up time
-# than everything else the driver needs.
+# Start-up is most of a sandbox's cost, so the driver imports only C modules at start: the
+# protocol's JSON goes through `_json` directly (the `json` package pulls in `re` and `enum`,
+# about 6 ms), locks through `_thread` (`threading`, about 3 ms, only in container mode).
+# json, re, linecache and traceback are imported on first use.
 
-import threading
+if "site" not in sys.modules:
+    # Started with -S (the bwrap backend): `site` and its .pth files cost about 2 ms of every
+    # start; the interpreter's package directories are added here instead.
+    _v = "python%d.%d" % sys.version_info[:2]
+    for _d in (
+        sys.prefix + "/local/lib/" + _v + "/dist-packages",
+        sys.prefix + "/lib/python3/dist-packages",
+        sys.prefix + "/lib/" + _v + "/dist-packages",
+        sys.prefix + "/lib/" + _v + "/site-packages",
+    ):
+        if _d not in sys.path and os.path.isdir(_d):
+            sys.path.append(_d)
 
 _MUX = os.environ.pop("RLM_MUX", None) == "1"
 if _MUX:
@@ -33,10 +47,10 @@ _CMD = os.fdopen(_cmd_fd, "rb", buffering=0)
 _MSG = os.fdopen(_msg_fd, "wb", buffering=0)
 os.set_inheritable(_cmd_fd, False)
 os.set_inheritable(_msg_fd, False)
-_SEND_LOCK = threading.Lock()
+_SEND_LOCK = _thread.allocate_lock()
 # One host call at a time: a call's reply is read by the thread that made it.
-_CALL_LOCK = threading.Lock()
-_MAIN_THREAD = threading.get_ident()
+_CALL_LOCK = _thread.allocate_lock()
+_MAIN_THREAD = _thread.get_ident()
 _DRIVER_FILE = globals().get("__file__", "<string>")
 _CALL_SEQ = [0]
 _CELL = [0, ""]
@@ -45,44 +59,95 @@ _STATE = {"final": None}
 _HINTS = {}
 
 
+class _JsonContext:
+    """What `_json.make_scanner` reads: the settings of `json.loads` without hooks."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"-Infinity": float("-inf"), "Infinity": float("inf"), "NaN": float("nan")}.__getitem__
+    memo = {}
+
+
+def _no_default(o):
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+try:
+    _SCAN = _json.make_scanner(_JsonContext())
+    _ENCODE = _json.make_encoder(None, _no_default, _json.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+    def _dumps(obj):
+        return "".join(_ENCODE(obj, 0))
+
+    def _loads(data):
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        end, n = 0, len(text)
+        while end < n and text[end] in " \t\r\n":
+            end += 1
+        try:
+            obj, end = _SCAN(text, end)
+        except StopIteration as e:
+            raise ValueError("invalid JSON at offset %d" % e.value) from None
+        while end < n and text[end] in " \t\r\n":
+            end += 1
+        if end != n:
+            raise ValueError("extra data at offset %d" % end)
+        return obj
+
+    _dumps({"check": [1, 2.5, None, True, "\u00e9"]})
+except Exception:  # another interpreter whose _json differs: the json package then
+    import json as _json_package
+
+    _dumps, _loads = _json_package.dumps, _json_package.loads
+
+
 def _send(obj):
-    data = json.dumps(obj).encode()
+    data = _dumps(obj).encode()
     with _SEND_LOCK:
         _MSG.write(struct.pack(">I", len(data)) + data)
 
 
-class _Forwarder(threading.Thread):
-    """Mux mode: forwards one output pipe to the host. A barrier token written into the pipe
-    after each cell marks the point where everything the cell wrote has been forwarded."""
+def _forwarder_class():
+    """Mux mode only (containers): the output forwarder, a thread."""
+    import threading
 
-    def __init__(self, name, fd, token):
-        super().__init__(daemon=True)
-        self.stream, self.fd, self.token = name, fd, token
-        self.seen = threading.Event()
+    class _Forwarder(threading.Thread):
+        """Mux mode: forwards one output pipe to the host. A barrier token written into the pipe
+        after each cell marks the point where everything the cell wrote has been forwarded."""
 
-    def emit(self, data):
-        if data:
-            _send({"type": "output", "stream": self.stream, "data": data.decode("latin-1")})
+        def __init__(self, name, fd, token):
+            super().__init__(daemon=True)
+            self.stream, self.fd, self.token = name, fd, token
+            self.seen = threading.Event()
 
-    def run(self):
-        buf = b""
-        keep = len(self.token) - 1
-        while True:
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                self.emit(buf)
-                return
-            buf += chunk
+        def emit(self, data):
+            if data:
+                _send({"type": "output", "stream": self.stream, "data": data.decode("latin-1")})
+
+        def run(self):
+            buf = b""
+            keep = len(self.token) - 1
             while True:
-                i = buf.find(self.token)
-                if i < 0:
-                    break
-                self.emit(buf[:i])
-                buf = buf[i + len(self.token):]
-                self.seen.set()
-            if len(buf) > keep:
-                self.emit(buf[:-keep] if keep else buf)
-                buf = buf[-keep:] if keep else b""
+                chunk = os.read(self.fd, 65536)
+                if not chunk:
+                    self.emit(buf)
+                    return
+                buf += chunk
+                while True:
+                    i = buf.find(self.token)
+                    if i < 0:
+                        break
+                    self.emit(buf[:i])
+                    buf = buf[i + len(self.token):]
+                    self.seen.set()
+                if len(buf) > keep:
+                    self.emit(buf[:-keep] if keep else buf)
+                    buf = buf[-keep:] if keep else b""
+
+    return _Forwarder
 
 
 _FORWARDERS = []
@@ -130,8 +195,8 @@ def _read_frames():
 
 def _recv():
     if _FRAMES is not None:
-        return json.loads(_FRAMES.get())
-    return json.loads(_read_frame())
+        return _loads(_FRAMES.get())
+    return _loads(_read_frame())
 
 
 def _host_call(name, args):
@@ -244,7 +309,7 @@ def _sniff(first_lines):
     if not lines:
         return None, None
     try:
-        if all(isinstance(json.loads(l), dict) for l in lines[:3]):
+        if all(isinstance(_loads(l), dict) for l in lines[:3]):
             return "jsonl", None
     except ValueError:
         pass
@@ -404,7 +469,7 @@ class ContextHandle:
         kind = self._kind()
         if kind == "jsonl":
             try:
-                r = json.loads(line)
+                r = _loads(line)
             except ValueError:
                 return None
             return r if isinstance(r, dict) else None
@@ -574,7 +639,7 @@ class ContextList(list):
 
 def FINAL(value):
     """Ends the run with `value` (converted with str) as the answer."""
-    if threading.get_ident() != _MAIN_THREAD:
+    if _thread.get_ident() != _MAIN_THREAD:
         # A thread left running by an earlier block must not end a later one.
         raise RuntimeError(_HINTS.get("final_thread", "FINAL must be called from the block itself"))
     _STATE["final"] = value if isinstance(value, str) else str(value)
@@ -694,7 +759,7 @@ def _receive_binding(fd):
             data += msg
     finally:
         s.close()
-    bound = json.loads(data.lstrip(b"F") or b"{}")
+    bound = _loads(data.lstrip(b"F") or b"{}")
     bound["fds"] = fds
     return bound
 
@@ -729,11 +794,11 @@ def _setup(spec):
     _G.update(_RESERVED)
     # The standard modules models reach for without importing them. Those the driver has not
     # loaded anyway are imported on first use (about 3 ms of every start saved).
-    import collections, itertools, math, re
+    import itertools, math
 
-    for m in (collections, itertools, json, math, re):
+    for m in (itertools, math):
         _G.setdefault(m.__name__, m)
-    for name in ("csv", "datetime", "statistics"):
+    for name in ("collections", "csv", "datetime", "json", "re", "statistics"):
         _G.setdefault(name, _LazyModule(name))
 
 
@@ -765,16 +830,34 @@ def _name_hint(name):
         sys.stderr.write(_HINTS["similar"].replace("{name}", close[0]) + "\n")
 
 
+# Every cell's source by name, for tracebacks. They reach `linecache` once something imports
+# it (a traceback, `inspect`): importing it at every start would also import `re` and `enum`.
+_SOURCES = {}
+
+
+def _share_sources(load=False):
+    """Puts the cells' sources into `linecache` when it is loaded (or, with `load`, loads it)."""
+    lc = sys.modules.get("linecache")
+    if lc is None and load:
+        import linecache as lc
+    if lc is not None:
+        for name, code in _SOURCES.items():
+            if name not in lc.cache:
+                lc.cache[name] = (len(code), None, code.splitlines(True), name)
+
+
 def _run_cell(code, cell_id):
-    import ast
-    import linecache
+    # The C parser's tree through `compile` (what `ast.parse` does), without importing the
+    # `ast` module (about 2 ms of every sandbox's start-up).
+    import _ast
 
     name = "<cell %d>" % cell_id
-    linecache.cache[name] = (len(code), None, code.splitlines(True), name)
-    tree = ast.parse(code, name, "exec")
+    _SOURCES[name] = code
+    _share_sources()
+    tree = compile(code, name, "exec", _ast.PyCF_ONLY_AST)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
-        last = ast.Expression(tree.body.pop().value)
+    if tree.body and isinstance(tree.body[-1], _ast.Expr):
+        last = _ast.Expression(tree.body.pop().value)
     exec(compile(tree, name, "exec"), _G)
     if last is not None:
         value = eval(compile(last, name, "eval"), _G)
@@ -785,9 +868,12 @@ def _run_cell(code, cell_id):
 
 def _main():
     if _MUX:
+        import threading
+
         token = b"\x00rlm-barrier-" + os.urandom(8).hex().encode() + b"\x00"
+        forwarder = _forwarder_class()
         for name, fd in _pipes.items():
-            f = _Forwarder(name, fd, token)
+            f = forwarder(name, fd, token)
             f.start()
             _FORWARDERS.append(f)
         global _FRAMES
@@ -795,7 +881,7 @@ def _main():
 
         _FRAMES = SimpleQueue()
         threading.Thread(target=_read_frames, name="rlm-frames", daemon=True).start()
-    spec = json.loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
+    spec = _loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
     ready = {"type": "ready", "python": sys.version.split()[0], "kernel": os.uname().release}
     if spec.get("deferred") is not None:
         # Pooled: ready before any context; the context arrives when a session takes it.
@@ -823,6 +909,7 @@ def _main():
         except BaseException as e:  # noqa: B902 - everything becomes an observation
             import traceback
 
+            _share_sources(load=True)
             ok = False
             tb = traceback.extract_tb(e.__traceback__)
             tb = [f for f in tb if f.filename not in (_DRIVER_FILE, "<string>") and not f.filename.endswith("repl.py")]
@@ -831,6 +918,7 @@ def _main():
             sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
             if isinstance(e, NameError) and getattr(e, "name", None):
                 _name_hint(e.name)
+        _share_sources()
         for k, v in _RESERVED.items():
             if _G.get(k) is not v:
                 _G[k] = v
