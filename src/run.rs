@@ -504,7 +504,10 @@ impl Run {
             _ => starting.await?,
         };
         let outcome = self.agent_loop(agent, action, &mut *session).await;
-        session.close().await;
+        // Killed now (SIGKILL before the result is returned); reaping it and removing its
+        // cgroup finish on the blocking pool (`wait_for_cleanup` waits for them), which
+        // saves the caller several milliseconds per run.
+        drop(session);
         outcome
     }
 
