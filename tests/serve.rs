@@ -47,7 +47,10 @@ struct Serve {
 }
 
 impl Serve {
+    /// Starts `rlm serve` with a token file (none when `extra` holds `NO_TOKEN`).
     fn start(llm: &LlmServer, extra: &[&str]) -> Serve {
+        let no_token = extra.contains(&"NO_TOKEN");
+        let extra: Vec<&str> = extra.iter().copied().filter(|a| *a != "NO_TOKEN").collect();
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");
         std::fs::create_dir_all(root.join("data")).unwrap();
@@ -68,11 +71,11 @@ impl Serve {
             .env("RLM_LLM_MODEL", "test-model")
             .args(["serve", "--listen", "127.0.0.1:0", "--context-root"])
             .arg(&root)
-            .arg("--token-file")
-            .arg(&tokens)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .args(extra);
+        if !no_token {
+            c.arg("--token-file").arg(&tokens);
+        }
+        c.stdout(Stdio::piped()).stderr(Stdio::inherit());
         let mut child = c.spawn().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
@@ -456,4 +459,76 @@ fn sigterm_cancels_runs_past_the_grace_period() {
     assert!(st.success(), "{st:?}");
     assert!(t.elapsed() < Duration::from_secs(12), "{:?}", t.elapsed());
     assert_eq!(wait_no_descendants(5), 0, "every sandbox killed");
+}
+
+/// One raw HTTP/1.1 exchange (the request as written), the response as text; empty when the
+/// server closed the connection without answering.
+fn raw(addr: &str, req: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let _ = c.write_all(req.as_bytes());
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn web_pages_wrong_media_types_and_connection_floods_are_refused() {
+    let _g = serial();
+    let llm = llm();
+    let s = Serve::start(&llm, &["--max-connections", "3"]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // What a web page can send without a CORS preflight: a text/plain POST.
+    let body = r#"{"query":"SLEEP"}"#;
+    let r = raw(
+        &addr,
+        &format!(
+            "POST /v1/runs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 415"), "{r}");
+    let r = raw(
+        &addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Origin: http://page.example\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    assert_eq!(llm.count(), 0, "no refused request reached the model");
+    // Three idle connections fill the server; a fourth is closed unanswered.
+    let held: Vec<_> = (0..3)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let r = raw(
+        &addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(r, "", "a connection over the limit is closed");
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(send("GET", &s.url("/healthz"), None, None).status, 200);
+    drop(s);
+
+    // Without tokens, only requests addressed to a loopback name are answered (a page whose
+    // name was rebound to 127.0.0.1 sends its own name).
+    let s = Serve::start(&llm, &["NO_TOKEN"]);
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let port = addr.rsplit(':').next().unwrap();
+    let r = raw(
+        &addr,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: rebound.example:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(r.starts_with("HTTP/1.1 403"), "{r}");
+    let r = raw(
+        &addr,
+        &format!("GET /metrics HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
 }

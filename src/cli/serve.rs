@@ -27,6 +27,7 @@ const OWN_VALUES: &[&str] = &[
     "--threads",
     "--result-ttl",
     "--max-results",
+    "--max-connections",
 ];
 const SWITCHES: &[&str] = &["--insecure-no-auth"];
 
@@ -52,7 +53,8 @@ pub(crate) fn help() -> String {
          \x20 --shutdown-grace SECS  time runs get to finish after SIGTERM (default {})\n\
          \x20 --threads N            server executor threads (default {})\n\
          \x20 --result-ttl SECS      how long async results are kept (default {})\n\
-         \x20 --max-results N        async results kept at most (default {})\n\n\
+         \x20 --max-results N        async results kept at most (default {})\n\
+         \x20 --max-connections N    open connections at most; more are closed at once (default {})\n\n\
          The run settings below (and their environment variables) configure the model and sandbox,\n\
          and their limits are the server's maxima: a request's \"limits\" may only tighten them.\n\
          With the bwrap sandbox, RLM_SANDBOX_POOL defaults to --max-concurrent (at most 16) here.\n",
@@ -64,6 +66,7 @@ pub(crate) fn help() -> String {
         d.threads,
         d.result_ttl.as_secs(),
         d.max_results,
+        d.max_connections,
     );
     for st in rlm::known_settings() {
         if let Some(flag) = st.flag {
@@ -135,6 +138,7 @@ fn config(a: &Args) -> Result<ServeConfig, String> {
     c.queue = number(a, "--queue", d.queue)?;
     c.threads = number(a, "--threads", d.threads)?.max(1);
     c.max_results = number(a, "--max-results", d.max_results)?;
+    c.max_connections = number(a, "--max-connections", d.max_connections)?;
     if let Some(v) = a.value("--max-body") {
         c.max_body = bytes(v).ok_or_else(|| format!("--max-body: {v:?} is not a size"))?;
     }

@@ -25,6 +25,16 @@ pub(crate) struct Entry<'a> {
     pub(crate) error: Option<&'static str>,
 }
 
+/// The first 8 characters of an async run's id and an ellipsis: enough to match log lines,
+/// far from enough to use the id.
+pub(crate) fn short_id(id: &str) -> String {
+    let mut s: String = id.chars().take(8).collect();
+    if id.chars().count() > 8 {
+        s.push('…');
+    }
+    s
+}
+
 /// The JSON line (without newline).
 pub(crate) fn line(e: &Entry<'_>, now: SystemTime) -> String {
     let ts = now
@@ -32,6 +42,15 @@ pub(crate) fn line(e: &Entry<'_>, now: SystemTime) -> String {
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
     let path = e.path.split('?').next().unwrap_or("");
+    // An async run's id is what lets a client read or cancel it: logs keep only its start.
+    let redacted;
+    let path = match path.strip_prefix("/v1/runs/") {
+        Some(id) if !id.is_empty() => {
+            redacted = format!("/v1/runs/{}", short_id(id));
+            redacted.as_str()
+        }
+        _ => path,
+    };
     let mut v = json!({
         "ts": (ts * 1000.0).round() / 1000.0,
         "msg": "access",

@@ -172,12 +172,24 @@ pub(crate) fn parse_run_request(body: &[u8]) -> Result<RunRequest, ApiError> {
     })
 }
 
+/// Most files or documents one request may give (a run's sandbox takes at most this many).
+pub(crate) const MAX_DOCUMENTS: usize = 1000;
+
 fn strings(v: &Value, field: &str) -> Result<Vec<String>, ApiError> {
     let Value::Array(items) = v else {
         return Err(ApiError::field(field, "must be an array of strings"));
     };
     if items.is_empty() {
         return Err(ApiError::field(field, "must not be empty"));
+    }
+    if items.len() > MAX_DOCUMENTS {
+        return Err(ApiError::field(
+            field,
+            format!(
+                "has {} entries; at most {MAX_DOCUMENTS}: join them into fewer",
+                items.len()
+            ),
+        ));
     }
     items
         .iter()
@@ -307,7 +319,12 @@ pub(crate) fn apply_limits(max: &Limits, req: &RequestLimits) -> Result<Limits, 
     l.max_cost_usd = tighter("max_cost_usd", l.max_cost_usd, req.max_cost_usd)?;
     let server_secs = l.run_timeout.map(|d| d.as_secs_f64());
     if let Some(s) = tighter("timeout_secs", server_secs, req.timeout_secs)? {
-        l.run_timeout = Some(Duration::from_secs_f64(s));
+        l.run_timeout = Some(Duration::try_from_secs_f64(s).map_err(|_| {
+            ApiError::field(
+                "limits.timeout_secs",
+                "must be a number of seconds a clock can hold",
+            )
+        })?);
     }
     Ok(l)
 }
@@ -422,5 +439,30 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limits.timeout_secs"));
         assert_eq!(apply_limits(&max, &RequestLimits::default()).unwrap(), max);
+        // No server timeout: a request's absurd one is refused, not a panic.
+        let unbounded = Limits {
+            run_timeout: None,
+            ..Limits::defaults()
+        };
+        let e = apply_limits(
+            &unbounded,
+            &RequestLimits {
+                timeout_secs: Some(1e300),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limits.timeout_secs"));
+    }
+
+    #[test]
+    fn too_many_documents_are_refused_before_anything_is_written() {
+        let docs = vec!["x"; MAX_DOCUMENTS + 1];
+        let body = serde_json::json!({"query": "q", "context": {"documents": docs}}).to_string();
+        let e = err(&body);
+        assert_eq!(e.field.as_deref(), Some("context.documents"));
+        let docs = vec!["x"; MAX_DOCUMENTS];
+        let body = serde_json::json!({"query": "q", "context": {"documents": docs}}).to_string();
+        assert!(parse_run_request(body.as_bytes()).is_ok());
     }
 }

@@ -106,6 +106,45 @@ fn authorized(state: &State, conn: &C) -> bool {
     })
 }
 
+/// Refuses what a web page could send: a request with an `Origin` header (browsers add it to
+/// cross-site requests; this API is for programs, and answers no CORS), and, on a server
+/// without tokens, a `Host` that is not a loopback name (a page whose DNS name was rebound
+/// to 127.0.0.1 still sends its own name).
+fn not_from_a_program(state: &State, conn: &C) -> Option<ApiError> {
+    let headers = conn.request_headers();
+    if headers.get_str(Header::Origin).is_some() {
+        return Some(ApiError::new(
+            403,
+            "browser_request",
+            "requests from web pages (with an Origin header) are refused; call the API from a program",
+        ));
+    }
+    if state.cfg.tokens.is_empty() {
+        let host = headers.get_str(Header::Host).unwrap_or("");
+        if !loopback_host(host) {
+            return Some(ApiError::new(
+                403,
+                "host_not_allowed",
+                "without --token-file the server answers only requests addressed to a loopback name (127.0.0.1, localhost, [::1])",
+            ));
+        }
+    }
+    None
+}
+
+/// `127.0.0.1[:port]`, `localhost[:port]` or `[::1][:port]`.
+fn loopback_host(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "127.0.0.1" | "localhost" | "::1"
+    )
+}
+
 async fn route(state: &Arc<State>, mut conn: C, method: Method, path: &str, note: &mut Note) -> C {
     let allowed: &str = match path {
         "/healthz" => "GET",
@@ -132,8 +171,28 @@ async fn route(state: &Arc<State>, mut conn: C, method: Method, path: &str, note
             json_response(conn, 200, json!({"status": "ok"}).to_string())
         };
     }
+    if let Some(e) = not_from_a_program(state, &conn) {
+        return error(conn, &e, note);
+    }
     if !authorized(state, &conn) {
         let e = ApiError::new(401, "unauthorized", "a valid bearer token is required");
+        return error(conn, &e, note);
+    }
+    if path == "/v1/runs"
+        && !conn
+            .request_headers()
+            .get_str(Header::ContentType)
+            .is_some_and(|t| {
+                t.trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json")
+            })
+    {
+        let e = ApiError::new(
+            415,
+            "unsupported_media_type",
+            "send the run as JSON with Content-Type: application/json",
+        );
         return error(conn, &e, note);
     }
     match path {
@@ -147,7 +206,7 @@ async fn route(state: &Arc<State>, mut conn: C, method: Method, path: &str, note
         "/v1/runs" => post_run(state, conn, note).await,
         p => {
             let id = &p["/v1/runs/".len()..];
-            note.run_id = Some(id.to_string());
+            note.run_id = Some(access::short_id(id));
             async_run(state, conn, method, id, note)
         }
     }
@@ -305,7 +364,9 @@ async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
             }
         }
         Mode::Stream => {
-            let (tx, rx) = async_channel::unbounded::<Vec<u8>>();
+            // Bounded: a client that stops reading fills it, and the run is then cancelled
+            // (an event that cannot be queued ends it) instead of piling up in memory.
+            let (tx, rx) = async_channel::bounded::<Vec<u8>>(SSE_BUFFER);
             let st = state.clone();
             state
                 .ex
@@ -316,7 +377,10 @@ async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
                     })
                     .await;
                     let json = serde_json::to_string(&result).unwrap_or_default();
-                    let _ = tx.try_send(format!("event: result\ndata: {json}\n\n").into_bytes());
+                    // The result waits for room (or for the client to be gone).
+                    let _ = tx
+                        .send(format!("event: result\ndata: {json}\n\n").into_bytes())
+                        .await;
                 })
                 .detach();
             conn.response_headers_mut()
@@ -336,7 +400,7 @@ async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
         }
         Mode::Async => {
             let id = state.jobs.add(prepared.cancel.clone());
-            note.run_id = Some(id.clone());
+            note.run_id = Some(access::short_id(&id));
             let st = state.clone();
             let id2 = id.clone();
             state
@@ -355,6 +419,9 @@ async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
         }
     }
 }
+
+/// Events a streamed run may have queued for a slow client.
+const SSE_BUFFER: usize = 1024;
 
 /// One Server-Sent Event: `event: TYPE` and the event as JSON on one `data:` line.
 fn sse_event(e: &RunEvent) -> Vec<u8> {

@@ -163,6 +163,12 @@ async fn serve(
             })
             .await;
         match next {
+            Next::Conn(Ok((stream, _)))
+                if open.load(Ordering::SeqCst) >= state.cfg.max_connections =>
+            {
+                // Full: closed at once rather than holding a descriptor.
+                drop(stream);
+            }
             Next::Conn(Ok((stream, peer))) => {
                 let _ = stream.set_nodelay(true);
                 let st = state.clone();

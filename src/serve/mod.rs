@@ -63,6 +63,9 @@ pub struct ServeConfig {
     pub result_ttl: Duration,
     /// How many finished async results are kept at most (the oldest go first).
     pub max_results: usize,
+    /// Open connections at most; a connection beyond it is closed at once (so idle or slow
+    /// clients cannot take every descriptor the sandboxes need).
+    pub max_connections: usize,
     /// Access-log sink; `None`: stdout.
     pub access_log: Option<LogSink>,
 }
@@ -80,6 +83,7 @@ impl Default for ServeConfig {
             threads: 2,
             result_ttl: Duration::from_secs(600),
             max_results: 1000,
+            max_connections: 1024,
             access_log: None,
         }
     }
@@ -98,6 +102,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("threads", &self.threads)
             .field("result_ttl", &self.result_ttl)
             .field("max_results", &self.max_results)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
