@@ -153,7 +153,10 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let (runnable, task) = async_task::spawn(async move { f() }, |r| pool().schedule(r));
+    // A panic in `f` reaches the awaiter with its own message.
+    let (runnable, task) = async_task::Builder::new()
+        .propagate_panic(true)
+        .spawn(move |_| async move { f() }, |r| pool().schedule(r));
     runnable.schedule();
     Task(task)
 }
@@ -167,14 +170,24 @@ where
     let pending = pending();
     *pending.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
     unblock(move || {
+        // Counted down even when `f` panics, so `wait_detached` never waits for it in vain.
+        let _done = PendingGuard(pending);
         f();
-        let mut n = pending.0.lock().unwrap_or_else(|e| e.into_inner());
-        *n -= 1;
-        if *n == 0 {
-            pending.1.notify_all();
-        }
     })
     .detach();
+}
+
+/// Counts one detached job down when dropped.
+struct PendingGuard(&'static (Mutex<u64>, Condvar));
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        let mut n = self.0.0.lock().unwrap_or_else(|e| e.into_inner());
+        *n -= 1;
+        if *n == 0 {
+            self.0.1.notify_all();
+        }
+    }
 }
 
 /// Detached jobs not yet finished, and a condition variable signalled when none is left.

@@ -786,7 +786,8 @@ fn pooled_sandboxes_start_ahead_get_their_context_and_are_never_reused() {
     // Each run reports whether an earlier run's variable is visible, whether its REPL
     // process started before the run did (the query carries the run's start, in seconds
     // since boot), and what it reads of its context.
-    const PROBE: &str = "import os\nseen = 'marker' in globals()\nmarker = 1\n\
+    const PROBE: &str = "import os, resource\nseen = 'marker' in globals()\nmarker = 1\n\
+        nf = resource.getrlimit(resource.RLIMIT_NOFILE)[0]\n\
         t0 = QUERY\n\
         st = int(open('/proc/self/stat').read().rsplit(')', 1)[1].split()[19]) / os.sysconf('SC_CLK_TCK')\n";
     let o = Orchestrator::builder()
@@ -795,12 +796,15 @@ fn pooled_sandboxes_start_ahead_get_their_context_and_are_never_reused() {
             let t0 = q.split("t0=").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("0");
             let probe = PROBE.replace("QUERY", t0);
             Ok(if q.contains("FILE") {
-                format!("```python\n{probe}code = ctx.search(r'secret code is (\\d+)')[0]['match'].split()[-1]\nFINAL(f'{{seen}} {{st < t0}} {{code}} {{len(context)}}')\n```")
+                format!("```python\n{probe}code = ctx.search(r'secret code is (\\d+)')[0]['match'].split()[-1]\nFINAL(f'{{seen}} {{st < t0}} {{nf}} {{code}} {{len(context)}}')\n```")
             } else {
-                format!("```python\n{probe}FINAL(f'{{seen}} {{st < t0}} {{len(context)}} {{context[1]}} {{ctx[1].size}}')\n```")
+                format!("```python\n{probe}FINAL(f'{{seen}} {{st < t0}} {{nf}} {{len(context)}} {{context[1]}} {{ctx[1].size}}')\n```")
             })
         }))
         .setting("sandbox_pool", "2")
+        // Below what a pooled REPL starts with (room for 64 files): each session's REPL
+        // must end up with the limit a fresh one would have.
+        .setting("open_files_limit", "50")
         // The probe's answer is computed, not seen in an output: no second asking.
         .setting("require_evidence", "0")
         .build()
@@ -818,7 +822,7 @@ fn pooled_sandboxes_start_ahead_get_their_context_and_are_never_reused() {
             Context::file(&path),
         );
         let answer = r.final_answer.clone().unwrap_or_default();
-        let want = format!("False True 7731 {}", text.len());
+        let want = format!("False True 50 7731 {}", text.len());
         if round == 0 {
             assert_eq!(
                 answer,
@@ -841,11 +845,11 @@ fn pooled_sandboxes_start_ahead_get_their_context_and_are_never_reused() {
         );
         let answer = r.final_answer.clone().unwrap_or_default();
         if round == 0 {
-            assert_eq!(answer, "False True 2 beta 4", "{:?}", r.error);
+            assert_eq!(answer, "False True 50 2 beta 4", "{:?}", r.error);
         } else {
             assert_eq!(
                 answer.replace(" False ", " True "),
-                "False True 2 beta 4",
+                "False True 50 2 beta 4",
                 "{:?}",
                 r.error
             );

@@ -142,12 +142,26 @@ impl Launched {
 
     /// Hands a pooled REPL (one started by [`Backend::launch_pooled`]) the context of
     /// `spec`: the files, opened read-only here, travel as descriptors over the REPL's
-    /// binding socket, followed by their names; the socket is then closed. The REPL maps
-    /// them and reports ready again (blocking).
-    pub(crate) fn bind(&mut self, spec: &SessionSpec) -> Result<()> {
+    /// binding socket, followed by their names and the limits a REPL started for this
+    /// session would have had (the REPL lowers its own to them before any code runs: a
+    /// pooled REPL was started with room for [`POOL_MAX_FILES`] files, and, without a leased
+    /// uid, a process limit counted when it started); the socket is then closed. The REPL
+    /// maps the files and reports ready again (blocking).
+    pub(crate) fn bind(&mut self, spec: &SessionSpec, cfg: &SandboxConfig) -> Result<()> {
+        if !matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None))) {
+            return Err(Error::sandbox("the pre-started REPL is gone"));
+        }
         let sock = self.binder.take().ok_or_else(|| {
             Error::sandbox("this REPL was not started to receive a context later")
         })?;
+        let open_files = cfg
+            .open_files
+            .max(CTX_FD_BASE as u64 + spec.files.len() as u64 + 16);
+        let processes = if self.lease.is_some() {
+            cfg.pids
+        } else {
+            cfg.pids + processes_of(sys::real_uid())
+        };
         let files = spec
             .files
             .iter()
@@ -158,6 +172,7 @@ impl Launched {
             "list": spec.is_list,
             "inline": spec.inline,
             "names": spec.files.iter().map(|f| f.name.clone()).collect::<Vec<_>>(),
+            "limits": {"RLIMIT_NOFILE": open_files, "RLIMIT_NPROC": processes},
         })
         .to_string();
         sys::send_fds(sock.as_fd(), &fds, body.as_bytes()).map_err(|e| {

@@ -78,7 +78,12 @@ impl Sandbox for EngineSandbox {
                 state_lost: false,
             };
             s.proc = Some(match pooled {
-                Some(l) => s.bind(l).await?,
+                // A pre-started REPL that died while waiting, or that refused its context
+                // or limits, is replaced by a fresh one (which reports any real cause).
+                Some(l) => match s.bind(l).await {
+                    Ok(l) => l,
+                    Err(_) => s.spawn().await?,
+                },
                 None => s.spawn().await?,
             });
             Ok(Box::new(s) as Box<dyn SandboxSession>)
@@ -144,10 +149,10 @@ impl Session {
     /// Hands a pre-started REPL this session's context and waits for its second ready
     /// report (it was verified when it first came up).
     async fn bind(&self, l: Launched) -> Result<Launched> {
-        let spec = self.spec.clone();
+        let (spec, cfg) = (self.spec.clone(), self.cfg.clone());
         let (l, bound) = runtime::unblock(move || {
             let mut l = l;
-            let r = l.bind(&spec);
+            let r = l.bind(&spec, &cfg);
             (l, r)
         })
         .await;

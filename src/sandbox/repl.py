@@ -887,6 +887,18 @@ def _main():
         # Pooled: ready before any context; the context arrives when a session takes it.
         _send(ready)
         spec.update(_receive_binding(spec.pop("deferred")))
+        # The limits a REPL started for this session would have had; lowering is always
+        # allowed, and no code of the session has run yet.
+        limits = spec.pop("limits", None) or {}
+        if limits:
+            import resource
+
+            for name, value in limits.items():
+                which = getattr(resource, name)
+                hard = resource.getrlimit(which)[1]
+                if hard != resource.RLIM_INFINITY:
+                    value = min(value, hard)
+                resource.setrlimit(which, (value, value))
     _setup(spec)
     _send(ready)
     while True:

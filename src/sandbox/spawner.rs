@@ -25,7 +25,9 @@ fn queue() -> &'static async_channel::Sender<Job> {
                 .name(format!("rlm-spawner-{i}"))
                 .spawn(move || {
                     while let Ok(job) = rx.recv_blocking() {
-                        job();
+                        // This thread must outlive its children (their parent-death signal
+                        // is tied to it): a panicking job must not end it.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
                 })
                 .expect("spawn an rlm-spawner thread");

@@ -432,6 +432,8 @@ struct ChildArgs<'a> {
     cwd: *const libc::c_char,
     /// The child's errno when it could not exec (0: it did).
     error: *mut libc::c_int,
+    /// This process's id: the child's parent while this process lives.
+    parent: libc::pid_t,
 }
 
 /// Signals of Linux (1..=64).
@@ -478,6 +480,12 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
     };
     if let Err(e) = a.setup.apply() {
         fail(e.raw_os_error().unwrap_or(libc::EINVAL));
+    }
+    // The parent-death signal was set only now: a host that died before that would leave
+    // this child running unsupervised.
+    // SAFETY: getppid takes no arguments and cannot fail.
+    if unsafe { libc::getppid() } != a.parent {
+        fail(libc::ESRCH);
     }
     // SAFETY: `cwd` is null or a NUL-terminated string prepared by the parent.
     if !a.cwd.is_null() && unsafe { libc::chdir(a.cwd) } != 0 {
@@ -564,6 +572,8 @@ pub(crate) fn spawn(exec: &Exec, setup: &ChildSetup) -> io::Result<Proc> {
         envp: envp.as_ptr(),
         cwd: cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         error: &mut error,
+        // SAFETY: getpid takes no arguments and cannot fail.
+        parent: unsafe { libc::getpid() },
     };
     // The child's stack: it makes a few system calls, nothing deep.
     let mut stack = vec![0u8; 128 * 1024];
