@@ -451,6 +451,24 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
+        if (32..libc::SIGRTMIN()).contains(&sig) {
+            // glibc's own signals (thread cancellation, set*id broadcast): its `sigaction`
+            // refuses them, so, as its posix_spawn does, they are ignored through the raw
+            // system call. Only the handler field (first in every layout) is set.
+            let act: [libc::c_ulong; 4] = [libc::SIG_IGN as libc::c_ulong, 0, 0, 0];
+            // SAFETY: a zero-filled kernel sigaction with SIG_IGN as its handler, large
+            // enough for every architecture's layout; the old action is not asked for.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig as libc::c_long,
+                    act.as_ptr(),
+                    std::ptr::null_mut::<libc::c_void>(),
+                    8 as libc::c_long,
+                )
+            };
+            continue;
+        }
         // SAFETY: zeroed sigaction structs are valid; sigaction reads and writes only them.
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();

@@ -28,6 +28,19 @@ struct Inner {
     jobs: HashMap<String, Job>,
     /// Finished jobs, oldest first, with when they finished.
     finished: VecDeque<(Instant, String)>,
+    /// Bytes of the results kept.
+    bytes: usize,
+}
+
+/// Bytes of finished results kept at most (the oldest go first): results carry every step
+/// of their run, and a thousand large ones must not exhaust the server's memory.
+const MAX_RESULT_BYTES: usize = 256 << 20;
+
+fn result_len(j: &Job) -> usize {
+    match &j.state {
+        JobState::Done(r) => r.len(),
+        JobState::Running => 0,
+    }
 }
 
 /// The async runs of one server.
@@ -68,19 +81,26 @@ impl Jobs {
     pub(crate) fn finish(&self, id: &str, result_json: String) {
         let now = Instant::now();
         let mut g = self.lock();
+        let len = result_json.len();
         if let Some(j) = g.jobs.get_mut(id) {
             j.state = JobState::Done(result_json.into());
             g.finished.push_back((now, id.to_string()));
+            g.bytes += len;
         }
         self.expire(&mut g, now);
     }
 
     fn expire(&self, g: &mut Inner, now: Instant) {
         while let Some((at, id)) = g.finished.front() {
-            if now.duration_since(*at) > self.ttl || g.finished.len() > self.max {
+            if now.duration_since(*at) > self.ttl
+                || g.finished.len() > self.max
+                || g.bytes > MAX_RESULT_BYTES
+            {
                 let id = id.clone();
                 g.finished.pop_front();
-                g.jobs.remove(&id);
+                if let Some(j) = g.jobs.remove(&id) {
+                    g.bytes -= result_len(&j);
+                }
             } else {
                 break;
             }
@@ -102,7 +122,9 @@ impl Jobs {
         match state {
             JobState::Running => g.jobs[id].cancel.cancel(),
             JobState::Done(_) => {
-                g.jobs.remove(id);
+                if let Some(j) = g.jobs.remove(id) {
+                    g.bytes -= result_len(&j);
+                }
                 g.finished.retain(|(_, i)| i != id);
             }
         }
@@ -162,5 +184,21 @@ mod tests {
         jobs.finish(&id, "{}".into());
         std::thread::sleep(Duration::from_millis(5));
         assert!(jobs.get(&id).is_none(), "expired");
+    }
+
+    #[test]
+    fn results_are_kept_for_bounded_bytes() {
+        let jobs = Jobs::new(Duration::from_secs(60), 1000);
+        let big = "x".repeat(MAX_RESULT_BYTES / 3 + 1);
+        let ids: Vec<String> = (0..3).map(|_| jobs.add(cancel())).collect();
+        for id in &ids {
+            jobs.finish(id, big.clone());
+        }
+        assert!(jobs.get(&ids[0]).is_none(), "the oldest went first");
+        assert!(matches!(jobs.get(&ids[2]), Some(JobState::Done(_))));
+        assert!(jobs.lock().bytes <= MAX_RESULT_BYTES);
+        jobs.cancel(&ids[2]);
+        jobs.cancel(&ids[1]);
+        assert_eq!(jobs.lock().bytes, 0);
     }
 }
