@@ -95,6 +95,7 @@ fn main() {
                     let t = Instant::now();
                     let ok = agent
                         .post(&url)
+                        .header("content-type", "application/json")
                         .send(&br#"{"query":"sum of 0..9"}"#[..])
                         .ok()
                         .filter(|r| r.status() == 200)

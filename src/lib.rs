@@ -73,9 +73,11 @@
 //!   restarts, kills); `sandbox::backend`: the small `Backend` trait (launch / verify / kill)
 //!   implemented by `sandbox::bwrap`, `sandbox::docker` (feature `docker`) and
 //!   `sandbox::unisolated`; `sandbox::pipes` (the REPL's pipes), `sandbox::spawner` (the
-//!   threads that fork), `sandbox::uid` (machine-wide uid leases), `sandbox::cgroup`
-//!   (per-sandbox cgroups); `sandbox::sys` holds every
-//!   libc call and every `unsafe` block of the sandbox;
+//!   threads that start sandbox processes), `sandbox::pool` (pre-started REPLs that receive
+//!   their context later), `sandbox::driver` (the embedded Python driver, compiled once per
+//!   interpreter), `sandbox::uid` (machine-wide uid leases), `sandbox::cgroup` (per-sandbox
+//!   cgroups); `sandbox::sys` holds every libc call and every `unsafe` block of the sandbox
+//!   (the `posix_spawn`-like start, descriptor passing, polling);
 //! - `handle` (the read-only `mmap` of context files, the crate's one other `unsafe` site) and
 //!   `context` (what a run was given, private copies of in-memory text and masked copies);
 //!   `private_dir` (the locked 0700 temporary directories those copies live in; the first
@@ -95,17 +97,22 @@
 //! 2. The query is masked; the context is validated and memory-mapped on the blocking pool,
 //!    scanned for secrets once, and replaced by a masked copy where it has any; the egress
 //!    filter fingerprints the masked view.
-//! 3. The sandbox starts one REPL session: the backend launches the embedded Python driver
-//!    (bubblewrap execs `/usr/bin/python3 /opt/rlm/repl.py`), context files bound read-only;
-//!    the engine waits for its ready frame and lets the backend verify it.
-//! 4. The agent asks for the first reply; each reply's code blocks run one by one in the
+//! 3. The sandbox starts one REPL session while the first LLM request is already in flight
+//!    (the first error of the two ends both): the backend launches the embedded Python
+//!    driver (bubblewrap execs `/usr/bin/python3 -S /opt/rlm/repl.pyc`, compiled once per
+//!    process), context files passed read-only; the engine waits for its ready frame and
+//!    lets the backend verify it. With a sandbox pool, a pre-started REPL is taken instead
+//!    and handed the context files as descriptors over a socket; it lowers its limits to the
+//!    session's and reports ready again.
+//! 4. The agent reads the first reply; each reply's code blocks run one by one in the
 //!    persistent REPL; stdout and stderr pass the egress filter and become the next user
 //!    message. Sub-LLM requests (`llm_query`, `rlm_query`, ...) arrive as frames on the
 //!    REPL's protocol pipe, are decoded into typed host calls and answered by the host while
 //!    the block waits; `rlm_query` starts a child run (depth + 1) in the same tree.
 //! 5. The run ends on `FINAL(...)`/`FINAL_VAR(...)` in the REPL (or a `FINAL(...)` stdout
 //!    line, or a final answer stated in a reply *without* code), on a limit, or when
-//!    cancelled. The session is closed (killed and reaped off the caller's executor), the
+//!    cancelled. The session is killed (SIGKILL before the result is returned; reaping it
+//!    and removing its cgroup finish on the blocking pool, see [`wait_for_cleanup`]), the
 //!    context released, the trajectory flushed, and the result returned.
 //!
 //! ## Threads
@@ -113,9 +120,12 @@
 //! (`rlm-blocking-N` threads, started on demand up to 2,048 and ended after 2 s idle) for
 //! HTTP calls, REPL pipe I/O, context loading, large filtering, killing and reaping
 //! sandboxes, and trajectory writes; one `rlm-timer` thread for timeouts and backoff sleeps;
-//! and eight `rlm-spawner-N` threads that fork sandbox processes (so `PR_SET_PDEATHSIG` is
-//! tied to threads that never exit; several, so sandbox starts overlap). Concurrent sub-calls of a batch
-//! run on a private `async-executor` inside the run's own future. Filtering an output of 256
+//! and eight `rlm-spawner-N` threads that start sandbox processes (so `PR_SET_PDEATHSIG` is
+//! tied to threads that never exit; several, so sandbox starts overlap). A sandbox is started
+//! the way `posix_spawn` starts a program (`clone(CLONE_VM | CLONE_VFORK)`: the child runs
+//! in this process's memory until its `exec`, so no page table is copied), at most four per
+//! core at once. Concurrent sub-calls of a batch run on a private `async-executor` inside
+//! the run's own future. Filtering an output of 256
 //! KiB or more scans its two halves on two scoped threads. Nothing blocks the caller's
 //! executor: a test runs a run on a single-threaded executor next to a 1 ms ticker.
 //!
@@ -154,7 +164,18 @@
 //! decoded into a closed set of typed calls; every frame about a cell must carry that cell's
 //! id and fresh token (anything else, or a frame between cells, kills and restarts the
 //! REPL); depth, budget, models and limits are enforced by the host. API keys never appear
-//! in errors, `Debug` output or results.
+//! in errors, `Debug` output or results. A pooled sandbox runs no session code before it
+//! gets its context and lowers its limits to the session's, and it serves exactly one
+//! session.
+//!
+//! The service (`serve`, feature `serve`): every endpoint but `/healthz` needs a bearer
+//! token when a token file is given (without one the server binds only loopback addresses
+//! unless told otherwise, and answers only requests addressed to a loopback name, against
+//! DNS rebinding); requests from web pages (an `Origin` header) and non-JSON posts are
+//! refused; bodies, open connections, files or documents per request, streamed events and
+//! kept results are bounded; context names stay under the context root (`..`, absolute
+//! names and symlinks out of it refused); access logs carry no header, body, query, token or
+//! full async id.
 //!
 //! ## Deliberately not done
 //! - No tokio (or any runtime) dependency; no spawning onto an ambient executor.
@@ -169,6 +190,11 @@
 //!   reported per step through [`RunEvent`]s instead.
 //! - Secrecy from code *inside* the sandbox: per-cell tokens stop frames from other cells,
 //!   not code that reads the driver's memory (the host enforces every limit itself).
+//! - In the service: no per-token ownership of async ids (any valid token can read or
+//!   cancel a run whose id it knows), no deadline on a slow client's request head (open
+//!   connections are capped instead), and a context file is checked by path and then opened
+//!   by path (someone who can write under the context root could swap a directory for a
+//!   symlink in between).
 #![warn(missing_docs, rust_2018_idioms, missing_debug_implementations)]
 
 /// A boxed, `Send` future borrowing for `'a` (what the object-safe traits of this crate
