@@ -302,6 +302,11 @@ pub struct SandboxConfig {
     /// The container image for the Docker backend (`RLM_DOCKER_IMAGE`); never pulled
     /// implicitly.
     pub docker_image: String,
+    /// Docker backend: send context files to the container over its standard input instead
+    /// of bind-mounting host paths (`RLM_DOCKER_SHIP_CONTEXT`). `None` (`auto`): when
+    /// `DOCKER_HOST` names an engine on another machine (`tcp://`, `ssh://`, `http(s)://`),
+    /// whose file system does not have this machine's files.
+    pub docker_ship_context: Option<bool>,
     /// Wall-clock limit of one code block, time spent in host calls (sub-LLM calls, child
     /// runs) excluded; the whole sandbox is killed when it expires.
     pub execution_timeout: Duration,
@@ -350,6 +355,7 @@ impl SandboxConfig {
             bwrap: PathBuf::from("bwrap"),
             docker: PathBuf::from("docker"),
             docker_image: "python:3.11-slim".into(),
+            docker_ship_context: None,
             execution_timeout: Duration::from_secs(60),
             max_cell_wall: Duration::from_secs(1800),
             memory_bytes: 1 << 30,

@@ -415,6 +415,22 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_DOCKER_SHIP_CONTEXT",
+        "docker_ship_context",
+        None,
+        "auto",
+        "Docker: send context files over the container's stdin instead of bind mounts (`auto`: when DOCKER_HOST is a remote engine), `always`, `never`",
+        |c, v| {
+            c.sandbox.docker_ship_context = match v.to_ascii_lowercase().as_str() {
+                "auto" => None,
+                "always" | "1" | "true" => Some(true),
+                "never" | "0" | "false" => Some(false),
+                _ => return Err(format!("use auto, always or never, not {v:?}")),
+            };
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_EXECUTION_TIMEOUT",
         "execution_timeout",
         None,

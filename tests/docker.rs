@@ -481,3 +481,33 @@ fn the_container_dies_with_rlm() {
     );
     eprintln!("container gone {:?} after rlm was killed", t.elapsed());
 }
+
+#[test]
+fn contexts_travel_over_stdin_to_an_engine_without_our_files() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut c) = config() else { return };
+    // What `auto` does when DOCKER_HOST names a remote engine.
+    c.docker_ship_context = Some(true);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big-context.txt");
+    let mut text = String::new();
+    for i in 0..150_000 {
+        text.push_str(&format!("line {i}: status ok\n"));
+    }
+    text.push_str("the needle is 7731\n");
+    std::fs::write(&path, &text).unwrap();
+    let mut s = start(&c, SessionSpec::for_file(&path, 1 << 20).unwrap());
+    let r = exec(
+        &mut s,
+        "import os\nh = ctx.search('needle is')[0]\n\
+         print(ctx.size, h['line'], h['text'].split()[-1], os.path.exists('/context'), os.listdir('/ctx'))\n\
+         print(any('big-context' in l for l in open('/proc/mounts')))",
+    );
+    assert_eq!(
+        r.stdout.trim(),
+        format!("{} 150001 7731 False []\nFalse", text.len()),
+        "{}",
+        r.stderr
+    );
+    futures_lite::future::block_on(s.close());
+}

@@ -112,6 +112,53 @@ fn output(docker: &PathBuf, args: &[&str]) -> std::result::Result<String, String
 
 /// A `--mount` value: a bind of `src` at `dst`, read-only. Fields are CSV-quoted, so paths
 /// with `,`, `:` or `=` stay whole.
+/// True when `DOCKER_HOST` names an engine reached over the network (its file system is not
+/// this machine's).
+fn remote_engine() -> bool {
+    is_remote(std::env::var("DOCKER_HOST").ok().as_deref())
+}
+
+fn is_remote(docker_host: Option<&str>) -> bool {
+    docker_host.is_some_and(|h| {
+        ["tcp://", "ssh://", "http://", "https://"]
+            .iter()
+            .any(|p| h.starts_with(p))
+    })
+}
+
+/// Writes each file to the driver as a frame `{"type":"file","size":N}` and then frames of
+/// its bytes (at most 1 MiB each), in the order of the session's names (blocking).
+fn ship_files(w: &mut std::fs::File, files: Vec<std::fs::File>) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    fn frame(w: &mut std::fs::File, data: &[u8]) -> std::io::Result<()> {
+        w.write_all(&(data.len() as u32).to_be_bytes())?;
+        w.write_all(data)
+    }
+    let mut buf = vec![0u8; 1 << 20];
+    for mut f in files {
+        let size = f.metadata()?.len();
+        frame(
+            w,
+            serde_json::json!({"type": "file", "size": size})
+                .to_string()
+                .as_bytes(),
+        )?;
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = f.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(std::io::Error::other(
+                    "the context file shrank while it was sent",
+                ));
+            }
+            frame(w, &buf[..n])?;
+            left -= n as u64;
+        }
+    }
+    Ok(())
+}
+
 fn bind_mount(src: &std::path::Path, dst: &str) -> String {
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     format!(
@@ -203,11 +250,31 @@ impl Backend for Docker {
         if engine.gvisor {
             cmd.args(["--runtime", "runsc"]);
         }
-        for f in &spec.files {
-            // The engine binds by path: the file there must still be the one scanned.
-            drop(f.open_unchanged()?);
-            cmd.arg("--mount")
-                .arg(bind_mount(&f.path, &format!("/context/{}", f.name)));
+        let ship = cfg.docker_ship_context.unwrap_or_else(remote_engine);
+        let mut shipped = Vec::new();
+        if ship && !spec.files.is_empty() {
+            // An engine on another machine cannot bind this machine's files: they travel
+            // over the container's stdin into a tmpfs of their own (counted in the
+            // container's memory), sized to fit them.
+            let mut total = 0u64;
+            for f in &spec.files {
+                let file = f.open_unchanged()?;
+                total += file.metadata().map(|m| m.len()).unwrap_or(0);
+                shipped.push(file);
+            }
+            cmd.arg("--tmpfs")
+                .arg(format!(
+                    "/ctx:rw,nosuid,nodev,noexec,size={},mode=1777",
+                    total + (1 << 20)
+                ))
+                .args(["-e", "RLM_SHIP=1"]);
+        } else {
+            for f in &spec.files {
+                // The engine binds by path: the file there must still be the one scanned.
+                drop(f.open_unchanged()?);
+                cmd.arg("--mount")
+                    .arg(bind_mount(&f.path, &format!("/context/{}", f.name)));
+            }
         }
         cmd.arg("--")
             .arg(&cfg.docker_image)
@@ -216,8 +283,15 @@ impl Backend for Docker {
             .spawn(cmd, true, true)
             .map_err(|e| Error::sandbox(format!("cannot run {}: {e}", self.docker().display())))?;
         // Only stdin/stdout cross the boundary: commands go to stdin, frames come on stdout.
-        let cmd_w: OwnedFd = child.stdin.take().expect("piped");
+        let mut cmd_w: OwnedFd = child.stdin.take().expect("piped");
         let msg_r: OwnedFd = child.stdout.take().expect("piped");
+        if !shipped.is_empty() {
+            // A container that did not start closes its stdin: the engine's wait for the
+            // ready report then says why, so a failed write is not an error of its own.
+            let mut w = std::fs::File::from(cmd_w);
+            let _ = ship_files(&mut w, shipped);
+            cmd_w = OwnedFd::from(w);
+        }
         let mut l = backend::launched(child, msg_r, cmd_w, cfg, None, None)?;
         l.name = Some(name);
         l.unsafe_runtime = !engine.gvisor;
@@ -278,6 +352,14 @@ impl Backend for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engines_reached_over_the_network_get_their_contexts_shipped() {
+        assert!(!is_remote(None));
+        assert!(!is_remote(Some("unix:///run/podman/podman.sock")));
+        assert!(is_remote(Some("tcp://10.0.0.5:2376")));
+        assert!(is_remote(Some("ssh://sandbox-host")));
+    }
 
     #[test]
     fn mounts_quote_awkward_paths() {

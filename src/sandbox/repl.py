@@ -866,7 +866,30 @@ def _run_cell(code, cell_id):
             print(value if isinstance(value, str) else repr(value))
 
 
+def _receive_shipped(count):
+    """Docker on a remote engine: the context files arrive on the protocol, each as a frame
+    {"type": "file", "size": N} and then frames of its bytes, into the tmpfs at /ctx. Each is
+    kept open and unlinked (nothing at a path for the code to change); their descriptors."""
+    fds = []
+    for i in range(count):
+        head = _loads(_read_frame())
+        left = int(head["size"])
+        path = "/ctx/%d" % i
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        os.unlink(path)
+        while left > 0:
+            chunk = memoryview(_read_frame())
+            left -= len(chunk)
+            while chunk:
+                chunk = chunk[os.write(fd, chunk):]
+        fds.append(fd)
+    return fds
+
+
 def _main():
+    spec = _loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
+    if os.environ.pop("RLM_SHIP", None) == "1":
+        spec["fds"] = _receive_shipped(len(spec.get("names") or []))
     if _MUX:
         import threading
 
@@ -881,7 +904,6 @@ def _main():
 
         _FRAMES = SimpleQueue()
         threading.Thread(target=_read_frames, name="rlm-frames", daemon=True).start()
-    spec = _loads(os.environ.pop("RLM_CONTEXT_SPEC", "{}"))
     ready = {"type": "ready", "python": sys.version.split()[0], "kernel": os.uname().release}
     if spec.get("deferred") is not None:
         # Pooled: ready before any context; the context arrives when a session takes it.
