@@ -91,7 +91,9 @@ impl LlmServer {
                     p2.clone(),
                     m2.clone(),
                 );
-                thread::spawn(move || serve(conn, &*script, &reqs, &metas, &inf, &peak));
+                let _ = thread::Builder::new()
+                    .name("llm-server-conn".into())
+                    .spawn(move || serve(conn, &*script, &reqs, &metas, &inf, &peak));
             }
         });
         LlmServer {
