@@ -43,3 +43,20 @@ pub(crate) fn settings() -> String {
     ));
     s
 }
+
+/// One help line per setting that has a command-line flag (`--flag V  help (VAR, default D)`).
+pub(crate) fn setting_flags() -> String {
+    let mut s = String::new();
+    for st in rlm::known_settings() {
+        if let Some(flag) = st.flag {
+            s.push_str(&format!(
+                "  {:<21} {} ({}, default {})\n",
+                format!("{flag} V"),
+                st.help,
+                st.name,
+                st.default
+            ));
+        }
+    }
+    s
+}

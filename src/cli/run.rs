@@ -29,17 +29,7 @@ pub(crate) fn help() -> String {
          \x20 --json                print the whole run result as JSON\n\
          \x20 --quiet, -q           no progress on stderr\n",
     );
-    for st in rlm::known_settings() {
-        if let Some(flag) = st.flag {
-            s.push_str(&format!(
-                "  {:<21} {} ({}, default {})\n",
-                format!("{flag} V"),
-                st.help,
-                st.name,
-                st.default
-            ));
-        }
-    }
+    s.push_str(&super::help::setting_flags());
     s.push_str(
         "\nEvery other setting is an environment variable (`rlm help settings` lists them); a flag\n\
          wins over its variable. Exit codes: 0 answer found, 1 run ended without an answer, 2 usage\n\

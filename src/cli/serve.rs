@@ -68,17 +68,7 @@ pub(crate) fn help() -> String {
         d.max_results,
         d.max_connections,
     );
-    for st in rlm::known_settings() {
-        if let Some(flag) = st.flag {
-            s.push_str(&format!(
-                "  {:<21} {} ({}, default {})\n",
-                format!("{flag} V"),
-                st.help,
-                st.name,
-                st.default
-            ));
-        }
-    }
+    s.push_str(&super::help::setting_flags());
     s
 }
 
