@@ -284,6 +284,22 @@ impl LlmConfig {
     }
 }
 
+/// The sub-model: what `llm_query` and the child runs below the root use (the RLM paper's
+/// set-up: a strong root model, a cheaper model for sub-calls). Set with `RLM_SUB_MODEL`
+/// (and `RLM_SUB_PROVIDER`, `RLM_SUB_BASE_URL`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SubModels {
+    /// Models by depth: `models[d]` answers the `llm_query` calls of a run at depth `d` and
+    /// is the model of child runs at depth `d + 1`; the last one serves every deeper level.
+    /// Never empty.
+    pub models: Vec<String>,
+    /// The connection (provider, base URL, key; `model` is `models[0]`). Its key comes only
+    /// from the sub-provider's own variable (or `OrchestratorBuilder::sub_api_key`), or is
+    /// the root's when the sub-model uses the root's provider and URL.
+    pub llm: LlmConfig,
+}
+
 /// Isolation and limits of the sandbox.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -479,6 +495,10 @@ pub struct Config {
     /// Put the real values back into the final answer returned to the caller (placeholders
     /// such as `[SECRET:aws_access_key_id#1]` stay in trajectories, logs and events).
     pub reveal_secrets: bool,
+    /// The sub-model for sub-calls and child runs (`None`: the root model serves them all).
+    pub sub: Option<SubModels>,
+    /// `RLM_SUB_PROVIDER` and `RLM_SUB_BASE_URL` as given (resolved into `sub`).
+    pub(crate) sub_given: (Option<Provider>, Option<String>),
     /// Where each setting that was not left at its default came from (setting name →
     /// builder call, flag or environment variable).
     pub(crate) origins: BTreeMap<&'static str, String>,
@@ -498,6 +518,8 @@ impl Config {
             context_window: None,
             custom_instructions: None,
             reveal_secrets: false,
+            sub: None,
+            sub_given: (None, None),
             origins: BTreeMap::new(),
         }
     }

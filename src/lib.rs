@@ -218,6 +218,7 @@ mod parse;
 mod private_dir;
 mod prompt;
 mod result;
+mod routing;
 mod run;
 mod runtime;
 pub mod sandbox;
@@ -230,7 +231,7 @@ mod view;
 
 pub use config::{
     CgroupPolicy, Config, EgressConfig, Limits, LlmConfig, PromptMode, Provider, SandboxConfig,
-    SandboxKind,
+    SandboxKind, SubModels,
 };
 pub use context::Context;
 pub use egress::{EgressFilter, Filtered};

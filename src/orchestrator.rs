@@ -83,6 +83,7 @@ impl Orchestrator {
             errors: Vec::new(),
             use_env: false,
             llm: None,
+            sub_llm: None,
             sandbox: None,
             prices: PriceTable::default(),
             trajectory: None,
@@ -108,6 +109,7 @@ impl Orchestrator {
             shared: Arc::new(Shared {
                 config: s.config.clone(),
                 llm: s.llm.clone(),
+                sub_llm: s.sub_llm.clone(),
                 sandbox: s.sandbox.clone(),
                 prices: s.prices.clone(),
                 trajectory: Some(Arc::new(log)),
@@ -127,6 +129,7 @@ impl Orchestrator {
             shared: Arc::new(Shared {
                 config,
                 llm: s.llm.clone(),
+                sub_llm: s.sub_llm.clone(),
                 sandbox: s.sandbox.clone(),
                 prices: s.prices.clone(),
                 trajectory: s.trajectory.clone(),
@@ -215,6 +218,7 @@ pub struct OrchestratorBuilder {
     errors: Vec<Error>,
     use_env: bool,
     llm: Option<Arc<dyn LanguageModel>>,
+    sub_llm: Option<Arc<dyn LanguageModel>>,
     sandbox: Option<Arc<dyn Sandbox>>,
     prices: PriceTable,
     trajectory: Option<Arc<TrajectoryLog>>,
@@ -240,9 +244,14 @@ impl OrchestratorBuilder {
     /// command-line flag, form field or keyword argument it came from).
     pub fn setting_from(mut self, name: &str, value: impl Into<String>, source: &str) -> Self {
         let value = value.into();
-        if name == settings::API_KEY {
+        if name == settings::API_KEY || name == settings::SUB_API_KEY {
+            let key = if name == settings::API_KEY {
+                settings::API_KEY
+            } else {
+                settings::SUB_API_KEY
+            };
             self.explicit.insert(
-                settings::API_KEY,
+                key,
                 Sourced {
                     value,
                     origin: source.to_string(),
@@ -295,6 +304,45 @@ impl OrchestratorBuilder {
     /// Uses a shared language model.
     pub fn llm_arc(mut self, llm: Arc<dyn LanguageModel>) -> Self {
         self.llm = Some(llm);
+        self
+    }
+
+    /// The sub-model for `llm_query` and child runs below the root (`RLM_SUB_MODEL`); a
+    /// comma-separated list gives one model per depth, the last serving deeper levels.
+    pub fn sub_model(self, model: impl Into<String>) -> Self {
+        self.set("RLM_SUB_MODEL", "sub_model", model.into())
+    }
+
+    /// The sub-model's provider (`RLM_SUB_PROVIDER`; default: the root's). Its key is read
+    /// from that provider's variable only, unless given with
+    /// [`sub_api_key`](Self::sub_api_key).
+    pub fn sub_provider(self, provider: Provider) -> Self {
+        self.set("RLM_SUB_PROVIDER", "sub_provider", provider.as_str().into())
+    }
+
+    /// The sub-model's server (`RLM_SUB_BASE_URL`).
+    pub fn sub_base_url(self, url: impl Into<String>) -> Self {
+        self.set("RLM_SUB_BASE_URL", "sub_base_url", url.into())
+    }
+
+    /// The sub-model's API key (else the sub-provider's variable, or the root's key when the
+    /// sub-model uses the root's provider and URL).
+    pub fn sub_api_key(mut self, key: impl Into<String>) -> Self {
+        self.explicit.insert(
+            settings::SUB_API_KEY,
+            Sourced {
+                value: key.into(),
+                origin: "OrchestratorBuilder::sub_api_key".into(),
+            },
+        );
+        self
+    }
+
+    /// Uses this language model for sub-calls and child runs instead of a client for the
+    /// configured sub-model connection (the model names still come from `RLM_SUB_MODEL`,
+    /// which must be set).
+    pub fn sub_llm(mut self, llm: impl LanguageModel + 'static) -> Self {
+        self.sub_llm = Some(Arc::new(llm));
         self
     }
 
@@ -490,7 +538,7 @@ impl OrchestratorBuilder {
         settings::resolve(|var| {
             self.explicit.get(var).cloned().or_else(|| {
                 // The key is read from the provider's variable, never from `api_key`.
-                (env && var != settings::API_KEY)
+                (env && var != settings::API_KEY && var != settings::SUB_API_KEY)
                     .then(|| settings::env(var))
                     .flatten()
             })
@@ -520,6 +568,32 @@ impl OrchestratorBuilder {
                 Arc::new(HttpClient::new(c))
             }
         };
+        let sub_llm = match (self.sub_llm, &config.sub) {
+            (Some(l), Some(_)) => Some(l),
+            (Some(_), None) => {
+                return Err(Error::config(
+                    "OrchestratorBuilder::sub_llm",
+                    "a sub-model client needs the sub-model names: set RLM_SUB_MODEL (or sub_model)",
+                ));
+            }
+            (None, Some(sub)) => {
+                let c = &sub.llm;
+                if c.api_key.is_none() && !is_local(&c.base_url) {
+                    let var = c.provider.key_var();
+                    return Err(Error::config(
+                        var,
+                        format!(
+                            "no API key for the sub-model's {} provider at {}; set {var}, or point \
+                             RLM_SUB_BASE_URL at a local server",
+                            c.provider.as_str(),
+                            c.base_url
+                        ),
+                    ));
+                }
+                Some(Arc::new(HttpClient::new(c)) as Arc<dyn LanguageModel>)
+            }
+            (None, None) => None,
+        };
         let sandbox = match self.sandbox {
             Some(s) => s,
             None => sandbox::from_config(&config.sandbox)?,
@@ -530,6 +604,7 @@ impl OrchestratorBuilder {
             .llm
             .api_key
             .iter()
+            .chain(config.sub.iter().filter_map(|s| s.llm.api_key.as_ref()))
             .map(|k| k.as_bytes().to_vec())
             .collect();
         known_secrets.extend(secret_env_values());
@@ -540,6 +615,7 @@ impl OrchestratorBuilder {
             shared: Arc::new(Shared {
                 config,
                 llm,
+                sub_llm,
                 sandbox,
                 prices: self.prices,
                 trajectory: self.trajectory,

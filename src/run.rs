@@ -21,6 +21,7 @@ use crate::mask::{KnownSecrets, SecretTable};
 use crate::parse::final_from_stdout;
 use crate::prompt::{self, BlockOutcome, PromptInput, first_user_message, system_prompt};
 use crate::result::{Finding, RunResult, SandboxReport, Step, StepKind};
+use crate::routing::{self, Route};
 use crate::runtime::{self, Limiter};
 use crate::sandbox::{HostCall, HostCalls, HostReply, Sandbox, SandboxSession, SessionSpec};
 use crate::trajectory::{RunRef, SCHEMA_VERSION, TrajectoryEvent, now_ms};
@@ -29,6 +30,8 @@ use crate::trajectory::{RunRef, SCHEMA_VERSION, TrajectoryEvent, now_ms};
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) llm: Arc<dyn LanguageModel>,
+    /// The sub-model's client (`RLM_SUB_MODEL`), when it has one.
+    pub(crate) sub_llm: Option<Arc<dyn LanguageModel>>,
     pub(crate) sandbox: Arc<dyn Sandbox>,
     pub(crate) prices: PriceTable,
     pub(crate) trajectory: Option<Arc<TrajectoryLog>>,
@@ -101,6 +104,7 @@ impl Tree {
     /// blocking pool when the request is large).
     async fn complete(
         self: &Arc<Self>,
+        client: routing::Client,
         mut req: CompletionRequest,
     ) -> (Result<Completion>, Vec<Finding>) {
         let size: usize = req.messages.iter().map(|m| m.content.len()).sum();
@@ -116,7 +120,11 @@ impl Tree {
         } else {
             self.guard_request(&mut req)
         };
-        (self.shared.llm.complete(req).await, findings)
+        let llm = match (client, &self.shared.sub_llm) {
+            (routing::Client::Sub, Some(sub)) => sub,
+            _ => &self.shared.llm,
+        };
+        (llm.complete(req).await, findings)
     }
 }
 
@@ -326,7 +334,7 @@ impl Run {
     async fn call_llm(
         &self,
         messages: Vec<Message>,
-        model: Option<String>,
+        (client, model): Route,
         temperature: Option<f32>,
         kind: StepKind,
         input: String,
@@ -343,7 +351,7 @@ impl Run {
         let mut req = CompletionRequest::new(messages);
         req.model = model;
         req.temperature = temperature;
-        let (res, findings) = self.tree.complete(req).await;
+        let (res, findings) = self.tree.complete(client, req).await;
         let mut step = self.step(kind, input, String::new(), started);
         step.findings = findings;
         match res {
@@ -454,16 +462,14 @@ impl Run {
         self.log(TrajectoryEvent::RunStart {
             at: self.at(),
             query: query.to_string(),
-            model: self.tree.shared.llm.model().to_string(),
+            model: self.model_name(),
             max_iterations: cfg.limits.max_iterations,
             max_depth: cfg.limits.max_depth,
             context: loaded
                 .map(|lc| format!("{} document(s), {} bytes", lc.docs.len(), lc.total_bytes())),
         });
         let system = system_prompt(&PromptInput {
-            mode: cfg
-                .prompt_mode
-                .resolve(self.tree.shared.llm.model(), &cfg.llm.base_url),
+            mode: cfg.prompt_mode.resolve(&self.model_name(), self.base_url()),
             context: desc.as_deref(),
             inline: spec.inline,
             is_list: spec.is_list,
@@ -483,10 +489,10 @@ impl Run {
         )
         .require_evidence(loaded.is_some() && cfg.require_evidence)
         .window_chars({
-            let model = self.tree.shared.llm.model();
+            let model = self.model_name();
             let tokens = cfg
                 .context_window
-                .unwrap_or_else(|| crate::config::default_context_window(model, &cfg.llm.base_url));
+                .unwrap_or_else(|| crate::config::default_context_window(&model, self.base_url()));
             // About 3 characters per token, and room for the reply.
             (tokens as usize).saturating_mul(3) * 7 / 10
         });
@@ -521,7 +527,8 @@ impl Run {
             .last()
             .map(|m| m.content.clone())
             .unwrap_or_default();
-        self.call_llm(messages, None, temperature, StepKind::LlmCall, last)
+        let route = routing::for_run(self.cfg(), self.depth);
+        self.call_llm(messages, route, temperature, StepKind::LlmCall, last)
             .await
     }
 
@@ -662,27 +669,30 @@ impl Run {
         msg
     }
 
-    /// Checks a model requested from the REPL against the allowed list (host-side).
-    fn allowed_model(&self, model: Option<&str>) -> std::result::Result<Option<String>, String> {
-        let main = self.tree.shared.llm.model();
-        match model {
-            None => Ok(None),
-            Some(m) if m == main => Ok(None),
-            Some(m) if self.cfg().llm.allowed_models.iter().any(|a| a == m) => {
-                Ok(Some(m.to_string()))
-            }
-            Some(m) => {
-                let allowed: Vec<&str> = std::iter::once(main)
-                    .chain(self.cfg().llm.allowed_models.iter().map(String::as_str))
-                    .collect();
-                Err(prompt::model_not_allowed(m, &allowed))
-            }
+    /// Routes a sub-call, checking a model requested from the REPL (host-side).
+    fn route(&self, model: Option<&str>) -> std::result::Result<Route, String> {
+        routing::for_subcall(self.cfg(), self.tree.shared.llm.model(), self.depth, model)
+    }
+
+    /// The base URL of this run's own model.
+    fn base_url(&self) -> &str {
+        match (routing::for_run(self.cfg(), self.depth), &self.cfg().sub) {
+            ((routing::Client::Sub, _), Some(sub)) => &sub.llm.base_url,
+            _ => &self.cfg().llm.base_url,
+        }
+    }
+
+    /// The model of this run's own conversation.
+    fn model_name(&self) -> String {
+        match routing::for_run(self.cfg(), self.depth) {
+            (_, Some(m)) => m,
+            _ => self.tree.shared.llm.model().to_string(),
         }
     }
 
     /// `llm_query` on behalf of the REPL: secrets filtered out of the prompt, budget shared
     /// with the tree, recorded as a sub-query step. Failures are `Error:` strings.
-    async fn sub_query(&self, prompt: String, model: Option<String>) -> String {
+    async fn sub_query(&self, prompt: String, route: Route) -> String {
         let _permit = self.tree.subcalls.acquire().await;
         let f = match self
             .filter_out(&prompt, "llm_query", Direction::ToSubLlm)
@@ -693,7 +703,7 @@ impl Run {
         };
         let messages = vec![Message::user(f.text.clone())];
         match self
-            .call_llm(messages, model, None, StepKind::SubQuery, f.text)
+            .call_llm(messages, route, None, StepKind::SubQuery, f.text)
             .await
         {
             Ok(t) => t,
@@ -707,7 +717,8 @@ impl Run {
     fn child_query(&self, prompt: String, context: Option<Context>) -> BoxFuture<'_, String> {
         Box::pin(async move {
             if self.depth + 1 >= self.cfg().limits.max_depth {
-                return self.sub_query(prompt, None).await;
+                let route = self.route(None).unwrap_or((routing::Client::Root, None));
+                return self.sub_query(prompt, route).await;
             }
             // At most `max_concurrent_subcalls` children per level at once, and none started
             // once a limit is reached.
@@ -794,14 +805,12 @@ impl HostCalls for Run {
                 };
             }
             match call {
-                HostCall::LlmQuery { prompt, model } => {
-                    match self.allowed_model(model.as_deref()) {
-                        Ok(m) => HostReply::Text(self.sub_query(prompt, m).await),
-                        Err(e) => HostReply::Text(e),
-                    }
-                }
+                HostCall::LlmQuery { prompt, model } => match self.route(model.as_deref()) {
+                    Ok(m) => HostReply::Text(self.sub_query(prompt, m).await),
+                    Err(e) => HostReply::Text(e),
+                },
                 HostCall::LlmQueryBatched { prompts, model } => {
-                    match self.allowed_model(model.as_deref()) {
+                    match self.route(model.as_deref()) {
                         Ok(m) => {
                             let futs = prompts
                                 .into_iter()

@@ -165,6 +165,58 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_SUB_MODEL",
+        "sub_model",
+        Some("--sub-model"),
+        "none",
+        "the cheaper model for `llm_query` and child runs below the root; a comma-separated list gives one per depth (`a,b`: `a` for the root's sub-calls, `b` below), the last serving deeper levels",
+        |c, v| {
+            let models: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|m| !m.is_empty())
+                .map(String::from)
+                .collect();
+            if models.is_empty() {
+                return Err(format!(
+                    "expected a model name or a comma-separated list, got {v:?}"
+                ));
+            }
+            c.sub = Some(crate::config::SubModels {
+                models,
+                llm: c.llm.clone(),
+            });
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_SUB_PROVIDER",
+        "sub_provider",
+        Some("--sub-provider"),
+        "the root's",
+        "wire format of the sub-model (`openai`, `anthropic`, `gemini`); its key is read from that provider's variable only",
+        |c, v| {
+            c.sub_given.0 = Some(Provider::parse(v).ok_or_else(|| {
+                format!("unknown provider {v:?}; use \"openai\", \"anthropic\" or \"gemini\"")
+            })?);
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_SUB_BASE_URL",
+        "sub_base_url",
+        Some("--sub-base-url"),
+        "the root's, or the sub-provider's",
+        "URL of the sub-model's server (default: the root's URL when the provider is the same, else the sub-provider's public URL)",
+        |c, v| {
+            if !(v.starts_with("http://") || v.starts_with("https://")) {
+                return Err(format!("expected an http:// or https:// URL, got {v:?}"));
+            }
+            c.sub_given.1 = Some(v.trim_end_matches('/').to_string());
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_MAX_ITERATIONS",
         "max_iterations",
         Some("--max-iterations"),
@@ -749,8 +801,52 @@ pub(crate) fn resolve(lookup: impl Fn(&str) -> Option<Sourced>) -> Result<Config
         c.llm.api_key = Some(k.value.trim().to_string());
         c.origins.insert(key_var, k.origin);
     }
+    resolve_sub(&mut c, &get)?;
     c.validate()?;
     Ok(c)
+}
+
+/// The key given to the builder for the sub-model (never read from a flag or a variable of
+/// its own: the sub-provider's variable holds it).
+pub(crate) const SUB_API_KEY: &str = "sub_api_key";
+
+/// Completes the sub-model's connection from what was given: the provider (default: the
+/// root's), the URL (the root's for the same provider, else the provider's public one) and
+/// the key (the builder's `sub_api_key`, else the root's for the same provider and URL, else
+/// the sub-provider's own variable).
+fn resolve_sub(c: &mut Config, get: &impl Fn(&str) -> Option<Sourced>) -> Result<()> {
+    let (provider, url) = c.sub_given.clone();
+    let Some(sub) = c.sub.as_mut() else {
+        if provider.is_some() || url.is_some() {
+            let var = if provider.is_some() {
+                "RLM_SUB_PROVIDER"
+            } else {
+                "RLM_SUB_BASE_URL"
+            };
+            let name = c.origins.get(var).cloned().unwrap_or(var.into());
+            return Err(Error::config(
+                name,
+                "a sub-model connection needs the sub-model: set RLM_SUB_MODEL (or --sub-model)",
+            ));
+        }
+        return Ok(());
+    };
+    let mut llm = c.llm.clone();
+    llm.provider = provider.unwrap_or(c.llm.provider);
+    llm.base_url = match (url, llm.provider == c.llm.provider) {
+        (Some(u), _) => u,
+        (None, true) => c.llm.base_url.clone(),
+        (None, false) => llm.provider.default_base_url().into(),
+    };
+    llm.model = sub.models[0].clone();
+    let same_endpoint = llm.provider == c.llm.provider && llm.base_url == c.llm.base_url;
+    llm.api_key = match get(SUB_API_KEY) {
+        Some(k) => Some(k.value.trim().to_string()),
+        None if same_endpoint => c.llm.api_key.clone(),
+        None => get(llm.provider.key_var()).map(|k| k.value.trim().to_string()),
+    };
+    sub.llm = llm;
+    Ok(())
 }
 
 /// The process environment as a source.
@@ -973,6 +1069,61 @@ mod tests {
             (c.llm.model.as_str(), c.llm.api_key.as_deref()),
             ("gemini-2.5-pro", Some("g"))
         );
+    }
+
+    #[test]
+    fn sub_model_connection_and_key() {
+        // Same provider and URL: the root's key.
+        let c = env(&[
+            ("OPENAI_API_KEY", "root-k"),
+            ("RLM_SUB_MODEL", "gpt-4o-mini"),
+        ])
+        .unwrap();
+        let sub = c.sub.unwrap();
+        assert_eq!(sub.models, ["gpt-4o-mini"]);
+        assert_eq!(sub.llm.model, "gpt-4o-mini");
+        assert_eq!(sub.llm.api_key.as_deref(), Some("root-k"));
+        // Another provider: its URL and only its own variable's key.
+        let c = env(&[
+            ("RLM_LLM_PROVIDER", "anthropic"),
+            ("ANTHROPIC_API_KEY", "ant-k"),
+            ("OPENAI_API_KEY", "oai-k"),
+            ("RLM_SUB_MODEL", "a, b"),
+            ("RLM_SUB_PROVIDER", "gemini"),
+        ])
+        .unwrap();
+        let sub = c.sub.unwrap();
+        assert_eq!(sub.models, ["a", "b"]);
+        assert_eq!(sub.llm.provider, Provider::Gemini);
+        assert_eq!(sub.llm.base_url, Provider::Gemini.default_base_url());
+        assert_eq!(sub.llm.api_key, None, "never another provider's key");
+        assert!(!format!("{:?}", c.llm).contains("ant-k"));
+        // Same provider, another server: the provider's own variable (not a builder key).
+        let c = env(&[
+            ("OPENAI_API_KEY", "root-k"),
+            ("RLM_SUB_MODEL", "m"),
+            ("RLM_SUB_BASE_URL", "http://127.0.0.1:9/v1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.sub.as_ref().unwrap().llm.base_url,
+            "http://127.0.0.1:9/v1"
+        );
+        assert_eq!(
+            c.sub.unwrap().llm.api_key.as_deref(),
+            Some("root-k"),
+            "the provider's own variable"
+        );
+        for (k, v) in [
+            ("RLM_SUB_PROVIDER", "gemini"),
+            ("RLM_SUB_BASE_URL", "http://x/v1"),
+        ] {
+            let e = env(&[(k, v)]).unwrap_err().to_string();
+            assert!(e.contains(k) && e.contains("RLM_SUB_MODEL"), "{e}");
+        }
+        let e = env(&[("RLM_SUB_PROVIDER", "cohere"), ("RLM_SUB_MODEL", "m")]).unwrap_err();
+        assert!(e.to_string().contains("RLM_SUB_PROVIDER"), "{e}");
+        assert!(env(&[("RLM_SUB_MODEL", " , ")]).is_err());
     }
 
     #[test]

@@ -387,3 +387,113 @@ fn two_hundred_concurrent_runs_keep_their_answers() {
     }
     assert_eq!(server.count(), 400);
 }
+
+#[test]
+fn sub_model_on_another_server_in_another_wire_format() {
+    const SUB_KEY: &str = "sub-key-abcdef0123456789-do-not-leak";
+    // The root speaks OpenAI's format...
+    let root = LlmServer::start(|req, _| match support::turns(req) {
+        0 => Reply::Text(
+            "```python\na = llm_query('A?')\nb = rlm_query('B?')\nprint(a, b)\n```".into(),
+        ),
+        _ => Reply::Text("```python\nFINAL(a + '|' + b)\n```".into()),
+    });
+    // ...its sub-calls and child runs Anthropic's.
+    let sub = LlmServer::start(|req, _| {
+        let model = req["model"].as_str().unwrap_or("?").to_string();
+        if req.get("system").is_some() {
+            // A child run's conversation: it asks its own sub-model, one level deeper.
+            Reply::Text("```python\nx = llm_query('C?')\nFINAL(x)\n```".into())
+        } else {
+            Reply::Text(format!("from-sub:{model}"))
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(root.base_url())
+        .model("gpt-4o")
+        .api_key(KEY)
+        .sub_model("claude-3-5-haiku-latest, claude-3-opus")
+        .sub_provider(Provider::Anthropic)
+        .sub_base_url(sub.base_url())
+        .sub_api_key(SUB_KEY)
+        .max_depth(2)
+        .build()
+        .unwrap();
+    let r = o.run("route it");
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("from-sub:claude-3-5-haiku-latest|from-sub:claude-3-opus"),
+        "{:?}",
+        r.error
+    );
+    // Every request went to its own server, in its own format, with its own key only.
+    for m in root.meta.lock().unwrap().iter() {
+        assert_eq!(m.path, "/v1/chat/completions");
+        assert_eq!(
+            m.header("authorization"),
+            Some(format!("Bearer {KEY}").as_str())
+        );
+        assert!(!format!("{:?}", m.headers).contains(SUB_KEY));
+    }
+    for m in sub.meta.lock().unwrap().iter() {
+        assert_eq!(m.path, "/v1/messages");
+        assert_eq!(m.header("x-api-key"), Some(SUB_KEY));
+        assert!(m.header("authorization").is_none());
+    }
+    assert_eq!(root.count(), 2, "the root's two turns");
+    assert_eq!(
+        sub.count(),
+        3,
+        "llm_query, the child's turn, the child's llm_query"
+    );
+    // Usage and prices per model.
+    let u = &r.usage.per_model;
+    assert_eq!(u["gpt-4o"].calls, 2);
+    assert_eq!(u["claude-3-5-haiku-latest"].calls, 2);
+    assert_eq!(u["claude-3-opus"].calls, 1);
+    let haiku = rlm::llm::PriceTable::default()
+        .lookup("claude-3-5-haiku-latest")
+        .unwrap();
+    let want = 2.0 * haiku.cost(100, 20);
+    let got = u["claude-3-5-haiku-latest"].cost_usd.unwrap();
+    assert!((got - want).abs() < 1e-12, "{got} != {want}");
+    assert!(r.usage.cost_usd.is_some());
+    let json = serde_json::to_string(&r).unwrap();
+    assert!(!json.contains(KEY) && !json.contains(SUB_KEY));
+    assert!(!format!("{o:?} {:?}", o.config()).contains(SUB_KEY));
+
+    // A model the REPL asks for by name: allowed ones are served, others refused host-side.
+    let root = LlmServer::start(|req, _| match support::turns(req) {
+        0 => Reply::Text(
+            "```python\nprint(llm_query('x', model='gpt-4o'), llm_query('y', model='gpt-5'))\n```"
+                .into(),
+        ),
+        _ => Reply::Text("```python\nFINAL('done')\n```".into()),
+    });
+    let sub = LlmServer::start(|_, _| Reply::Text("sub".into()));
+    let o = Orchestrator::builder()
+        .base_url(root.base_url())
+        .model("gpt-4o")
+        .sub_model("gpt-4o-mini")
+        .sub_base_url(sub.base_url())
+        .build()
+        .unwrap();
+    let r = o.run("pick");
+    assert_eq!(r.final_answer.as_deref(), Some("done"), "{:?}", r.error);
+    let obs = &r
+        .steps
+        .iter()
+        .find(|s| s.kind == rlm::StepKind::CodeExecution)
+        .unwrap()
+        .output;
+    assert!(
+        obs.contains("not allowed") && obs.contains("gpt-4o, gpt-4o-mini"),
+        "{obs}"
+    );
+    assert_eq!(
+        root.count(),
+        3,
+        "two turns and the sub-call that named the root model"
+    );
+    assert_eq!(sub.count(), 0);
+}
