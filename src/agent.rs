@@ -92,6 +92,9 @@ pub(crate) struct Agent {
     seen: Vec<String>,
     /// A final answer without evidence was already refused once.
     refused_final: bool,
+    /// The observation of the block whose final answer is pending (see
+    /// [`reject_answer`](Self::reject_answer)).
+    answered_with: Option<String>,
     /// Final answers must be backed by output or computation (runs over a context).
     require_evidence: bool,
     /// How many characters of conversation the model's window holds (older observations
@@ -125,6 +128,7 @@ impl Agent {
             current: String::new(),
             seen: Vec::new(),
             refused_final: false,
+            answered_with: None,
             require_evidence: true,
             max_chars: usize::MAX,
         }
@@ -243,6 +247,24 @@ impl Agent {
         self.next_block()
     }
 
+    /// The driver refused the answer of the last [`Action::Answer`] (it does not match the
+    /// answer schema): `text` goes back to the model, with the observation of the block
+    /// that gave the answer, and the next turn starts (or the turn limit stops the run).
+    pub(crate) fn reject_answer(&mut self, text: String) -> Action {
+        match self.answered_with.take() {
+            Some(observation) => {
+                self.seen.push(observation.clone());
+                self.observations.push(observation);
+                self.observations.push(text);
+                self.end_of_reply()
+            }
+            None => {
+                self.messages.push(Message::user(text));
+                self.next_turn()
+            }
+        }
+    }
+
     /// A block of the current reply ran.
     pub(crate) fn on_block(&mut self, result: BlockResult) -> Action {
         let code = std::mem::take(&mut self.current);
@@ -277,6 +299,7 @@ impl Agent {
                 self.observations.push(text);
                 return self.end_of_reply();
             }
+            self.answered_with = Some(result.observation);
             return Action::Answer(answer);
         }
         self.seen.push(result.observation.clone());

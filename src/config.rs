@@ -495,6 +495,9 @@ pub struct Config {
     /// Put the real values back into the final answer returned to the caller (placeholders
     /// such as `[SECRET:aws_access_key_id#1]` stay in trajectories, logs and events).
     pub reveal_secrets: bool,
+    /// A JSON Schema the root run's final answer must match (`RLM_ANSWER_SCHEMA`); an answer
+    /// that does not is sent back to the model with the errors.
+    pub answer_schema: Option<crate::Schema>,
     /// The sub-model for sub-calls and child runs (`None`: the root model serves them all).
     pub sub: Option<SubModels>,
     /// `RLM_SUB_PROVIDER` and `RLM_SUB_BASE_URL` as given (resolved into `sub`).
@@ -518,6 +521,7 @@ impl Config {
             context_window: None,
             custom_instructions: None,
             reveal_secrets: false,
+            answer_schema: None,
             sub: None,
             sub_given: (None, None),
             origins: BTreeMap::new(),

@@ -222,6 +222,7 @@ mod routing;
 mod run;
 mod runtime;
 pub mod sandbox;
+mod schema;
 mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
@@ -242,6 +243,7 @@ pub use log::TrajectoryLog;
 pub use mask::mask_secrets;
 pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, Usage};
+pub use schema::Schema;
 pub use settings::{SettingInfo, known_settings};
 pub use view::render_html;
 

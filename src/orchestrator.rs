@@ -138,6 +138,29 @@ impl Orchestrator {
         }
     }
 
+    /// The same orchestrator with another answer schema (or none) for its runs: typed
+    /// answers per request. Shares the LLM clients and the sandbox; cheap.
+    pub fn with_answer_schema(&self, schema: Option<crate::Schema>) -> Orchestrator {
+        let mut config = self.shared.config.clone();
+        config.answer_schema = schema;
+        self.with_config(config)
+    }
+
+    fn with_config(&self, config: Config) -> Orchestrator {
+        let s = &self.shared;
+        Orchestrator {
+            shared: Arc::new(Shared {
+                config,
+                llm: s.llm.clone(),
+                sub_llm: s.sub_llm.clone(),
+                sandbox: s.sandbox.clone(),
+                prices: s.prices.clone(),
+                trajectory: s.trajectory.clone(),
+                known_secrets: s.known_secrets.clone(),
+            }),
+        }
+    }
+
     /// Runs `query` without context. The future is `Send + 'static`: await it on any executor
     /// or spawn it. Dropping it cancels the run and kills its sandboxes.
     pub fn arun(
@@ -344,6 +367,17 @@ impl OrchestratorBuilder {
     pub fn sub_llm(mut self, llm: impl LanguageModel + 'static) -> Self {
         self.sub_llm = Some(Arc::new(llm));
         self
+    }
+
+    /// A JSON Schema the final answer must match (`RLM_ANSWER_SCHEMA`, `--schema FILE`):
+    /// validated on the host, an invalid answer goes back to the model with the errors, and
+    /// [`RunResult::answer_json`] carries the value.
+    pub fn answer_schema(self, schema: crate::Schema) -> Self {
+        self.set(
+            "RLM_ANSWER_SCHEMA",
+            "answer_schema",
+            schema.as_json().to_string(),
+        )
     }
 
     /// Uses this sandbox instead of the configured one.

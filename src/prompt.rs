@@ -359,6 +359,25 @@ pub(crate) fn host_call_unavailable(name: &str) -> String {
     format!("{name} is not available in this session")
 }
 
+/// The system prompt's addition when the final answer must match a JSON Schema.
+pub(crate) fn answer_schema(schema: &str) -> String {
+    format!(
+        "\n\nThe final answer must be JSON that matches this JSON Schema:\n{schema}\n\
+         Build the value in code and end with FINAL(json.dumps(value)) (import json first)."
+    )
+}
+
+/// A final answer that does not match the answer schema, sent back to the model.
+pub(crate) fn invalid_answer(errors: &[String], schema: &str) -> String {
+    let list: Vec<String> = errors.iter().take(20).map(|e| format!("- {e}")).collect();
+    format!(
+        "Your final answer was NOT accepted: it does not match the required JSON Schema.\n{}\n\
+         Schema: {schema}\n\
+         Fix the value in code and call FINAL(json.dumps(value)) again.",
+        list.join("\n")
+    )
+}
+
 /// A sub-call asked for a model that is not allowed.
 pub(crate) fn model_not_allowed(model: &str, allowed: &[&str]) -> String {
     format!(

@@ -217,9 +217,27 @@ pub struct RunResult {
     /// How the code was isolated (`None` when no code ran).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxReport>,
+    /// With an answer schema: the final answer as the JSON value it was validated as
+    /// (compact JSON text; read it with [`answer_as`](Self::answer_as)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_json: Option<String>,
+    /// When a limit (turns, time, budget) ended the run without a final answer: the model's
+    /// best answer from what it had seen, asked for in one last call. Not a final answer
+    /// (`final_answer` stays `None`, `success` false); it may be incomplete or wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_answer: Option<String>,
 }
 
 impl RunResult {
+    /// The validated answer (see [`answer_json`](Self::answer_json)) as a `T`; `None`
+    /// without one.
+    /// The error says why the value does not fit `T`.
+    pub fn answer_as<T: serde::de::DeserializeOwned>(&self) -> Option<Result<T, String>> {
+        self.answer_json
+            .as_deref()
+            .map(|j| serde_json::from_str(j).map_err(|e| e.to_string()))
+    }
+
     /// The final answer, or the typed error that ended the run.
     pub fn into_answer(self) -> Result<String, Error> {
         match (self.final_answer, self.failure) {
@@ -275,6 +293,8 @@ mod tests {
             failure: None,
             duration: Duration::from_millis(1500),
             sandbox: None,
+            answer_json: Some("{\"a\":1}".into()),
+            partial_answer: None,
         };
         let j = serde_json::to_value(&r).unwrap();
         assert_eq!(j["duration"], 1500.0);

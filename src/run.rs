@@ -146,6 +146,8 @@ struct Run {
     report: Mutex<Option<SandboxReport>>,
     /// The run's context, checked for changes after every block and before every sub-call.
     context: Mutex<Option<Arc<LoadedContext>>>,
+    /// The final answer as the JSON value the answer schema accepted.
+    answer_json: Mutex<Option<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -245,6 +247,7 @@ impl Run {
             carry: Mutex::new(Vec::new()),
             report: Mutex::new(None),
             context: Mutex::new(None),
+            answer_json: Mutex::new(None),
         }
     }
 
@@ -317,6 +320,8 @@ impl Run {
             failure,
             duration: self.start.elapsed(),
             sandbox: lock(&self.report).take(),
+            answer_json: lock(&self.answer_json).take(),
+            partial_answer: None,
         };
         self.log(TrajectoryEvent::RunEnd {
             at: self.at(),
@@ -481,6 +486,10 @@ impl Run {
                     .any(|d| crate::prompt::record_format(&d.preview).is_some())
             }),
         });
+        let mut system = system;
+        if let Some(schema) = cfg.answer_schema.as_ref().filter(|_| self.depth == 0) {
+            system.push_str(&prompt::answer_schema(schema.as_json()));
+        }
         let mut agent = Agent::new(
             system,
             first_user_message(query, loaded.is_some()),
@@ -548,7 +557,10 @@ impl Run {
                     let result = self.run_block(session, code, index, of).await?;
                     agent.on_block(result)
                 }
-                Action::Answer(answer) => return self.finish(answer).await,
+                Action::Answer(answer) => match self.check_answer(&answer) {
+                    Ok(()) => return self.finish(answer).await,
+                    Err(text) => agent.reject_answer(text),
+                },
                 Action::Stop(stop @ Stop::NoCode { .. }) => {
                     return Err(Error::NoCode {
                         message: stop.message(),
@@ -560,6 +572,37 @@ impl Run {
                     });
                 }
             };
+        }
+    }
+
+    /// With an answer schema (root run only): keeps the validated value, or returns what
+    /// the model is told about an invalid answer.
+    fn check_answer(&self, answer: &str) -> std::result::Result<(), String> {
+        let Some(schema) = self
+            .cfg()
+            .answer_schema
+            .as_ref()
+            .filter(|_| self.depth == 0)
+        else {
+            return Ok(());
+        };
+        match schema.check_value(answer) {
+            Ok(v) => {
+                *lock(&self.answer_json) = Some(v.to_string());
+                Ok(())
+            }
+            Err(errors) => {
+                let mut step = self.step(
+                    StepKind::FinalAnswer,
+                    String::new(),
+                    answer.to_string(),
+                    self.start.elapsed(),
+                );
+                step.success = false;
+                step.error = Some(format!("answer schema: {}", errors.join("; ")));
+                self.push_step(step);
+                Err(prompt::invalid_answer(&errors, schema.as_json()))
+            }
         }
     }
 

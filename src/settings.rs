@@ -217,6 +217,25 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_ANSWER_SCHEMA",
+        "answer_schema",
+        Some("--schema"),
+        "none",
+        "a JSON Schema file (or inline JSON text) the final answer must match; an invalid answer goes back to the model with the errors, a valid one is also returned parsed (`answer_json`)",
+        |c, v| {
+            let s = if v.starts_with('{') {
+                crate::Schema::parse(v)
+            } else {
+                crate::Schema::from_file(v)
+            };
+            c.answer_schema = Some(s.map_err(|e| match e {
+                Error::Config { message, .. } => message,
+                e => e.to_string(),
+            })?);
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_MAX_ITERATIONS",
         "max_iterations",
         Some("--max-iterations"),

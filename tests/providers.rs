@@ -497,3 +497,76 @@ fn sub_model_on_another_server_in_another_wire_format() {
     );
     assert_eq!(sub.count(), 0);
 }
+
+#[test]
+fn typed_answers_are_validated_on_the_host_and_sent_back_when_invalid() {
+    let server = LlmServer::start(|req, _| {
+        let last = support::last_message(req);
+        if last.contains("NOT accepted") {
+            assert!(last.contains("$.population: expected integer"), "{last}");
+            Reply::Text(
+                "```python\nimport json\nFINAL(json.dumps({'city': 'Paris', 'population': 2100000}))\n```"
+                    .into(),
+            )
+        } else {
+            // A Python dict (not JSON) with a wrong type: still read, then refused.
+            Reply::Text("```python\nFINAL({'city': 'Paris', 'population': 'lots'})\n```".into())
+        }
+    });
+    let schema = rlm::Schema::parse(
+        r#"{"type":"object","required":["city","population"],"additionalProperties":false,
+            "properties":{"city":{"type":"string"},"population":{"type":"integer","minimum":0}}}"#,
+    )
+    .unwrap();
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .answer_schema(schema.clone())
+        .build()
+        .unwrap();
+    let r = o.run("Largest city of France and its population, as JSON");
+    assert!(r.success, "{:?}", r.error);
+    assert_eq!(
+        r.answer_json.as_deref(),
+        Some(r#"{"city":"Paris","population":2100000}"#)
+    );
+    #[derive(serde::Deserialize)]
+    struct City {
+        city: String,
+        population: u64,
+    }
+    let c: City = r.answer_as().unwrap().unwrap();
+    assert_eq!((c.city.as_str(), c.population), ("Paris", 2_100_000));
+    let refused: Vec<_> = r
+        .steps
+        .iter()
+        .filter(|s| s.kind == rlm::StepKind::FinalAnswer && !s.success)
+        .collect();
+    assert_eq!(refused.len(), 1);
+    assert!(refused[0].error.as_deref().unwrap().contains("population"));
+    assert_eq!(server.count(), 2);
+    // The model was told the schema.
+    let first = server.requests.lock().unwrap()[0].clone();
+    assert!(
+        first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("\"population\"")
+    );
+
+    // Without a schema (per request), the same reply is the answer as it is.
+    let server = LlmServer::start(|_, _| {
+        Reply::Text("```python\nFINAL({'city': 'Paris', 'population': 'lots'})\n```".into())
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .answer_schema(schema)
+        .build()
+        .unwrap()
+        .with_answer_schema(None);
+    let r = o.run("q");
+    assert_eq!(
+        r.final_answer.as_deref(),
+        Some("{'city': 'Paris', 'population': 'lots'}")
+    );
+    assert_eq!(r.answer_json, None);
+}

@@ -260,6 +260,8 @@ fn cancelled_result() -> RunResult {
         failure: Some(e),
         duration: Duration::ZERO,
         sandbox: None,
+        answer_json: None,
+        partial_answer: None,
     }
 }
 
