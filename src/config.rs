@@ -498,6 +498,9 @@ pub struct Config {
     /// A JSON Schema the root run's final answer must match (`RLM_ANSWER_SCHEMA`); an answer
     /// that does not is sent back to the model with the errors.
     pub answer_schema: Option<crate::Schema>,
+    /// When turns, time or budget run out, one last call (if the budget allows) asks for the
+    /// best answer from what was seen (`RunResult::partial_answer`).
+    pub best_effort: bool,
     /// The sub-model for sub-calls and child runs (`None`: the root model serves them all).
     pub sub: Option<SubModels>,
     /// `RLM_SUB_PROVIDER` and `RLM_SUB_BASE_URL` as given (resolved into `sub`).
@@ -522,6 +525,7 @@ impl Config {
             custom_instructions: None,
             reveal_secrets: false,
             answer_schema: None,
+            best_effort: true,
             sub: None,
             sub_given: (None, None),
             origins: BTreeMap::new(),

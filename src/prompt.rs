@@ -378,6 +378,16 @@ pub(crate) fn invalid_answer(errors: &[String], schema: &str) -> String {
     )
 }
 
+/// The last call of a run a limit ended: the best answer from what was seen, in words.
+pub(crate) fn best_effort(reason: &str) -> String {
+    format!(
+        "STOP: the run has reached a limit ({reason}) and no more code will run. \
+         From what you have seen so far, state your best answer to the original question now, \
+         in plain text, with no code. If you are unsure, give the most likely answer and say \
+         briefly what is uncertain."
+    )
+}
+
 /// A sub-call asked for a model that is not allowed.
 pub(crate) fn model_not_allowed(model: &str, allowed: &[&str]) -> String {
     format!(

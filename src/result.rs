@@ -20,6 +20,8 @@ pub enum StepKind {
     SubQuery,
     /// The run's final answer.
     FinalAnswer,
+    /// The best answer the model could give when a limit ended the run (not final).
+    PartialAnswer,
 }
 
 /// A redaction made by the egress filter: which rule fired and where (byte offsets into the

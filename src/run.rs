@@ -146,6 +146,9 @@ struct Run {
     report: Mutex<Option<SandboxReport>>,
     /// The run's context, checked for changes after every block and before every sub-call.
     context: Mutex<Option<Arc<LoadedContext>>>,
+    /// The conversation as last sent (with the last observation when the turn limit ends
+    /// the run), for the best-effort call.
+    conversation: Mutex<Vec<Message>>,
     /// The final answer as the JSON value the answer schema accepted.
     answer_json: Mutex<Option<String>>,
 }
@@ -214,7 +217,16 @@ pub(crate) async fn execute(
         }
     };
     let outcome = futures_lite::future::or(timed, cancelled).await;
+    let partial = match &outcome {
+        Err(e @ (Error::BudgetExceeded { .. } | Error::Timeout { .. }))
+            if tree.shared.config.best_effort =>
+        {
+            run.best_effort(e).await
+        }
+        _ => None,
+    };
     let mut result = run.finish_run(outcome);
+    result.partial_answer = partial;
     if let Some(log) = &tree.shared.trajectory {
         log.flush().await;
     }
@@ -228,6 +240,11 @@ pub(crate) async fn execute(
         && let Some(a) = &result.final_answer
     {
         result.final_answer = Some(tree.secrets.reveal(a));
+    }
+    if tree.shared.config.reveal_secrets
+        && let Some(a) = &result.partial_answer
+    {
+        result.partial_answer = Some(tree.secrets.reveal(a));
     }
     result
 }
@@ -248,6 +265,7 @@ impl Run {
             report: Mutex::new(None),
             context: Mutex::new(None),
             answer_json: Mutex::new(None),
+            conversation: Mutex::new(Vec::new()),
         }
     }
 
@@ -420,6 +438,40 @@ impl Run {
         Ok(f.text)
     }
 
+    /// After a limit ended the run: one last call, if the budget allows, for the best answer
+    /// from the conversation so far (at most 60 s, or the request timeout if shorter).
+    async fn best_effort(&self, why: &Error) -> Option<String> {
+        let mut messages = lock(&self.conversation).clone();
+        if messages.is_empty() {
+            return None;
+        }
+        let reason = match why {
+            Error::BudgetExceeded { message } | Error::Timeout { message } => message.clone(),
+            e => e.to_string(),
+        };
+        let ask = prompt::best_effort(&reason);
+        messages.push(Message::user(ask.clone()));
+        let route = routing::for_run(self.cfg(), self.depth);
+        let grace = self.cfg().llm.request_timeout.min(Duration::from_secs(60));
+        let call = self.call_llm(messages, route, None, StepKind::LlmCall, ask);
+        let reply = runtime::timeout(Some(grace), call).await?.ok()?;
+        let text = crate::parse::final_from_text(&reply).unwrap_or(reply);
+        let f = self
+            .filter_out(text.trim(), "partial_answer", Direction::ToSubLlm)
+            .await
+            .ok()?;
+        let started = self.start.elapsed();
+        let mut step = self.step(
+            StepKind::PartialAnswer,
+            String::new(),
+            f.text.clone(),
+            started,
+        );
+        step.findings = f.findings;
+        self.push_step(step);
+        (!f.text.is_empty()).then_some(f.text)
+    }
+
     /// Loads the context, starts the session, runs the agent loop, and always closes the
     /// session and releases the context off the caller's executor.
     async fn drive(&self, query: &str, context: Option<Context>) -> Result<String> {
@@ -532,6 +584,7 @@ impl Run {
         self.iteration.store(it, Ordering::Relaxed);
         self.emit(RunEvent::Iteration { iteration: it });
         let messages = agent.messages().to_vec();
+        *lock(&self.conversation) = messages.clone();
         let last = messages
             .last()
             .map(|m| m.content.clone())
@@ -567,6 +620,7 @@ impl Run {
                     });
                 }
                 Action::Stop(stop) => {
+                    *lock(&self.conversation) = agent.messages().to_vec();
                     return Err(Error::BudgetExceeded {
                         message: stop.message(),
                     });

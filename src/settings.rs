@@ -236,6 +236,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_BEST_EFFORT",
+        "best_effort",
+        None,
+        "1",
+        "when turns, time or budget run out, one last call (if the budget allows; at most 60 s past a time limit) asks for the best answer from what was seen, returned as `partial_answer`, never as the final answer (`0` turns this off)",
+        |c, v| {
+            c.best_effort = boolean(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_MAX_ITERATIONS",
         "max_iterations",
         Some("--max-iterations"),

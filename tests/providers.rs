@@ -570,3 +570,91 @@ fn typed_answers_are_validated_on_the_host_and_sent_back_when_invalid() {
     );
     assert_eq!(r.answer_json, None);
 }
+
+#[test]
+fn limits_end_with_a_best_effort_partial_answer() {
+    let script = |req: &serde_json::Value, _| {
+        if support::last_message(req).contains("reached a limit") {
+            Reply::Text("Probably 42, from the counts printed so far.".into())
+        } else {
+            Reply::Text("```python\nimport time\nprint('counting...')\ntime.sleep(0.2)\n```".into())
+        }
+    };
+    // Turns.
+    let server = LlmServer::start(script);
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .max_iterations(2)
+        .build()
+        .unwrap();
+    let r = o.run("count");
+    assert!(!r.success && r.final_answer.is_none());
+    assert!(
+        r.error.as_deref().unwrap().contains("max iterations"),
+        "{:?}",
+        r.error
+    );
+    assert_eq!(
+        r.partial_answer.as_deref(),
+        Some("Probably 42, from the counts printed so far.")
+    );
+    assert_eq!(server.count(), 3);
+    let last = support::last_message(&server.requests.lock().unwrap()[2]);
+    assert!(last.contains("max iterations (2)"), "{last}");
+    let all = server.requests.lock().unwrap()[2].to_string();
+    assert!(
+        all.contains("counting..."),
+        "the last observation is in the last call"
+    );
+    assert_eq!(r.steps.last().unwrap().kind, rlm::StepKind::PartialAnswer);
+    assert!(
+        r.into_answer().is_err(),
+        "a partial answer is not an answer"
+    );
+
+    // Time.
+    let server = LlmServer::start(|req, _| {
+        if support::last_message(req).contains("reached a limit") {
+            Reply::Text("partial: still sleeping".into())
+        } else {
+            Reply::Text("```python\nimport time\ntime.sleep(30)\n```".into())
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .run_timeout(Some(Duration::from_millis(1500)))
+        .build()
+        .unwrap();
+    let t = Instant::now();
+    let r = o.run("sleep");
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert!(
+        matches!(r.failure, Some(Error::Timeout { .. })),
+        "{:?}",
+        r.failure
+    );
+    assert_eq!(r.partial_answer.as_deref(), Some("partial: still sleeping"));
+
+    // Budget: the last call is made only if the budget allows it.
+    let server = LlmServer::start(script);
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .max_llm_calls(2)
+        .build()
+        .unwrap();
+    let r = o.run("count");
+    assert!(matches!(r.failure, Some(Error::BudgetExceeded { .. })));
+    assert_eq!(r.partial_answer, None);
+    assert_eq!(server.count(), 2, "no call beyond the budget");
+
+    // Off.
+    let server = LlmServer::start(script);
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .max_iterations(1)
+        .setting("best_effort", "0")
+        .build()
+        .unwrap();
+    let r = o.run("count");
+    assert_eq!((r.partial_answer, server.count()), (None, 1));
+}
