@@ -113,16 +113,17 @@ impl Ledger {
         &self,
         reservation: Reservation<'_>,
         model: &str,
-        prompt_tokens: u64,
-        completion_tokens: u64,
+        t: crate::llm::TokenUsage,
     ) -> Option<f64> {
-        let cost = self
-            .prices
-            .lookup(model)
-            .map(|p| p.cost(prompt_tokens, completion_tokens));
-        self.lock()
-            .usage
-            .record(model, prompt_tokens, completion_tokens, cost);
+        let cost = self.prices.lookup(model).map(|p| {
+            p.cost_cached(
+                t.prompt_tokens,
+                t.cached_prompt_tokens,
+                t.cache_write_tokens,
+                t.completion_tokens,
+            )
+        });
+        self.lock().usage.record(model, t, cost);
         drop(reservation);
         cost
     }
@@ -151,10 +152,10 @@ mod tests {
         assert!(l.reserve().is_err(), "two in flight fill the limit");
         drop(b);
         let c = l.reserve().unwrap();
-        l.record(a, "gpt-4o-mini", 10, 5);
+        l.record(a, "gpt-4o-mini", crate::llm::TokenUsage::new(10, 5));
         drop(c);
         let d = l.reserve().unwrap();
-        l.record(d, "gpt-4o-mini", 10, 5);
+        l.record(d, "gpt-4o-mini", crate::llm::TokenUsage::new(10, 5));
         let e = l.reserve().unwrap_err();
         assert!(e.to_string().contains("limit 2"), "{e}");
     }
@@ -163,16 +164,19 @@ mod tests {
     fn tokens_and_cost_stop_before_the_next_call() {
         let l = ledger(|l| l.max_tokens = Some(100));
         let r = l.reserve().unwrap();
-        l.record(r, "m", 90, 20);
+        l.record(r, "m", crate::llm::TokenUsage::new(90, 20));
         assert!(l.reserve().unwrap_err().to_string().contains("110 tokens"));
         let l = ledger(|l| l.max_cost_usd = Some(0.0001));
         let r = l.reserve().unwrap();
-        let cost = l.record(r, "gpt-4o-mini", 1000, 1000);
+        let cost = l.record(r, "gpt-4o-mini", crate::llm::TokenUsage::new(1000, 1000));
         assert!(cost.is_some_and(|c| c > 0.0));
         assert!(l.reserve().unwrap_err().to_string().contains("spent"));
         let l = ledger(|l| l.max_cost_usd = Some(10.0));
         let r = l.reserve().unwrap();
-        assert_eq!(l.record(r, "my-local-model", 1, 1), None);
+        assert_eq!(
+            l.record(r, "my-local-model", crate::llm::TokenUsage::new(1, 1)),
+            None
+        );
         let e = l.reserve().unwrap_err().to_string();
         assert!(e.contains("my-local-model") && e.contains("unknown"), "{e}");
         assert_eq!(l.usage().calls, 1);

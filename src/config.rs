@@ -247,6 +247,9 @@ pub struct LlmConfig {
     /// Models that code in the REPL may ask for with `llm_query(prompt, model=...)` besides
     /// `model` (checked by the host; anything else is refused).
     pub allowed_models: Vec<String>,
+    /// Anthropic prompt caching: `cache_control` breakpoints on the system prompt and the
+    /// earlier turns (OpenAI and Gemini cache on their own).
+    pub prompt_cache: bool,
 }
 
 impl fmt::Debug for LlmConfig {
@@ -262,6 +265,7 @@ impl fmt::Debug for LlmConfig {
             .field("max_attempts", &self.max_attempts)
             .field("max_in_flight", &self.max_in_flight)
             .field("allowed_models", &self.allowed_models)
+            .field("prompt_cache", &self.prompt_cache)
             .finish()
     }
 }
@@ -280,6 +284,7 @@ impl LlmConfig {
             max_attempts: 4,
             max_in_flight: 64,
             allowed_models: Vec::new(),
+            prompt_cache: true,
         }
     }
 }

@@ -127,6 +127,12 @@ pub struct ModelUsage {
     pub prompt_tokens: u64,
     /// Completion tokens reported by the provider.
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache.
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
+    /// Of the prompt tokens, those written to the prompt cache.
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     /// Cost in USD; `None` when the model's price is unknown.
     pub cost_usd: Option<f64>,
 }
@@ -141,6 +147,14 @@ pub struct Usage {
     pub prompt_tokens: u64,
     /// Completion tokens.
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those read from the providers' prompt caches (priced at the
+    /// cache-read rate).
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
+    /// Of the prompt tokens, those written to a prompt cache (priced at the cache-write
+    /// rate).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
     /// Total cost in USD; `None` when any model's price is unknown.
     pub cost_usd: Option<f64>,
     /// The same, per model name.
@@ -153,11 +167,14 @@ impl Usage {
         self.prompt_tokens + self.completion_tokens
     }
 
-    pub(crate) fn record(&mut self, model: &str, prompt: u64, completion: u64, cost: Option<f64>) {
+    pub(crate) fn record(&mut self, model: &str, t: crate::llm::TokenUsage, cost: Option<f64>) {
+        let (prompt, completion) = (t.prompt_tokens, t.completion_tokens);
         let first_call = self.calls == 0;
         self.calls += 1;
         self.prompt_tokens += prompt;
         self.completion_tokens += completion;
+        self.cached_prompt_tokens += t.cached_prompt_tokens;
+        self.cache_write_tokens += t.cache_write_tokens;
         self.cost_usd = match (first_call, self.cost_usd, cost) {
             (true, _, c) => c,
             (false, Some(a), Some(b)) => Some(a + b),
@@ -168,6 +185,8 @@ impl Usage {
         m.calls += 1;
         m.prompt_tokens += prompt;
         m.completion_tokens += completion;
+        m.cached_prompt_tokens += t.cached_prompt_tokens;
+        m.cache_write_tokens += t.cache_write_tokens;
         m.cost_usd = match (first, m.cost_usd, cost) {
             (true, _, c) => c,
             (false, Some(a), Some(b)) => Some(a + b),
@@ -273,10 +292,15 @@ mod tests {
     #[test]
     fn usage_unknown_cost_stays_unknown() {
         let mut u = Usage::default();
-        u.record("a", 10, 5, Some(0.5));
-        u.record("a", 10, 5, Some(0.25));
+        let t = crate::llm::TokenUsage::new;
+        u.record("a", t(10, 5), Some(0.5));
+        u.record("a", t(10, 5).with_cache(4, 1), Some(0.25));
         assert_eq!(u.cost_usd, Some(0.75));
-        u.record("b", 1, 1, None);
+        assert_eq!(
+            (u.cached_prompt_tokens, u.per_model["a"].cache_write_tokens),
+            (4, 1)
+        );
+        u.record("b", t(1, 1), None);
         assert_eq!(u.cost_usd, None);
         assert_eq!(u.per_model["a"].cost_usd, Some(0.75));
         assert_eq!(u.total_tokens(), 32);

@@ -380,7 +380,7 @@ impl Run {
         match res {
             Ok(c) => {
                 let (p, q) = (c.usage.prompt_tokens, c.usage.completion_tokens);
-                let cost = self.tree.ledger.record(reservation, &c.model, p, q);
+                let cost = self.tree.ledger.record(reservation, &c.model, c.usage);
                 step.output = c.text.clone();
                 step.model = Some(c.model);
                 step.prompt_tokens = Some(p);

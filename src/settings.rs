@@ -165,6 +165,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_PROMPT_CACHE",
+        "prompt_cache",
+        None,
+        "1",
+        "Anthropic prompt caching: `cache_control` on the system prompt and the earlier turns, so each turn reads the conversation so far from the cache (`0` turns it off)",
+        |c, v| {
+            c.llm.prompt_cache = boolean(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_SUB_MODEL",
         "sub_model",
         Some("--sub-model"),

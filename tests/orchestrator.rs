@@ -465,13 +465,7 @@ fn cost_limit_with_unknown_price_stops_instead_of_guessing() {
         r.error
     );
     let mut prices = rlm::llm::PriceTable::default();
-    prices.set(
-        "my-local-model",
-        rlm::llm::Price {
-            input_per_million: 1000.0,
-            output_per_million: 1000.0,
-        },
-    );
+    prices.set("my-local-model", rlm::llm::Price::new(1000.0, 1000.0));
     let llm =
         ScriptedLlm::new(|_| Ok("```python\nprint(1)\n```".into())).with_model("my-local-model");
     let r = Orchestrator::builder()

@@ -658,3 +658,114 @@ fn limits_end_with_a_best_effort_partial_answer() {
     let r = o.run("count");
     assert_eq!((r.partial_answer, server.count()), (None, 1));
 }
+
+#[test]
+fn cached_tokens_are_read_from_each_provider_and_priced() {
+    for p in PROVIDERS {
+        // Ten turns; from the second on, most of the prompt comes from the cache (and
+        // Anthropic reports writes).
+        let server = LlmServer::start(|req, _| {
+            let turn = support::turns(req) as u64
+                + req["contents"]
+                    .as_array()
+                    .map(|c| c.iter().filter(|m| m["role"] == "model").count() as u64)
+                    .unwrap_or(0);
+            let text = if turn < 9 {
+                format!("```python\nprint({turn})\n```")
+            } else {
+                "```python\nFINAL('done')\n```".into()
+            };
+            let prompt = 2000 + 500 * turn;
+            let cached = if turn == 0 {
+                0
+            } else {
+                2000 + 500 * (turn - 1)
+            };
+            Reply::Usage(text, [prompt, 50, cached, 400])
+        });
+        let o = Orchestrator::builder()
+            .provider(p)
+            .base_url(server.base_url())
+            .api_key(KEY)
+            .max_iterations(10)
+            .build()
+            .unwrap();
+        let r = o.run("ten turns");
+        assert_eq!(
+            r.final_answer.as_deref(),
+            Some("done"),
+            "{p:?}: {:?}",
+            r.error
+        );
+        assert_eq!(r.usage.calls, 10);
+        let model = o.config().llm.model.clone();
+        let price = rlm::llm::PriceTable::default().lookup(&model).unwrap();
+        let (mut want, mut plain_cost, mut cached_sum) = (0.0, 0.0, 0);
+        for turn in 0..10u64 {
+            let prompt = 2000 + 500 * turn;
+            let cached = if turn == 0 {
+                0
+            } else {
+                2000 + 500 * (turn - 1)
+            };
+            // Only Anthropic reports cache writes.
+            let write = if p == Provider::Anthropic { 400 } else { 0 };
+            want += price.cost_cached(prompt, cached, write, 50);
+            plain_cost += price.cost(prompt, 50);
+            cached_sum += cached;
+        }
+        let got = r.usage.cost_usd.unwrap();
+        assert!((got - want).abs() < 1e-12, "{p:?}: {got} != {want}");
+        assert!(
+            got < plain_cost * 0.6,
+            "{p:?}: caching must show in the cost"
+        );
+        assert_eq!(r.usage.cached_prompt_tokens, cached_sum, "{p:?}");
+        assert_eq!(
+            r.usage.prompt_tokens,
+            (0..10).map(|t| 2000 + 500 * t).sum::<u64>()
+        );
+        if p == Provider::Anthropic {
+            assert_eq!(r.usage.cache_write_tokens, 4000);
+            let reqs = server.requests.lock().unwrap();
+            assert_eq!(reqs[0]["system"][0]["cache_control"]["type"], "ephemeral");
+            let first: Vec<_> = reqs[0]["messages"].as_array().unwrap().clone();
+            assert!(
+                first.iter().all(|m| m["content"].is_string()),
+                "turn 1: no turns to cache"
+            );
+            let later = reqs[5]["messages"].as_array().unwrap();
+            let last = later.last().unwrap();
+            assert_eq!(last["content"][0]["cache_control"]["type"], "ephemeral");
+            assert_eq!(
+                later.iter().filter(|m| m["content"].is_array()).count(),
+                1,
+                "one breakpoint on the turns"
+            );
+        }
+    }
+}
+
+#[test]
+fn gemini_rate_limits_honour_retry_delay_in_the_body() {
+    let server = LlmServer::start(|_, i| {
+        if i == 0 {
+            Reply::GeminiRetry("1.5s".into())
+        } else {
+            Reply::Text("ok".into())
+        }
+    });
+    let t = Instant::now();
+    assert_eq!(
+        ask(&client(Provider::Gemini, &server, |_| {}))
+            .unwrap()
+            .text,
+        "ok"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(1450),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(server.count(), 2);
+}

@@ -18,11 +18,27 @@ pub(crate) fn request_body(
     model: &str,
     temperature: f32,
     max_tokens: u32,
+    cache: bool,
 ) -> Value {
     let (system, msgs) = super::system_and_turns(&req.messages);
+    // Prompt caching: a breakpoint after the system prompt, and, in a conversation with
+    // earlier turns, after the last message, so the next turn reads everything before its
+    // new messages from the cache. A single-turn request (a sub-call) caches nothing beyond
+    // the system prompt: it would pay the write surcharge for a prefix nobody reads again.
+    let multi_turn = cache && msgs.iter().any(|(r, _)| *r == Role::Assistant);
+    let last = msgs.len().saturating_sub(1);
     let messages: Vec<Value> = msgs
         .into_iter()
-        .map(|(r, c)| json!({"role": if r == Role::User { "user" } else { "assistant" }, "content": c}))
+        .enumerate()
+        .map(|(i, (r, c))| {
+            let role = if r == Role::User { "user" } else { "assistant" };
+            if multi_turn && i == last {
+                json!({"role": role, "content": [
+                    {"type": "text", "text": c, "cache_control": {"type": "ephemeral"}}]})
+            } else {
+                json!({"role": role, "content": c})
+            }
+        })
         .collect();
     let mut body = json!({
         "model": req.model.as_deref().unwrap_or(model),
@@ -31,7 +47,11 @@ pub(crate) fn request_body(
         "messages": messages,
     });
     if let Some(system) = system {
-        body["system"] = Value::String(system);
+        body["system"] = if cache {
+            json!([{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}])
+        } else {
+            Value::String(system)
+        };
     }
     if !req.stop.is_empty() {
         body["stop_sequences"] = json!(req.stop);
@@ -65,6 +85,10 @@ struct Usage {
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
 }
 
 pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Completion, String> {
@@ -80,7 +104,18 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         text,
         r.model,
         fallback_model,
-        r.usage.map(|u| (u.input_tokens, u.output_tokens)),
+        r.usage.map(|u| {
+            // `input_tokens` counts only the tokens after the last cache breakpoint.
+            let (read, write) = (
+                u.cache_read_input_tokens.unwrap_or(0),
+                u.cache_creation_input_tokens.unwrap_or(0),
+            );
+            super::TokenUsage::new(
+                u.input_tokens.unwrap_or(0) + read + write,
+                u.output_tokens.unwrap_or(0),
+            )
+            .with_cache(read, write)
+        }),
         r.stop_reason,
     ))
 }
@@ -118,7 +153,7 @@ mod tests {
             Message::assistant("c"),
             Message::system("more rules"),
         ]);
-        let b = request_body(&req, "claude-3-5-haiku-latest", 0.0, 1024);
+        let b = request_body(&req, "claude-3-5-haiku-latest", 0.0, 1024, false);
         assert_eq!(b["system"], "rules\n\nmore rules");
         assert_eq!(b["max_tokens"], 1024);
         let m = b["messages"].as_array().unwrap();
@@ -135,13 +170,7 @@ mod tests {
             "stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":6}}"#;
         let c = parse_response(ok, "m").unwrap();
         assert_eq!(c.text, "Hello world", "all text blocks are joined");
-        assert_eq!(
-            c.usage,
-            TokenUsage {
-                prompt_tokens: 12,
-                completion_tokens: 6
-            }
-        );
+        assert_eq!(c.usage, TokenUsage::new(12, 6));
         assert_eq!(c.finish_reason.as_deref(), Some("end_turn"));
         let c = parse_response(r#"{"content":[]}"#, "m").unwrap();
         assert_eq!((c.text.as_str(), c.usage), ("", TokenUsage::default()));

@@ -71,6 +71,8 @@ struct Usage {
     prompt_token_count: Option<u64>,
     #[serde(default)]
     candidates_token_count: Option<u64>,
+    #[serde(default)]
+    cached_content_token_count: Option<u64>,
 }
 
 pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Completion, String> {
@@ -91,10 +93,28 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         text,
         r.model_version,
         fallback_model,
-        r.usage_metadata
-            .map(|u| (u.prompt_token_count, u.candidates_token_count)),
+        r.usage_metadata.map(|u| {
+            super::TokenUsage::new(
+                u.prompt_token_count.unwrap_or(0),
+                u.candidates_token_count.unwrap_or(0),
+            )
+            .with_cache(u.cached_content_token_count.unwrap_or(0), 0)
+        }),
         c.finish_reason,
     ))
+}
+
+/// How long a 429 body asks the client to wait: the `retryDelay` of its
+/// `google.rpc.RetryInfo` detail (`"2s"`, `"0.5s"`), at most a day.
+pub(crate) fn retry_delay(body: &str) -> Option<std::time::Duration> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    let d = v["error"]["details"]
+        .as_array()?
+        .iter()
+        .find_map(|d| d["retryDelay"].as_str())?;
+    let secs: f64 = d.trim().strip_suffix('s')?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0)
+        .then(|| std::time::Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
 pub(crate) fn error_message(body: &str) -> String {
@@ -159,13 +179,7 @@ mod tests {
         let c = parse_response(ok, "m").unwrap();
         assert_eq!(c.text, "Hi there");
         assert_eq!(c.model, "gemini-2.0-flash-001");
-        assert_eq!(
-            c.usage,
-            TokenUsage {
-                prompt_tokens: 5,
-                completion_tokens: 3
-            }
-        );
+        assert_eq!(c.usage, TokenUsage::new(5, 3));
         let c = parse_response(r#"{"candidates":[{"content":{"parts":[]}}]}"#, "m").unwrap();
         assert_eq!(c.usage, TokenUsage::default());
         assert!(

@@ -110,6 +110,7 @@ impl Inner {
                     &c.model,
                     c.temperature,
                     c.max_tokens,
+                    c.prompt_cache,
                 )),
             ),
             Provider::Gemini => (
@@ -203,6 +204,12 @@ impl Inner {
             };
         }
         let message = self.error_message(&text);
+        // Gemini says how long to wait in the body (`RetryInfo.retryDelay`), not a header.
+        let after = after.or_else(|| {
+            (self.cfg.provider == Provider::Gemini)
+                .then(|| gemini::retry_delay(&text))
+                .flatten()
+        });
         if matches!(status, 408 | 409 | 429 | 500 | 502 | 503 | 504 | 529) {
             Attempt::Retry {
                 status: Some(status),

@@ -97,19 +97,15 @@ pub(crate) fn wire_completion(
     text: String,
     model: Option<String>,
     fallback_model: &str,
-    usage: Option<(Option<u64>, Option<u64>)>,
+    usage: Option<TokenUsage>,
     finish_reason: Option<String>,
 ) -> Completion {
-    let (p, c) = usage.unwrap_or_default();
     Completion {
         text,
         model: model
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| fallback_model.to_string()),
-        usage: TokenUsage {
-            prompt_tokens: p.unwrap_or(0),
-            completion_tokens: c.unwrap_or(0),
-        },
+        usage: usage.unwrap_or_default(),
         finish_reason,
     }
 }
@@ -147,10 +143,20 @@ impl CompletionRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TokenUsage {
-    /// Prompt tokens.
+    /// Prompt tokens, all of them (cached ones included; for Anthropic, whose
+    /// `input_tokens` leaves them out, the sum of the three counts).
     pub prompt_tokens: u64,
     /// Completion tokens.
     pub completion_tokens: u64,
+    /// Of the prompt tokens, those read from the provider's prompt cache (OpenAI
+    /// `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`, Gemini
+    /// `cachedContentTokenCount`).
+    #[serde(default)]
+    pub cached_prompt_tokens: u64,
+    /// Of the prompt tokens, those written to the cache (Anthropic
+    /// `cache_creation_input_tokens`).
+    #[serde(default)]
+    pub cache_write_tokens: u64,
 }
 
 /// A model's reply.
@@ -173,7 +179,16 @@ impl TokenUsage {
         TokenUsage {
             prompt_tokens,
             completion_tokens,
+            cached_prompt_tokens: 0,
+            cache_write_tokens: 0,
         }
+    }
+
+    /// The same with cache reads and writes (both already counted in `prompt_tokens`).
+    pub fn with_cache(mut self, cached_prompt_tokens: u64, cache_write_tokens: u64) -> Self {
+        self.cached_prompt_tokens = cached_prompt_tokens;
+        self.cache_write_tokens = cache_write_tokens;
+        self
     }
 }
 
@@ -268,10 +283,7 @@ impl LanguageModel for ScriptedLlm {
         let prompt: usize = request.messages.iter().map(|m| m.content.len()).sum();
         Box::pin(async move {
             let text = r?;
-            let usage = TokenUsage {
-                prompt_tokens: prompt.div_ceil(4) as u64,
-                completion_tokens: text.len().div_ceil(4) as u64,
-            };
+            let usage = TokenUsage::new(prompt.div_ceil(4) as u64, text.len().div_ceil(4) as u64);
             Ok(Completion {
                 text,
                 model,

@@ -66,6 +66,14 @@ struct Usage {
     prompt_tokens: Option<u64>,
     #[serde(default)]
     completion_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,7 +102,14 @@ pub(crate) fn parse_response(body: &str, fallback_model: &str) -> Result<Complet
         text,
         r.model,
         fallback_model,
-        r.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+        r.usage.map(|u| {
+            let cached = u.prompt_tokens_details.and_then(|d| d.cached_tokens);
+            super::TokenUsage::new(
+                u.prompt_tokens.unwrap_or(0),
+                u.completion_tokens.unwrap_or(0),
+            )
+            .with_cache(cached.unwrap_or(0), 0)
+        }),
         choice.finish_reason,
     ))
 }
@@ -149,13 +164,7 @@ mod tests {
         let c = parse_response(ok, "x").unwrap();
         assert_eq!(c.text, "hi");
         assert_eq!(c.model, "gpt-4o-mini-2024-07-18");
-        assert_eq!(
-            c.usage,
-            TokenUsage {
-                prompt_tokens: 9,
-                completion_tokens: 12
-            }
-        );
+        assert_eq!(c.usage, TokenUsage::new(9, 12));
         // Missing usage, null content, missing model.
         let c =
             parse_response(r#"{"choices":[{"message":{"content":null}}]}"#, "fallback").unwrap();
@@ -163,6 +172,13 @@ mod tests {
             (c.text.as_str(), c.model.as_str(), c.usage),
             ("", "fallback", TokenUsage::default())
         );
+        let c = parse_response(
+            r#"{"choices":[{"message":{"content":"x"}}],"usage":{"prompt_tokens":2006,"completion_tokens":300,
+                "prompt_tokens_details":{"cached_tokens":1920,"audio_tokens":0}}}"#,
+            "m",
+        )
+        .unwrap();
+        assert_eq!(c.usage, TokenUsage::new(2006, 300).with_cache(1920, 0));
         let c = parse_response(
             r#"{"choices":[{"message":{"content":"x"}}],"usage":{}}"#,
             "m",

@@ -26,6 +26,12 @@ pub enum Reply {
     Malformed,
     /// Close the connection without answering.
     Reset,
+    /// 200 with this text and usage: (prompt, completion, cache read, cache write), each
+    /// provider's prompt count meaning what it means there (Anthropic's `input_tokens`
+    /// excludes the cached ones).
+    Usage(String, [u64; 4]),
+    /// Gemini's 429 with a `RetryInfo.retryDelay` in the body (no `Retry-After` header).
+    GeminiRetry(String),
 }
 
 type Script = dyn Fn(&Value, usize) -> Reply + Send + Sync;
@@ -226,6 +232,37 @@ fn serve(
                 let extra = retry.map(|r| format!("Retry-After: {r}\r\n")).unwrap_or_default();
                 format!(
                     "HTTP/1.1 {code} Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}",
+                    body.len()
+                )
+            }
+            Reply::Usage(t, [p, c, r, w]) => {
+                let mut s = ok(wire, &model, &t, false);
+                let (head, body) = s.split_once("\r\n\r\n").unwrap();
+                let _ = head;
+                let mut b: Value = serde_json::from_str(body).unwrap();
+                match wire {
+                    Wire::OpenAi => b["usage"] = json!({"prompt_tokens": p, "completion_tokens": c,
+                        "total_tokens": p + c, "prompt_tokens_details": {"cached_tokens": r}}),
+                    Wire::Anthropic => b["usage"] = json!({"input_tokens": p - r - w, "output_tokens": c,
+                        "cache_read_input_tokens": r, "cache_creation_input_tokens": w}),
+                    Wire::Gemini => b["usageMetadata"] = json!({"promptTokenCount": p,
+                        "candidatesTokenCount": c, "cachedContentTokenCount": r, "totalTokenCount": p + c}),
+                }
+                let body = b.to_string();
+                s = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                s
+            }
+            Reply::GeminiRetry(delay) => {
+                let body = json!({"error": {"code": 429, "message": "Resource has been exhausted",
+                    "status": "RESOURCE_EXHAUSTED", "details": [
+                        {"@type": "type.googleapis.com/google.rpc.QuotaFailure"},
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay}]}})
+                .to_string();
+                format!(
+                    "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
                     body.len()
                 )
             }
