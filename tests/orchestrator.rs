@@ -132,7 +132,10 @@ fn iteration_limit_keeps_steps() {
         .run("never ends");
     assert!(!r.success);
     assert_eq!(r.iterations, 3);
-    assert_eq!(r.steps.len(), 6);
+    // Three turns of a reply and a block, then the best-effort call and its partial answer.
+    assert_eq!(r.steps.len(), 8);
+    assert_eq!(r.steps[7].kind, rlm::StepKind::PartialAnswer);
+    assert!(r.partial_answer.is_some() && r.final_answer.is_none());
     assert!(matches!(r.failure, Some(Error::BudgetExceeded { .. })));
     assert!(r.error.unwrap().contains("max iterations (3)"));
 }

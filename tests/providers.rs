@@ -72,7 +72,8 @@ fn wire_shapes_and_auth_headers() {
                 assert_eq!(meta.path, "/v1/messages");
                 assert_eq!(meta.header("x-api-key"), Some(KEY));
                 assert_eq!(meta.header("anthropic-version"), Some("2023-06-01"));
-                assert_eq!(body["system"], "sys");
+                assert_eq!(body["system"][0]["text"], "sys");
+                assert_eq!(body["system"][0]["cache_control"]["type"], "ephemeral");
                 assert_eq!(body["messages"][0]["role"], "user");
                 assert!(body["max_tokens"].as_u64().unwrap() > 0);
             }
