@@ -55,6 +55,8 @@ struct Tree {
     secrets: SecretTable,
     /// The matcher of known values, rebuilt when the table grows: (table size, matcher).
     known: Mutex<(usize, Arc<KnownSecrets>)>,
+    /// The last sub-call id given out (for [`RunEvent::SubCallStarted`]).
+    calls: AtomicU64,
 }
 
 impl Tree {
@@ -172,6 +174,7 @@ pub(crate) async fn execute(
         ledger: Ledger::new(limits.clone(), shared.prices.clone()),
         secrets: SecretTable::default(),
         known: Mutex::new((usize::MAX, Arc::new(KnownSecrets::new(&[])))),
+        calls: AtomicU64::new(0),
         shared,
         events,
     });
@@ -182,6 +185,7 @@ pub(crate) async fn execute(
     let run = Run::new(tree.clone(), None, 0);
     run.emit(RunEvent::Started {
         query: query.clone(),
+        run_id: run.id.clone(),
     });
     let limit = tree.shared.config.limits.run_timeout;
     let timed = async {
@@ -260,7 +264,36 @@ impl Run {
         }
     }
 
-    /// Root-run events for the observer (child runs are visible in the trajectory).
+    /// Tree events (sub-calls, child runs) from any run of the tree, for the observer.
+    fn emit_tree(&self, ev: RunEvent) {
+        if let Some(tx) = &self.tree.events {
+            let _ = tx.try_send(ev);
+        }
+    }
+
+    /// Starts a sub-call: its id, announced to the observer with the start of `sent`.
+    fn sub_call_started(&self, function: &str, sent: &str) -> u64 {
+        let call_id = self.tree.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        self.emit_tree(RunEvent::SubCallStarted {
+            run_id: self.id.clone(),
+            depth: self.depth,
+            call_id,
+            function: function.to_string(),
+            preview: preview(sent),
+        });
+        call_id
+    }
+
+    fn sub_call_finished(&self, call_id: u64, success: bool) {
+        self.emit_tree(RunEvent::SubCallFinished {
+            run_id: self.id.clone(),
+            depth: self.depth,
+            call_id,
+            success,
+        });
+    }
+
+    /// Root-run events for the observer (child runs report through the tree events).
     fn emit(&self, ev: RunEvent) {
         if self.depth == 0
             && let Some(tx) = &self.tree.events
@@ -515,7 +548,15 @@ impl Run {
     async fn ask(&self, agent: &Agent, temperature: Option<f32>) -> Result<String> {
         let it = agent.iteration();
         self.iteration.store(it, Ordering::Relaxed);
-        self.emit(RunEvent::Iteration { iteration: it });
+        if self.depth == 0 {
+            self.emit(RunEvent::Iteration { iteration: it });
+        } else {
+            self.emit_tree(RunEvent::ChildIteration {
+                run_id: self.id.clone(),
+                depth: self.depth,
+                iteration: it,
+            });
+        }
         let messages = agent.messages().to_vec();
         let last = messages
             .last()
@@ -682,7 +723,12 @@ impl Run {
 
     /// `llm_query` on behalf of the REPL: secrets filtered out of the prompt, budget shared
     /// with the tree, recorded as a sub-query step. Failures are `Error:` strings.
-    async fn sub_query(&self, prompt: String, model: Option<String>) -> String {
+    async fn sub_query(
+        &self,
+        prompt: String,
+        model: Option<String>,
+        function: &'static str,
+    ) -> String {
         let _permit = self.tree.subcalls.acquire().await;
         let f = match self
             .filter_out(&prompt, "llm_query", Direction::ToSubLlm)
@@ -691,15 +737,18 @@ impl Run {
             Ok(f) => f,
             Err(e) => return self.fail(e),
         };
+        let call_id = self.sub_call_started(function, &f.text);
         let messages = vec![Message::user(f.text.clone())];
-        match self
+        let (ok, text) = match self
             .call_llm(messages, model, None, StepKind::SubQuery, f.text)
             .await
         {
-            Ok(t) => t,
-            Err(e @ Error::BudgetExceeded { .. }) => self.fail(e),
-            Err(e) => prompt::sub_call_failed(&e),
-        }
+            Ok(t) => (true, t),
+            Err(e @ Error::BudgetExceeded { .. }) => (false, self.fail(e)),
+            Err(e) => (false, prompt::sub_call_failed(&e)),
+        };
+        self.sub_call_finished(call_id, ok);
+        text
     }
 
     /// `rlm_query`: a whole child run at depth + 1 with its own sandbox session; at the
@@ -707,7 +756,7 @@ impl Run {
     fn child_query(&self, prompt: String, context: Option<Context>) -> BoxFuture<'_, String> {
         Box::pin(async move {
             if self.depth + 1 >= self.cfg().limits.max_depth {
-                return self.sub_query(prompt, None).await;
+                return self.sub_query(prompt, None, "rlm_query").await;
             }
             // At most `max_concurrent_subcalls` children per level at once, and none started
             // once a limit is reached.
@@ -718,8 +767,21 @@ impl Run {
             let (prompt, _) = self.tree.secrets.mask_str(&prompt);
             let started = self.start.elapsed();
             let child = Run::new(self.tree.clone(), Some(self.id.clone()), self.depth + 1);
+            self.emit_tree(RunEvent::ChildStarted {
+                run_id: child.id.clone(),
+                parent_id: self.id.clone(),
+                depth: child.depth,
+                query: preview(&self.tree.guard(&prompt).0),
+            });
             let outcome = child.drive(&prompt, context).await;
             let result = child.finish_run(outcome);
+            self.emit_tree(RunEvent::ChildFinished {
+                run_id: child.id.clone(),
+                parent_id: self.id.clone(),
+                depth: child.depth,
+                success: result.success,
+                error: result.error.clone(),
+            });
             let mut step = self.step(
                 StepKind::SubQuery,
                 prompt,
@@ -796,7 +858,7 @@ impl HostCalls for Run {
             match call {
                 HostCall::LlmQuery { prompt, model } => {
                     match self.allowed_model(model.as_deref()) {
-                        Ok(m) => HostReply::Text(self.sub_query(prompt, m).await),
+                        Ok(m) => HostReply::Text(self.sub_query(prompt, m, "llm_query").await),
                         Err(e) => HostReply::Text(e),
                     }
                 }
@@ -805,7 +867,7 @@ impl HostCalls for Run {
                         Ok(m) => {
                             let futs = prompts
                                 .into_iter()
-                                .map(|p| self.sub_query(p, m.clone()))
+                                .map(|p| self.sub_query(p, m.clone(), "llm_query_batched"))
                                 .collect();
                             HostReply::Texts(self.batched(futs).await)
                         }
@@ -825,6 +887,14 @@ impl HostCalls for Run {
                 }
             }
         })
+    }
+}
+
+/// The first 200 characters of `s` (what events show of prompts and questions).
+fn preview(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 
