@@ -225,6 +225,7 @@ mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
 mod settings;
+mod tools;
 pub mod trajectory;
 mod view;
 
@@ -242,6 +243,7 @@ pub use mask::mask_secrets;
 pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, Usage};
 pub use settings::{SettingInfo, known_settings};
+pub use tools::{Tool, ToolResult};
 pub use view::render_html;
 
 /// Waits until the clean-up this process started in the background is done (sandboxes of

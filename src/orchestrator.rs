@@ -16,6 +16,7 @@ use crate::run::{self, Shared};
 use crate::runtime;
 use crate::sandbox::{self, Sandbox};
 use crate::settings::{self, Sourced};
+use crate::tools::{Tool, Toolbox};
 
 /// Runs recursive-language-model tasks. Cheap to clone (`Arc` inside), `Send + Sync`; one
 /// instance serves any number of concurrent runs, each with its own history, budget, sandbox
@@ -86,6 +87,7 @@ impl Orchestrator {
             sandbox: None,
             prices: PriceTable::default(),
             trajectory: None,
+            tools: Toolbox::default(),
         }
     }
 
@@ -112,6 +114,7 @@ impl Orchestrator {
                 prices: s.prices.clone(),
                 trajectory: Some(Arc::new(log)),
                 known_secrets: s.known_secrets.clone(),
+                tools: s.tools.clone(),
             }),
         }
     }
@@ -131,6 +134,7 @@ impl Orchestrator {
                 prices: s.prices.clone(),
                 trajectory: s.trajectory.clone(),
                 known_secrets: s.known_secrets.clone(),
+                tools: s.tools.clone(),
             }),
         }
     }
@@ -218,9 +222,25 @@ pub struct OrchestratorBuilder {
     sandbox: Option<Arc<dyn Sandbox>>,
     prices: PriceTable,
     trajectory: Option<Arc<TrajectoryLog>>,
+    tools: Toolbox,
 }
 
 impl OrchestratorBuilder {
+    /// Registers a host tool: the REPL gets a Python function of that name, and the system
+    /// prompt lists it (see [`Tool`]). Child runs get the same tools unless
+    /// [`child_tools`](Self::child_tools) says otherwise. Two tools with one name are an
+    /// error in [`build`](Self::build).
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.root.push(tool);
+        self
+    }
+
+    /// The tools of child runs (`rlm_query`), instead of the root's; empty for none.
+    pub fn child_tools(mut self, tools: impl IntoIterator<Item = Tool>) -> Self {
+        self.tools.children = Some(tools.into_iter().collect());
+        self
+    }
+
     /// Also reads the environment variables documented in the README, for every setting not
     /// given to the builder.
     pub fn env(mut self) -> Self {
@@ -501,6 +521,7 @@ impl OrchestratorBuilder {
     /// per run.
     pub fn build(self) -> Result<Orchestrator> {
         let mut config = self.resolve()?;
+        self.tools.check()?;
         let llm = match self.llm {
             Some(l) => l,
             None => {
@@ -544,6 +565,7 @@ impl OrchestratorBuilder {
                 prices: self.prices,
                 trajectory: self.trajectory,
                 known_secrets,
+                tools: Arc::new(self.tools),
             }),
         })
     }

@@ -20,6 +20,9 @@ pub enum StepKind {
     SubQuery,
     /// The run's final answer.
     FinalAnswer,
+    /// A host tool called by code in the REPL (input: the arguments as JSON; output: what
+    /// the code got back).
+    ToolCall,
 }
 
 /// A redaction made by the egress filter: which rule fired and where (byte offsets into the

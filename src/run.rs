@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     /// Values that must never reach a provider besides the contexts' secrets: API keys and
     /// secret-looking environment variables, read when the orchestrator was built.
     pub(crate) known_secrets: Vec<Vec<u8>>,
+    /// Host tools of the root run and of child runs.
+    pub(crate) tools: Arc<crate::tools::Toolbox>,
 }
 
 /// Outputs above this size are filtered on the blocking pool.
@@ -508,6 +510,8 @@ impl Run {
                     .any(|d| crate::prompt::record_format(&d.preview).is_some())
             }),
         });
+        let mut system = system;
+        system.push_str(&self.tools_prompt());
         let mut agent = Agent::new(
             system,
             first_user_message(query, loaded.is_some()),
@@ -536,6 +540,7 @@ impl Run {
             }
             _ => starting.await?,
         };
+        self.define_tools(&mut *session).await?;
         let outcome = self.agent_loop(agent, action, &mut *session).await;
         // Killed now (SIGKILL before the result is returned); reaping it and removing its
         // cgroup finish on the blocking pool (`wait_for_cleanup` waits for them), which
@@ -618,6 +623,9 @@ impl Run {
         });
         if let Some(e) = lock(&self.fatal).take() {
             return Err(e);
+        }
+        if r.state_lost {
+            self.define_tools(session).await?;
         }
         // A context file that changed under the run may have shown the code unscanned text:
         // nothing more of the run leaves.
@@ -874,6 +882,7 @@ impl HostCalls for Run {
                         Err(e) => HostReply::Texts(vec![e; prompts.len()]),
                     }
                 }
+                HostCall::Tool { name, args } => HostReply::Text(self.tool_call(name, args).await),
                 HostCall::RlmQuery { prompt, context } => {
                     HostReply::Text(self.child_query(prompt, context).await)
                 }
@@ -887,6 +896,98 @@ impl HostCalls for Run {
                 }
             }
         })
+    }
+}
+
+impl Run {
+    /// The host tools of this run.
+    fn tools(&self) -> &[crate::tools::Tool] {
+        self.tree.shared.tools.at(self.depth)
+    }
+
+    /// The system prompt's list of this run's tools (empty without tools).
+    fn tools_prompt(&self) -> String {
+        let tools = self.tools();
+        if tools.is_empty() {
+            return String::new();
+        }
+        let rows: Vec<_> = tools
+            .iter()
+            .map(|t| (t.name(), t.params(), t.description(), t.schema()))
+            .collect();
+        prompt::tools_section(&rows)
+    }
+
+    /// Defines this run's tools in a fresh REPL (a cell of the host's own, not a step).
+    async fn define_tools(&self, session: &mut dyn SandboxSession) -> Result<()> {
+        let tools = self.tools();
+        if tools.is_empty() {
+            return Ok(());
+        }
+        let spec = serde_json::to_string(&crate::tools::repl_spec(tools)).expect("a string");
+        let code = format!("__import__('sys').modules['__main__']._define_tools({spec})");
+        let r = session.execute(&code, self).await?;
+        if r.success() {
+            Ok(())
+        } else {
+            Err(Error::sandbox(format!(
+                "the REPL could not define the host tools: {}",
+                last_line(&r.stderr)
+            )))
+        }
+    }
+
+    /// A host tool called by the code: only a tool registered for this run, with arguments
+    /// its schema accepts, under the tree's budget and the tool's timeout; the result passes
+    /// the egress filter's secret checks. Failures are `Error:` strings.
+    async fn tool_call(&self, name: String, args: String) -> String {
+        let Some(tool) = self.tools().iter().find(|t| t.name() == name).cloned() else {
+            let known: Vec<&str> = self.tools().iter().map(|t| t.name()).collect();
+            return prompt::unknown_tool(&name, &known);
+        };
+        if let Err(e) = self.tree.ledger.check() {
+            return self.fail(e);
+        }
+        let args = match tool.check_args(&args) {
+            Ok(a) => a,
+            Err(e) => return format!("Error: {name}: {e}"),
+        };
+        let _permit = self.tree.subcalls.acquire().await;
+        let started = self.start.elapsed();
+        let shown = self.tree.guard(&args).0;
+        let call_id = self.sub_call_started(&name, &shown);
+        let limit = tool.limit().unwrap_or(self.cfg().sandbox.execution_timeout);
+        let outcome = match runtime::timeout(Some(limit), tool.call(args)).await {
+            Some(Ok(text)) => self
+                .filter_out(&text, "tool", Direction::ToSubLlm)
+                .await
+                .map(|f| (f.text, f.findings))
+                .map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e),
+            None => Err(format!("timed out after {:.1}s", limit.as_secs_f64())),
+        };
+        let mut step = self.step(
+            StepKind::ToolCall,
+            format!("{name} {shown}"),
+            String::new(),
+            started,
+        );
+        let reply = match outcome {
+            Ok((text, findings)) => {
+                step.output = text.clone();
+                step.findings = findings;
+                text
+            }
+            Err(e) => {
+                let msg = format!("Error: {name}: {}", self.tree.guard(&e).0);
+                step.success = false;
+                step.error = Some(msg.clone());
+                msg
+            }
+        };
+        self.sub_call_finished(call_id, step.success);
+        self.push_step(step);
+        reply
     }
 }
 

@@ -152,6 +152,7 @@ fn render_step(html: &mut String, s: &Step, runs: &HashMap<&str, RunView<'_>>) {
         StepKind::CodeExecution => "Code",
         StepKind::SubQuery => "Sub-query",
         StepKind::FinalAnswer => "Final answer",
+        StepKind::ToolCall => "Tool call",
     };
     let mut meta = format!(
         "iteration {} · {:.0} ms",

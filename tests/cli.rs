@@ -871,7 +871,12 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
 
     let html_path = dir.path().join("page.html");
     let out = rlm()
-        .args(["view", log.to_str().unwrap(), "-o", html_path.to_str().unwrap()])
+        .args([
+            "view",
+            log.to_str().unwrap(),
+            "-o",
+            html_path.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -896,8 +901,16 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
     std::fs::write(&probe_path, probe).unwrap();
     let profile = tempfile::tempdir().unwrap();
     let out = Command::new(chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
-        .args(["--disable-background-networking", "--disable-component-update"])
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+        ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")
         .arg(format!("file://{}", probe_path.display()))
@@ -911,8 +924,8 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
         .and_then(|s| s.split('"').next())
         .unwrap_or_else(|| panic!("the probe did not run: {dom}"))
         .replace("&lt;", "<");
-    let events = rlm::trajectory::parse_trajectory(&std::fs::read_to_string(&log).unwrap())
-        .unwrap();
+    let events =
+        rlm::trajectory::parse_trajectory(&std::fs::read_to_string(&log).unwrap()).unwrap();
     let ids: Vec<String> = events
         .iter()
         .filter(|e| matches!(e, rlm::trajectory::TrajectoryEvent::RunStart { .. }))
@@ -921,7 +934,14 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
     assert_eq!(ids.len(), 2);
     assert_eq!(
         nesting,
-        format!("{root}<top;{child}<{root}:Sub-query", root = ids[0], child = ids[1])
+        format!(
+            "{root}<top;{child}<{root}:Sub-query",
+            root = ids[0],
+            child = ids[1]
+        )
     );
-    assert!(dom.contains("child computed 42"), "the child's steps are on the page");
+    assert!(
+        dom.contains("child computed 42"),
+        "the child's steps are on the page"
+    );
 }

@@ -533,7 +533,10 @@ fn run_events_describe_the_tree_of_runs() {
                 _ => code("FINAL('child ' + x)"),
             }
         } else {
-            Reply::Text(format!("answer to {}", first.split_whitespace().next().unwrap()))
+            Reply::Text(format!(
+                "answer to {}",
+                first.split_whitespace().next().unwrap()
+            ))
         }
     });
     let o = Orchestrator::builder()
@@ -562,9 +565,9 @@ fn run_events_describe_the_tree_of_runs() {
     let RunEvent::SubCallStarted { call_id: c0, .. } = &evs[root_sub] else {
         unreachable!()
     };
-    let root_sub_end = pos(&|e| {
-        matches!(e, RunEvent::SubCallFinished { call_id, success: true, depth: 0, .. } if call_id == c0)
-    });
+    let root_sub_end = pos(
+        &|e| matches!(e, RunEvent::SubCallFinished { call_id, success: true, depth: 0, .. } if call_id == c0),
+    );
     let child_start = pos(&|e| {
         matches!(e, RunEvent::ChildStarted { parent_id, depth: 1, query, .. }
             if *parent_id == root && query == "CHILD: go")
@@ -572,9 +575,9 @@ fn run_events_describe_the_tree_of_runs() {
     let RunEvent::ChildStarted { run_id: child, .. } = evs[child_start].clone() else {
         unreachable!()
     };
-    let child_turn = pos(&|e| {
-        matches!(e, RunEvent::ChildIteration { run_id, depth: 1, iteration: 1, .. } if *run_id == child)
-    });
+    let child_turn = pos(
+        &|e| matches!(e, RunEvent::ChildIteration { run_id, depth: 1, iteration: 1, .. } if *run_id == child),
+    );
     let child_sub = pos(&|e| {
         matches!(e, RunEvent::SubCallStarted { run_id, depth: 1, preview, .. }
             if *run_id == child && preview == "CHILDSUB two")
@@ -589,13 +592,16 @@ fn run_events_describe_the_tree_of_runs() {
         matches!(e, RunEvent::ChildFinished { run_id, parent_id, success: true, .. }
             if *run_id == child && *parent_id == root)
     });
-    let parent_step = pos(&|e| {
-        matches!(e, RunEvent::Step { step, .. } if step.child_run_id.as_deref() == Some(child.as_str()))
-    });
+    let parent_step = pos(
+        &|e| matches!(e, RunEvent::Step { step, .. } if step.child_run_id.as_deref() == Some(child.as_str())),
+    );
     assert!(root_sub < root_sub_end && root_sub_end < child_start);
     assert!(child_start < child_turn && child_turn < child_sub && child_sub < child_sub_end);
     assert!(child_sub_end < child_end && child_end < parent_step);
-    assert!(matches!(evs.last(), Some(RunEvent::Finished { success: true, .. })));
+    assert!(matches!(
+        evs.last(),
+        Some(RunEvent::Finished { success: true, .. })
+    ));
     // The child's own turns are not reported as the root's.
     let root_turns = evs
         .iter()

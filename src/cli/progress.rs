@@ -53,9 +53,7 @@ pub(crate) fn show(events: EventStream, quiet: bool) {
             RunEvent::ChildIteration {
                 depth, iteration, ..
             } => format!("{}turn {iteration}: asking the model", indent(depth)),
-            RunEvent::SubCallFinished {
-                depth, success, ..
-            } if depth > 0 => format!(
+            RunEvent::SubCallFinished { depth, success, .. } if depth > 0 => format!(
                 "{}sub-query {}",
                 indent(depth),
                 if success { "done" } else { "failed" }
