@@ -59,6 +59,8 @@
 //! - `trajectory`: the versioned JSON Lines events; `view`: their HTML rendering;
 //! - `tools`: host tools ([`Tool`]): names, argument schemas and their checks, the listing the
 //!   prompt shows (the handlers run from `run`'s host-call dispatch);
+//! - `session`: what a [`Session`] keeps between its calls (REPL, contexts, conversation) and
+//!   the one-call-at-a-time rule;
 //! - `result`, `events`, `error`: plain data (`events` also covers child runs and sub-calls
 //!   of the whole tree);
 //! - `eval::{suite, score, generate, report}`: evaluation suites (JSON Lines), answer
@@ -229,6 +231,7 @@ pub mod sandbox;
 mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
+mod session;
 mod settings;
 mod tools;
 pub mod trajectory;
@@ -247,6 +250,7 @@ pub use log::TrajectoryLog;
 pub use mask::mask_secrets;
 pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, Usage};
+pub use session::Session;
 pub use settings::{SettingInfo, known_settings};
 pub use tools::{Tool, ToolResult};
 pub use view::render_html;

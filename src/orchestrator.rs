@@ -188,6 +188,13 @@ impl Orchestrator {
         }
     }
 
+    /// A session: several questions, one after the other, to one REPL that keeps its
+    /// variables, every context given so far and the conversation (see [`Session`]).
+    /// Starts nothing until its first call.
+    pub fn session(&self) -> crate::Session {
+        crate::session::Session::new(self.shared.clone())
+    }
+
     /// Blocking [`arun`](Self::arun). Safe to call from inside a running executor (it blocks
     /// that thread; from async code prefer `arun`).
     pub fn run(&self, query: impl Into<String>) -> RunResult {

@@ -367,6 +367,24 @@ pub(crate) fn model_not_allowed(model: &str, allowed: &[&str]) -> String {
     )
 }
 
+/// The start of a session call's first message: what the REPL still holds. `contexts` is
+/// how many contexts the session has now (this call's included).
+pub(crate) fn session_note(contexts: usize, new_context: bool) -> String {
+    let mut s = String::from(
+        "This is a new question in the same session: the REPL still holds every variable from the earlier questions above.",
+    );
+    if contexts > 0 {
+        let names: Vec<String> = (0..contexts).map(|i| format!("ctx_{i}")).collect();
+        s.push_str(&format!(
+            " The contexts given so far are {} (and context_0, context_1, ... as text); `ctx` and `context` are the {}.",
+            names.join(", "),
+            if new_context { "one given with this question" } else { "latest one" }
+        ));
+    }
+    s.push_str("\n\n");
+    s
+}
+
 /// The code called a tool that this run does not have.
 pub(crate) fn unknown_tool(name: &str, known: &[&str]) -> String {
     if known.is_empty() {

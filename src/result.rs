@@ -223,6 +223,22 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// A run that ended before it started, with `error`.
+    pub(crate) fn failed(error: Error) -> RunResult {
+        RunResult {
+            final_answer: None,
+            success: false,
+            iterations: 0,
+            steps: Vec::new(),
+            usage: Usage::default(),
+            error: Some(error.to_string()),
+            run_id: String::new(),
+            failure: Some(error),
+            duration: Duration::ZERO,
+            sandbox: None,
+        }
+    }
+
     /// The final answer, or the typed error that ended the run.
     pub fn into_answer(self) -> Result<String, Error> {
         match (self.final_answer, self.failure) {

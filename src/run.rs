@@ -142,6 +142,8 @@ struct Run {
     report: Mutex<Option<SandboxReport>>,
     /// The run's context, checked for changes after every block and before every sub-call.
     context: Mutex<Option<Arc<LoadedContext>>>,
+    /// The session this (root) run continues, if any.
+    chat: Option<Arc<crate::session::Chat>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -167,6 +169,19 @@ pub(crate) async fn execute(
     events: Option<async_channel::Sender<RunEvent>>,
     cancel: Option<async_channel::Receiver<()>>,
 ) -> RunResult {
+    execute_in(shared, None, query, context, events, cancel).await
+}
+
+/// [`execute`], continuing the session `chat` when given (its REPL, contexts and
+/// conversation).
+pub(crate) async fn execute_in(
+    shared: Arc<Shared>,
+    chat: Option<Arc<crate::session::Chat>>,
+    query: String,
+    context: Option<Context>,
+    events: Option<async_channel::Sender<RunEvent>>,
+    cancel: Option<async_channel::Receiver<()>>,
+) -> RunResult {
     let limits = &shared.config.limits;
     let tree = Arc::new(Tree {
         subcalls: Limiter::new(limits.max_concurrent_subcalls),
@@ -184,7 +199,8 @@ pub(crate) async fn execute(
     // known values (the API key, secret-looking environment variables) are redacted, so
     // neither the events nor the trajectory hold them.
     let (query, _) = tree.guard(&query);
-    let run = Run::new(tree.clone(), None, 0);
+    let mut run = Run::new(tree.clone(), None, 0);
+    run.chat = chat;
     run.emit(RunEvent::Started {
         query: query.clone(),
         run_id: run.id.clone(),
@@ -243,6 +259,7 @@ impl Run {
             carry: Mutex::new(Vec::new()),
             report: Mutex::new(None),
             context: Mutex::new(None),
+            chat: None,
         }
     }
 
@@ -477,9 +494,12 @@ impl Run {
     /// Starts the session and runs the agent loop over it; the session is always closed.
     async fn converse(&self, query: &str, loaded: Option<&LoadedContext>) -> Result<String> {
         let cfg = self.cfg();
-        let spec = loaded
-            .map(|lc| SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes))
-            .unwrap_or_default();
+        // A session's contexts are handed to its REPL by a cell of the host (below), so its
+        // sandbox starts without any.
+        let spec = match (&self.chat, loaded) {
+            (None, Some(lc)) => SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes),
+            _ => SessionSpec::default(),
+        };
         // One look at the documents' starts serves the description and the record check.
         let summaries = loaded.map(|lc| lc.summaries(400));
         let desc = summaries
@@ -500,7 +520,7 @@ impl Run {
                 .prompt_mode
                 .resolve(self.tree.shared.llm.model(), &cfg.llm.base_url),
             context: desc.as_deref(),
-            inline: spec.inline,
+            inline: spec.inline || (self.chat.is_some() && loaded.is_some()),
             is_list: spec.is_list,
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
@@ -512,12 +532,27 @@ impl Run {
         });
         let mut system = system;
         system.push_str(&self.tools_prompt());
+        let (earlier, kept, mut first) = match &self.chat {
+            Some(chat) => chat.take(),
+            None => (Vec::new(), None, 0),
+        };
+        if kept.is_none() {
+            // A session whose REPL was lost (a cancelled or failed call) numbers its
+            // contexts from 0 again.
+            first = 0;
+        }
+        let mut user = first_user_message(query, loaded.is_some());
+        if self.chat.is_some() {
+            let index = first + usize::from(loaded.is_some());
+            user = format!("{}{user}", prompt::session_note(index, loaded.is_some()));
+        }
         let mut agent = Agent::new(
             system,
-            first_user_message(query, loaded.is_some()),
+            user,
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
         )
+        .with_earlier(&earlier)
         .require_evidence(loaded.is_some() && cfg.require_evidence)
         .window_chars({
             let model = self.tree.shared.llm.model();
@@ -530,7 +565,13 @@ impl Run {
         // The sandbox starts while the first LLM call is in flight: that call needs no
         // sandbox, and the run's first request goes out without waiting for a process start.
         // The first error ends both (a start abandoned half-way is killed and reaped).
-        let starting = self.tree.shared.sandbox.start(spec);
+        let fresh = kept.is_none();
+        let starting = async {
+            match kept {
+                Some(s) => Ok(s),
+                None => self.tree.shared.sandbox.start(spec).await,
+            }
+        };
         let mut action = agent.start();
         let mut session = match action {
             Action::Ask { temperature } => {
@@ -540,8 +581,18 @@ impl Run {
             }
             _ => starting.await?,
         };
-        self.define_tools(&mut *session).await?;
-        let outcome = self.agent_loop(agent, action, &mut *session).await;
+        if fresh {
+            self.define_tools(&mut *session).await?;
+        }
+        if let (Some(_), Some(lc)) = (&self.chat, loaded) {
+            crate::session::add_context(&mut *session, self, first, lc).await?;
+            first += 1;
+        }
+        let outcome = self.agent_loop(&mut agent, action, &mut *session).await;
+        if let Some(chat) = &self.chat {
+            chat.keep(session, agent.messages(), first, outcome.as_ref().ok());
+            return outcome;
+        }
         // Killed now (SIGKILL before the result is returned); reaping it and removing its
         // cgroup finish on the blocking pool (`wait_for_cleanup` waits for them), which
         // saves the caller several milliseconds per run.
@@ -573,7 +624,7 @@ impl Run {
 
     async fn agent_loop(
         &self,
-        mut agent: Agent,
+        agent: &mut Agent,
         mut action: Action,
         session: &mut dyn SandboxSession,
     ) -> Result<String> {

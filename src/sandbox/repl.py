@@ -730,6 +730,26 @@ def _tool_function(name, params, doc):
     return tool
 
 
+def _add_context(index, docs, is_list):
+    """A session's context number `index` (called by the host): its documents written to
+    private files under /tmp and mapped like any context; binds ctx_<index> and
+    context_<index>, and ctx and context to it."""
+    handles = []
+    for j, text in enumerate(docs):
+        path = "/tmp/.rlm_context_%d_%d" % (index, j)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        handles.append(ContextHandle("context_%d_%d" % (index, j), os.open(path, os.O_RDONLY)))
+        os.unlink(path)
+    if is_list:
+        c, t = ContextList(handles), [h.read(0, h.size) for h in handles]
+    else:
+        c, t = handles[0], handles[0].read(0, handles[0].size)
+    for name, v in (("ctx_%d" % index, c), ("context_%d" % index, t), ("ctx", c), ("context", t)):
+        _RESERVED[name] = v
+        _G[name] = v
+
+
 def _define_tools(text):
     """Defines the host tools the host registered for this run (called by the host, once
     per REPL)."""
