@@ -631,7 +631,7 @@ impl Run {
         loop {
             action = match action {
                 Action::Ask { temperature } => {
-                    let reply = self.ask(&agent, temperature).await?;
+                    let reply = self.ask(agent, temperature).await?;
                     agent.on_reply(&reply)
                 }
                 Action::Run { code, index, of } => {
