@@ -189,7 +189,7 @@ impl Orchestrator {
     }
 
     /// A session: several questions, one after the other, to one REPL that keeps its
-    /// variables, every context given so far and the conversation (see [`Session`]).
+    /// variables, every context given so far and the conversation (see [`Session`](crate::Session)).
     /// Starts nothing until its first call.
     pub fn session(&self) -> crate::Session {
         crate::session::Session::new(self.shared.clone())
