@@ -134,6 +134,14 @@ impl Agent {
         }
     }
 
+    /// Continues a conversation: `earlier` (user and assistant turns of previous calls of a
+    /// session) go between the system prompt and this call's first message.
+    pub(crate) fn with_earlier(mut self, earlier: &[Message]) -> Self {
+        let at = 1.min(self.messages.len());
+        self.messages.splice(at..at, earlier.iter().cloned());
+        self
+    }
+
     /// Keeps the conversation within about `chars` characters: beyond it, the oldest
     /// observations (then replies) are shortened to their start and end, the latest two
     /// observations never.

@@ -32,6 +32,13 @@ pub enum Error {
         /// The provider's message (never contains the API key).
         message: String,
     },
+    /// A [`Session`](crate::Session) was asked to run while one of its calls was still
+    /// running (calls on one session are rejected, not queued).
+    #[error("session busy: {message}")]
+    SessionBusy {
+        /// What to do instead.
+        message: String,
+    },
     /// The sandbox could not be started or broke down.
     #[error("sandbox error: {message}")]
     Sandbox {

@@ -19,6 +19,8 @@ pub enum RunEvent {
     Started {
         /// The user's query.
         query: String,
+        /// The root run's id (the `parent_id` of its child runs).
+        run_id: String,
     },
     /// An LLM turn is about to be requested.
     #[non_exhaustive]
@@ -41,6 +43,70 @@ pub enum RunEvent {
         step: Box<Step>,
         /// Usage so far.
         usage: Usage,
+    },
+    /// A sub-call started (`llm_query`, one prompt of `llm_query_batched`, or a host tool),
+    /// made by the run `run_id` (the root or any child run).
+    #[non_exhaustive]
+    SubCallStarted {
+        /// The run whose code made the call.
+        run_id: String,
+        /// That run's depth (0 for the root).
+        depth: u32,
+        /// Unique within the tree of runs; [`SubCallFinished`](Self::SubCallFinished) repeats
+        /// it.
+        call_id: u64,
+        /// The REPL function called (`llm_query`, `llm_query_batched`, or a tool's name).
+        function: String,
+        /// The start of what was sent, after the egress filter (at most 200 characters).
+        preview: String,
+    },
+    /// A sub-call ended.
+    #[non_exhaustive]
+    SubCallFinished {
+        /// The run whose code made the call.
+        run_id: String,
+        /// That run's depth.
+        depth: u32,
+        /// The id from [`SubCallStarted`](Self::SubCallStarted).
+        call_id: u64,
+        /// False when the code got an `Error: ...` string back.
+        success: bool,
+    },
+    /// A child run started (`rlm_query` or one prompt of `rlm_query_batched`).
+    #[non_exhaustive]
+    ChildStarted {
+        /// The child's id (its trajectory lines carry it).
+        run_id: String,
+        /// The run that started it.
+        parent_id: String,
+        /// The child's depth (1 for children of the root).
+        depth: u32,
+        /// The start of its question (at most 200 characters).
+        query: String,
+    },
+    /// A child run asks its model for a turn.
+    #[non_exhaustive]
+    ChildIteration {
+        /// The child's id.
+        run_id: String,
+        /// The child's depth.
+        depth: u32,
+        /// 1-based turn number within the child run.
+        iteration: u32,
+    },
+    /// A child run ended.
+    #[non_exhaustive]
+    ChildFinished {
+        /// The child's id.
+        run_id: String,
+        /// The run that started it.
+        parent_id: String,
+        /// The child's depth.
+        depth: u32,
+        /// Whether it produced an answer.
+        success: bool,
+        /// Why it failed.
+        error: Option<String>,
     },
     /// The run ended (successfully or not). Always the last event.
     #[non_exhaustive]

@@ -57,7 +57,12 @@
 //! - `sandbox::protocol` (frames, typed [`sandbox::HostCall`]s, per-cell tokens),
 //!   `sandbox::capture` (capped output), `sandbox::seccomp` (the BPF program);
 //! - `trajectory`: the versioned JSON Lines events; `view`: their HTML rendering;
-//! - `result`, `events`, `error`: plain data;
+//! - `tools`: host tools ([`Tool`]): names, argument schemas and their checks, the listing the
+//!   prompt shows (the handlers run from `run`'s host-call dispatch);
+//! - `session`: what a [`Session`] keeps between its calls (REPL, contexts, conversation) and
+//!   the one-call-at-a-time rule;
+//! - `result`, `events`, `error`: plain data (`events` also covers child runs and sub-calls
+//!   of the whole tree);
 //! - `eval::{suite, score, generate, report}`: evaluation suites (JSON Lines), answer
 //!   scoring, seeded task generators and the per-family report;
 //! - `serve::{api, paths, metrics, access}` (feature `serve`): the service's request JSON
@@ -108,7 +113,9 @@
 //!    persistent REPL; stdout and stderr pass the egress filter and become the next user
 //!    message. Sub-LLM requests (`llm_query`, `rlm_query`, ...) arrive as frames on the
 //!    REPL's protocol pipe, are decoded into typed host calls and answered by the host while
-//!    the block waits; `rlm_query` starts a child run (depth + 1) in the same tree.
+//!    the block waits; `rlm_query` starts a child run (depth + 1) in the same tree. A host
+//!    tool call names a tool: the host answers only tools registered for that run, with
+//!    arguments its schema accepts.
 //! 5. The run ends on `FINAL(...)`/`FINAL_VAR(...)` in the REPL (or a `FINAL(...)` stdout
 //!    line, or a final answer stated in a reply *without* code), on a limit, or when
 //!    cancelled. The session is killed (SIGKILL before the result is returned; reaping it
@@ -226,7 +233,9 @@ mod schema;
 mod secrets;
 #[cfg(feature = "serve")]
 pub mod serve;
+mod session;
 mod settings;
+mod tools;
 pub mod trajectory;
 mod view;
 
@@ -244,7 +253,9 @@ pub use mask::mask_secrets;
 pub use orchestrator::{CancelHandle, ObservedRun, Orchestrator, OrchestratorBuilder};
 pub use result::{Finding, ModelUsage, RunResult, SandboxReport, Step, StepKind, Usage};
 pub use schema::Schema;
+pub use session::Session;
 pub use settings::{SettingInfo, known_settings};
+pub use tools::{Tool, ToolResult};
 pub use view::render_html;
 
 /// Waits until the clean-up this process started in the background is done (sandboxes of

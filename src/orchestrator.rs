@@ -16,6 +16,7 @@ use crate::run::{self, Shared};
 use crate::runtime;
 use crate::sandbox::{self, Sandbox};
 use crate::settings::{self, Sourced};
+use crate::tools::{Tool, Toolbox};
 
 /// Runs recursive-language-model tasks. Cheap to clone (`Arc` inside), `Send + Sync`; one
 /// instance serves any number of concurrent runs, each with its own history, budget, sandbox
@@ -87,6 +88,7 @@ impl Orchestrator {
             sandbox: None,
             prices: PriceTable::default(),
             trajectory: None,
+            tools: Toolbox::default(),
         }
     }
 
@@ -114,6 +116,7 @@ impl Orchestrator {
                 prices: s.prices.clone(),
                 trajectory: Some(Arc::new(log)),
                 known_secrets: s.known_secrets.clone(),
+                tools: s.tools.clone(),
             }),
         }
     }
@@ -122,20 +125,9 @@ impl Orchestrator {
     /// runs instead: per-request limits of a service, checked against the service's own
     /// maxima by the caller. Shares the LLM client and the sandbox; cheap.
     pub fn with_limits(&self, limits: Limits) -> Orchestrator {
-        let s = &self.shared;
-        let mut config = s.config.clone();
+        let mut config = self.shared.config.clone();
         config.limits = limits;
-        Orchestrator {
-            shared: Arc::new(Shared {
-                config,
-                llm: s.llm.clone(),
-                sub_llm: s.sub_llm.clone(),
-                sandbox: s.sandbox.clone(),
-                prices: s.prices.clone(),
-                trajectory: s.trajectory.clone(),
-                known_secrets: s.known_secrets.clone(),
-            }),
-        }
+        self.with_config(config)
     }
 
     /// The same orchestrator with another answer schema (or none) for its runs: typed
@@ -157,6 +149,7 @@ impl Orchestrator {
                 prices: s.prices.clone(),
                 trajectory: s.trajectory.clone(),
                 known_secrets: s.known_secrets.clone(),
+                tools: s.tools.clone(),
             }),
         }
     }
@@ -210,6 +203,13 @@ impl Orchestrator {
         }
     }
 
+    /// A session: several questions, one after the other, to one REPL that keeps its
+    /// variables, every context given so far and the conversation (see [`Session`](crate::Session)).
+    /// Starts nothing until its first call.
+    pub fn session(&self) -> crate::Session {
+        crate::session::Session::new(self.shared.clone())
+    }
+
     /// Blocking [`arun`](Self::arun). Safe to call from inside a running executor (it blocks
     /// that thread; from async code prefer `arun`).
     pub fn run(&self, query: impl Into<String>) -> RunResult {
@@ -245,9 +245,25 @@ pub struct OrchestratorBuilder {
     sandbox: Option<Arc<dyn Sandbox>>,
     prices: PriceTable,
     trajectory: Option<Arc<TrajectoryLog>>,
+    tools: Toolbox,
 }
 
 impl OrchestratorBuilder {
+    /// Registers a host tool: the REPL gets a Python function of that name, and the system
+    /// prompt lists it (see [`Tool`]). Child runs get the same tools unless
+    /// [`child_tools`](Self::child_tools) says otherwise. Two tools with one name are an
+    /// error in [`build`](Self::build).
+    pub fn tool(mut self, tool: Tool) -> Self {
+        self.tools.root.push(tool);
+        self
+    }
+
+    /// The tools of child runs (`rlm_query`), instead of the root's; empty for none.
+    pub fn child_tools(mut self, tools: impl IntoIterator<Item = Tool>) -> Self {
+        self.tools.children = Some(tools.into_iter().collect());
+        self
+    }
+
     /// Also reads the environment variables documented in the README, for every setting not
     /// given to the builder.
     pub fn env(mut self) -> Self {
@@ -583,6 +599,7 @@ impl OrchestratorBuilder {
     /// per run.
     pub fn build(self) -> Result<Orchestrator> {
         let mut config = self.resolve()?;
+        self.tools.check()?;
         let llm = match self.llm {
             Some(l) => l,
             None => {
@@ -654,6 +671,7 @@ impl OrchestratorBuilder {
                 prices: self.prices,
                 trajectory: self.trajectory,
                 known_secrets,
+                tools: Arc::new(self.tools),
             }),
         })
     }

@@ -396,6 +396,36 @@ pub(crate) fn model_not_allowed(model: &str, allowed: &[&str]) -> String {
     )
 }
 
+/// The start of a session call's first message: what the REPL still holds. `contexts` is
+/// how many contexts the session has now (this call's included).
+pub(crate) fn session_note(contexts: usize, new_context: bool) -> String {
+    let mut s = String::from(
+        "This is a new question in the same session: the REPL still holds every variable from the earlier questions above.",
+    );
+    if contexts > 0 {
+        let names: Vec<String> = (0..contexts).map(|i| format!("ctx_{i}")).collect();
+        s.push_str(&format!(
+            " The contexts given so far are {} (and context_0, context_1, ... as text); `ctx` and `context` are the {}.",
+            names.join(", "),
+            if new_context { "one given with this question" } else { "latest one" }
+        ));
+    }
+    s.push_str("\n\n");
+    s
+}
+
+/// The code called a tool that this run does not have.
+pub(crate) fn unknown_tool(name: &str, known: &[&str]) -> String {
+    if known.is_empty() {
+        format!("Error: there is no tool named {name:?}; this run has no host tools")
+    } else {
+        format!(
+            "Error: there is no tool named {name:?}; tools: {}",
+            known.join(", ")
+        )
+    }
+}
+
 /// A sub-call failed (an LLM error, a limit).
 pub(crate) fn sub_call_failed(error: &dyn std::fmt::Display) -> String {
     format!("Error: {error}")
@@ -524,6 +554,22 @@ pub(crate) struct DocSummary<'a> {
 }
 
 /// All `name(` identifiers used as calls in `text` that are not methods (`.name(`).
+/// The system prompt's list of host tools: `(name, parameters, description, schema)`.
+pub(crate) fn tools_section(tools: &[(&str, &[String], &str, String)]) -> String {
+    let mut s = String::from(
+        "\n\nHost tools: Python functions already defined in the REPL that run outside the sandbox. \
+         Call them with keyword arguments (or positionally, in the order shown); each returns a str \
+         (parse it with json.loads if it holds JSON); a failure returns a str starting with 'Error:'.\n",
+    );
+    for (name, params, description, schema) in tools {
+        s.push_str(&format!(
+            "- `{name}({})`: {description} Arguments (JSON Schema): {schema}\n",
+            params.join(", ")
+        ));
+    }
+    s
+}
+
 #[cfg(test)]
 pub(crate) fn called_names(text: &str) -> std::collections::BTreeSet<String> {
     let b = text.as_bytes();

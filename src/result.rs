@@ -22,6 +22,9 @@ pub enum StepKind {
     FinalAnswer,
     /// The best answer the model could give when a limit ended the run (not final).
     PartialAnswer,
+    /// A host tool called by code in the REPL (input: the arguments as JSON; output: what
+    /// the code got back).
+    ToolCall,
 }
 
 /// A redaction made by the egress filter: which rule fired and where (byte offsets into the
@@ -257,6 +260,24 @@ impl RunResult {
         self.answer_json
             .as_deref()
             .map(|j| serde_json::from_str(j).map_err(|e| e.to_string()))
+    }
+
+    /// A run that ended before it started, with `error`.
+    pub(crate) fn failed(error: Error) -> RunResult {
+        RunResult {
+            final_answer: None,
+            success: false,
+            iterations: 0,
+            steps: Vec::new(),
+            usage: Usage::default(),
+            error: Some(error.to_string()),
+            run_id: String::new(),
+            failure: Some(error),
+            duration: Duration::ZERO,
+            sandbox: None,
+            answer_json: None,
+            partial_answer: None,
+        }
     }
 
     /// The final answer, or the typed error that ended the run.

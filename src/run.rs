@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     /// Values that must never reach a provider besides the contexts' secrets: API keys and
     /// secret-looking environment variables, read when the orchestrator was built.
     pub(crate) known_secrets: Vec<Vec<u8>>,
+    /// Host tools of the root run and of child runs.
+    pub(crate) tools: Arc<crate::tools::Toolbox>,
 }
 
 /// Outputs above this size are filtered on the blocking pool.
@@ -58,6 +60,8 @@ struct Tree {
     secrets: SecretTable,
     /// The matcher of known values, rebuilt when the table grows: (table size, matcher).
     known: Mutex<(usize, Arc<KnownSecrets>)>,
+    /// The last sub-call id given out (for [`RunEvent::SubCallStarted`]).
+    calls: AtomicU64,
 }
 
 impl Tree {
@@ -151,6 +155,8 @@ struct Run {
     conversation: Mutex<Vec<Message>>,
     /// The final answer as the JSON value the answer schema accepted.
     answer_json: Mutex<Option<String>>,
+    /// The session this (root) run continues, if any.
+    chat: Option<Arc<crate::session::Chat>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,6 +182,19 @@ pub(crate) async fn execute(
     events: Option<async_channel::Sender<RunEvent>>,
     cancel: Option<async_channel::Receiver<()>>,
 ) -> RunResult {
+    execute_in(shared, None, query, context, events, cancel).await
+}
+
+/// [`execute`], continuing the session `chat` when given (its REPL, contexts and
+/// conversation).
+pub(crate) async fn execute_in(
+    shared: Arc<Shared>,
+    chat: Option<Arc<crate::session::Chat>>,
+    query: String,
+    context: Option<Context>,
+    events: Option<async_channel::Sender<RunEvent>>,
+    cancel: Option<async_channel::Receiver<()>>,
+) -> RunResult {
     let limits = &shared.config.limits;
     let tree = Arc::new(Tree {
         subcalls: Limiter::new(limits.max_concurrent_subcalls),
@@ -185,6 +204,7 @@ pub(crate) async fn execute(
         ledger: Ledger::new(limits.clone(), shared.prices.clone()),
         secrets: SecretTable::default(),
         known: Mutex::new((usize::MAX, Arc::new(KnownSecrets::new(&[])))),
+        calls: AtomicU64::new(0),
         shared,
         events,
     });
@@ -192,9 +212,11 @@ pub(crate) async fn execute(
     // known values (the API key, secret-looking environment variables) are redacted, so
     // neither the events nor the trajectory hold them.
     let (query, _) = tree.guard(&query);
-    let run = Run::new(tree.clone(), None, 0);
+    let mut run = Run::new(tree.clone(), None, 0);
+    run.chat = chat;
     run.emit(RunEvent::Started {
         query: query.clone(),
+        run_id: run.id.clone(),
     });
     let limit = tree.shared.config.limits.run_timeout;
     let timed = async {
@@ -266,6 +288,7 @@ impl Run {
             context: Mutex::new(None),
             answer_json: Mutex::new(None),
             conversation: Mutex::new(Vec::new()),
+            chat: None,
         }
     }
 
@@ -289,7 +312,36 @@ impl Run {
         }
     }
 
-    /// Root-run events for the observer (child runs are visible in the trajectory).
+    /// Tree events (sub-calls, child runs) from any run of the tree, for the observer.
+    fn emit_tree(&self, ev: RunEvent) {
+        if let Some(tx) = &self.tree.events {
+            let _ = tx.try_send(ev);
+        }
+    }
+
+    /// Starts a sub-call: its id, announced to the observer with the start of `sent`.
+    fn sub_call_started(&self, function: &str, sent: &str) -> u64 {
+        let call_id = self.tree.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        self.emit_tree(RunEvent::SubCallStarted {
+            run_id: self.id.clone(),
+            depth: self.depth,
+            call_id,
+            function: function.to_string(),
+            preview: preview(sent),
+        });
+        call_id
+    }
+
+    fn sub_call_finished(&self, call_id: u64, success: bool) {
+        self.emit_tree(RunEvent::SubCallFinished {
+            run_id: self.id.clone(),
+            depth: self.depth,
+            call_id,
+            success,
+        });
+    }
+
+    /// Root-run events for the observer (child runs report through the tree events).
     fn emit(&self, ev: RunEvent) {
         if self.depth == 0
             && let Some(tx) = &self.tree.events
@@ -507,9 +559,12 @@ impl Run {
     /// Starts the session and runs the agent loop over it; the session is always closed.
     async fn converse(&self, query: &str, loaded: Option<&LoadedContext>) -> Result<String> {
         let cfg = self.cfg();
-        let spec = loaded
-            .map(|lc| SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes))
-            .unwrap_or_default();
+        // A session's contexts are handed to its REPL by a cell of the host (below), so its
+        // sandbox starts without any.
+        let spec = match (&self.chat, loaded) {
+            (None, Some(lc)) => SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes),
+            _ => SessionSpec::default(),
+        };
         // One look at the documents' starts serves the description and the record check.
         let summaries = loaded.map(|lc| lc.summaries(400));
         let desc = summaries
@@ -528,7 +583,7 @@ impl Run {
         let system = system_prompt(&PromptInput {
             mode: cfg.prompt_mode.resolve(&self.model_name(), self.base_url()),
             context: desc.as_deref(),
-            inline: spec.inline,
+            inline: spec.inline || (self.chat.is_some() && loaded.is_some()),
             is_list: spec.is_list,
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
@@ -542,12 +597,28 @@ impl Run {
         if let Some(schema) = cfg.answer_schema.as_ref().filter(|_| self.depth == 0) {
             system.push_str(&prompt::answer_schema(schema.as_json()));
         }
+        system.push_str(&self.tools_prompt());
+        let (earlier, kept, mut first) = match &self.chat {
+            Some(chat) => chat.take(),
+            None => (Vec::new(), None, 0),
+        };
+        if kept.is_none() {
+            // A session whose REPL was lost (a cancelled or failed call) numbers its
+            // contexts from 0 again.
+            first = 0;
+        }
+        let mut user = first_user_message(query, loaded.is_some());
+        if self.chat.is_some() {
+            let index = first + usize::from(loaded.is_some());
+            user = format!("{}{user}", prompt::session_note(index, loaded.is_some()));
+        }
         let mut agent = Agent::new(
             system,
-            first_user_message(query, loaded.is_some()),
+            user,
             cfg.limits.max_iterations,
             cfg.limits.max_no_code_replies,
         )
+        .with_earlier(&earlier)
         .require_evidence(loaded.is_some() && cfg.require_evidence)
         .window_chars({
             let model = self.model_name();
@@ -560,7 +631,13 @@ impl Run {
         // The sandbox starts while the first LLM call is in flight: that call needs no
         // sandbox, and the run's first request goes out without waiting for a process start.
         // The first error ends both (a start abandoned half-way is killed and reaped).
-        let starting = self.tree.shared.sandbox.start(spec);
+        let fresh = kept.is_none();
+        let starting = async {
+            match kept {
+                Some(s) => Ok(s),
+                None => self.tree.shared.sandbox.start(spec).await,
+            }
+        };
         let mut action = agent.start();
         let mut session = match action {
             Action::Ask { temperature } => {
@@ -570,7 +647,18 @@ impl Run {
             }
             _ => starting.await?,
         };
-        let outcome = self.agent_loop(agent, action, &mut *session).await;
+        if fresh {
+            self.define_tools(&mut *session).await?;
+        }
+        if let (Some(_), Some(lc)) = (&self.chat, loaded) {
+            crate::session::add_context(&mut *session, self, first, lc).await?;
+            first += 1;
+        }
+        let outcome = self.agent_loop(&mut agent, action, &mut *session).await;
+        if let Some(chat) = &self.chat {
+            chat.keep(session, agent.messages(), first, outcome.as_ref().ok());
+            return outcome;
+        }
         // Killed now (SIGKILL before the result is returned); reaping it and removing its
         // cgroup finish on the blocking pool (`wait_for_cleanup` waits for them), which
         // saves the caller several milliseconds per run.
@@ -582,7 +670,15 @@ impl Run {
     async fn ask(&self, agent: &Agent, temperature: Option<f32>) -> Result<String> {
         let it = agent.iteration();
         self.iteration.store(it, Ordering::Relaxed);
-        self.emit(RunEvent::Iteration { iteration: it });
+        if self.depth == 0 {
+            self.emit(RunEvent::Iteration { iteration: it });
+        } else {
+            self.emit_tree(RunEvent::ChildIteration {
+                run_id: self.id.clone(),
+                depth: self.depth,
+                iteration: it,
+            });
+        }
         let messages = agent.messages().to_vec();
         *lock(&self.conversation) = messages.clone();
         let last = messages
@@ -596,14 +692,14 @@ impl Run {
 
     async fn agent_loop(
         &self,
-        mut agent: Agent,
+        agent: &mut Agent,
         mut action: Action,
         session: &mut dyn SandboxSession,
     ) -> Result<String> {
         loop {
             action = match action {
                 Action::Ask { temperature } => {
-                    let reply = self.ask(&agent, temperature).await?;
+                    let reply = self.ask(agent, temperature).await?;
                     agent.on_reply(&reply)
                 }
                 Action::Run { code, index, of } => {
@@ -681,6 +777,9 @@ impl Run {
         });
         if let Some(e) = lock(&self.fatal).take() {
             return Err(e);
+        }
+        if r.state_lost {
+            self.define_tools(session).await?;
         }
         // A context file that changed under the run may have shown the code unscanned text:
         // nothing more of the run leaves.
@@ -789,7 +888,7 @@ impl Run {
 
     /// `llm_query` on behalf of the REPL: secrets filtered out of the prompt, budget shared
     /// with the tree, recorded as a sub-query step. Failures are `Error:` strings.
-    async fn sub_query(&self, prompt: String, route: Route) -> String {
+    async fn sub_query(&self, prompt: String, route: Route, function: &'static str) -> String {
         let _permit = self.tree.subcalls.acquire().await;
         let f = match self
             .filter_out(&prompt, "llm_query", Direction::ToSubLlm)
@@ -798,15 +897,18 @@ impl Run {
             Ok(f) => f,
             Err(e) => return self.fail(e),
         };
+        let call_id = self.sub_call_started(function, &f.text);
         let messages = vec![Message::user(f.text.clone())];
-        match self
+        let (ok, text) = match self
             .call_llm(messages, route, None, StepKind::SubQuery, f.text)
             .await
         {
-            Ok(t) => t,
-            Err(e @ Error::BudgetExceeded { .. }) => self.fail(e),
-            Err(e) => prompt::sub_call_failed(&e),
-        }
+            Ok(t) => (true, t),
+            Err(e @ Error::BudgetExceeded { .. }) => (false, self.fail(e)),
+            Err(e) => (false, prompt::sub_call_failed(&e)),
+        };
+        self.sub_call_finished(call_id, ok);
+        text
     }
 
     /// `rlm_query`: a whole child run at depth + 1 with its own sandbox session; at the
@@ -815,7 +917,7 @@ impl Run {
         Box::pin(async move {
             if self.depth + 1 >= self.cfg().limits.max_depth {
                 let route = self.route(None).unwrap_or((routing::Client::Root, None));
-                return self.sub_query(prompt, route).await;
+                return self.sub_query(prompt, route, "rlm_query").await;
             }
             // At most `max_concurrent_subcalls` children per level at once, and none started
             // once a limit is reached.
@@ -826,8 +928,21 @@ impl Run {
             let (prompt, _) = self.tree.secrets.mask_str(&prompt);
             let started = self.start.elapsed();
             let child = Run::new(self.tree.clone(), Some(self.id.clone()), self.depth + 1);
+            self.emit_tree(RunEvent::ChildStarted {
+                run_id: child.id.clone(),
+                parent_id: self.id.clone(),
+                depth: child.depth,
+                query: preview(&self.tree.guard(&prompt).0),
+            });
             let outcome = child.drive(&prompt, context).await;
             let result = child.finish_run(outcome);
+            self.emit_tree(RunEvent::ChildFinished {
+                run_id: child.id.clone(),
+                parent_id: self.id.clone(),
+                depth: child.depth,
+                success: result.success,
+                error: result.error.clone(),
+            });
             let mut step = self.step(
                 StepKind::SubQuery,
                 prompt,
@@ -903,7 +1018,7 @@ impl HostCalls for Run {
             }
             match call {
                 HostCall::LlmQuery { prompt, model } => match self.route(model.as_deref()) {
-                    Ok(m) => HostReply::Text(self.sub_query(prompt, m).await),
+                    Ok(m) => HostReply::Text(self.sub_query(prompt, m, "llm_query").await),
                     Err(e) => HostReply::Text(e),
                 },
                 HostCall::LlmQueryBatched { prompts, model } => {
@@ -911,13 +1026,14 @@ impl HostCalls for Run {
                         Ok(m) => {
                             let futs = prompts
                                 .into_iter()
-                                .map(|p| self.sub_query(p, m.clone()))
+                                .map(|p| self.sub_query(p, m.clone(), "llm_query_batched"))
                                 .collect();
                             HostReply::Texts(self.batched(futs).await)
                         }
                         Err(e) => HostReply::Texts(vec![e; prompts.len()]),
                     }
                 }
+                HostCall::Tool { name, args } => HostReply::Text(self.tool_call(name, args).await),
                 HostCall::RlmQuery { prompt, context } => {
                     HostReply::Text(self.child_query(prompt, context).await)
                 }
@@ -931,6 +1047,106 @@ impl HostCalls for Run {
                 }
             }
         })
+    }
+}
+
+impl Run {
+    /// The host tools of this run.
+    fn tools(&self) -> &[crate::tools::Tool] {
+        self.tree.shared.tools.at(self.depth)
+    }
+
+    /// The system prompt's list of this run's tools (empty without tools).
+    fn tools_prompt(&self) -> String {
+        let tools = self.tools();
+        if tools.is_empty() {
+            return String::new();
+        }
+        let rows: Vec<_> = tools
+            .iter()
+            .map(|t| (t.name(), t.params(), t.description(), t.schema()))
+            .collect();
+        prompt::tools_section(&rows)
+    }
+
+    /// Defines this run's tools in a fresh REPL (a cell of the host's own, not a step).
+    async fn define_tools(&self, session: &mut dyn SandboxSession) -> Result<()> {
+        let tools = self.tools();
+        if tools.is_empty() {
+            return Ok(());
+        }
+        let spec = serde_json::to_string(&crate::tools::repl_spec(tools)).expect("a string");
+        let code = format!("__import__('sys').modules['__main__']._define_tools({spec})");
+        let r = session.execute(&code, self).await?;
+        if r.success() {
+            Ok(())
+        } else {
+            Err(Error::sandbox(format!(
+                "the REPL could not define the host tools: {}",
+                last_line(&r.stderr)
+            )))
+        }
+    }
+
+    /// A host tool called by the code: only a tool registered for this run, with arguments
+    /// its schema accepts, under the tree's budget and the tool's timeout; the result passes
+    /// the egress filter's secret checks. Failures are `Error:` strings.
+    async fn tool_call(&self, name: String, args: String) -> String {
+        let Some(tool) = self.tools().iter().find(|t| t.name() == name).cloned() else {
+            let known: Vec<&str> = self.tools().iter().map(|t| t.name()).collect();
+            return prompt::unknown_tool(&name, &known);
+        };
+        if let Err(e) = self.tree.ledger.check() {
+            return self.fail(e);
+        }
+        let args = match tool.check_args(&args) {
+            Ok(a) => a,
+            Err(e) => return format!("Error: {name}: {e}"),
+        };
+        let _permit = self.tree.subcalls.acquire().await;
+        let started = self.start.elapsed();
+        let shown = self.tree.guard(&args).0;
+        let call_id = self.sub_call_started(&name, &shown);
+        let limit = tool.limit().unwrap_or(self.cfg().sandbox.execution_timeout);
+        let outcome = match runtime::timeout(Some(limit), tool.call(args)).await {
+            Some(Ok(text)) => self
+                .filter_out(&text, "tool", Direction::ToSubLlm)
+                .await
+                .map(|f| (f.text, f.findings))
+                .map_err(|e| e.to_string()),
+            Some(Err(e)) => Err(e),
+            None => Err(format!("timed out after {:.1}s", limit.as_secs_f64())),
+        };
+        let mut step = self.step(
+            StepKind::ToolCall,
+            format!("{name} {shown}"),
+            String::new(),
+            started,
+        );
+        let reply = match outcome {
+            Ok((text, findings)) => {
+                step.output = text.clone();
+                step.findings = findings;
+                text
+            }
+            Err(e) => {
+                let msg = format!("Error: {name}: {}", self.tree.guard(&e).0);
+                step.success = false;
+                step.error = Some(msg.clone());
+                msg
+            }
+        };
+        self.sub_call_finished(call_id, step.success);
+        self.push_step(step);
+        reply
+    }
+}
+
+/// The first 200 characters of `s` (what events show of prompts and questions).
+fn preview(s: &str) -> String {
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
     }
 }
 

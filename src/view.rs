@@ -153,6 +153,7 @@ fn render_step(html: &mut String, s: &Step, runs: &HashMap<&str, RunView<'_>>) {
         StepKind::SubQuery => "Sub-query",
         StepKind::FinalAnswer => "Final answer",
         StepKind::PartialAnswer => "Partial answer (not final)",
+        StepKind::ToolCall => "Tool call",
     };
     let mut meta = format!(
         "iteration {} · {:.0} ms",

@@ -822,3 +822,126 @@ fn view_renders_a_real_trajectory_in_chromium() {
         "every step is on the page"
     );
 }
+
+/// A run with a child run: the progress shows the child indented under the root, and `rlm
+/// view` shows the child run inside its parent's sub-query step, checked in headless Chromium
+/// by a script that walks the parsed page (skipped as above when Chromium is absent).
+#[test]
+fn child_runs_are_indented_in_progress_and_nested_in_view() {
+    let server = LlmServer::start(|req, _| {
+        let first = support::first_user(req);
+        if first.starts_with("Question: ROOT") {
+            match turns(req) {
+                0 => Reply::Text("```python\na = rlm_query('CHILD: add')\nprint(a)\n```".into()),
+                _ => Reply::Text("```python\nFINAL('root got ' + a)\n```".into()),
+            }
+        } else {
+            match turns(req) {
+                0 => Reply::Text("```python\nv = 40 + 2\nprint('child computed', v)\n```".into()),
+                _ => Reply::Text("```python\nFINAL(v)\n```".into()),
+            }
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("t.jsonl");
+    let out = rlm()
+        .args(["run", "--max-depth", "2", "--base-url", &server.base_url()])
+        .args(["--log", log.to_str().unwrap(), "ROOT: delegate"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "root got 42");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = |needle: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(needle))
+            .unwrap_or_else(|| panic!("no line starting {needle:?} in\n{stderr}"))
+    };
+    let (root_turn, child, child_turn, child_done, root_turn2) = (
+        at("turn 1: running code: a = rlm_query"),
+        at("  child run (depth 1): CHILD: add"),
+        at("  turn 2: asking the model"),
+        at("  child run done"),
+        at("turn 2: asking the model"),
+    );
+    assert!(root_turn < child && child < child_turn && child_turn < child_done);
+    assert!(child_done < root_turn2, "{stderr}");
+
+    let html_path = dir.path().join("page.html");
+    let out = rlm()
+        .args([
+            "view",
+            log.to_str().unwrap(),
+            "-o",
+            html_path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        if std::env::var("RLM_REQUIRE_CHROMIUM").is_ok() {
+            panic!("Chromium is required (RLM_REQUIRE_CHROMIUM) but not installed");
+        }
+        eprintln!("SKIPPED: headless Chromium not installed");
+        return;
+    };
+    // The page has no script of its own; this copy gets one that reports, for every run
+    // section, the run whose step holds it, as the browser parsed the page.
+    let probe = html.replace(
+        "</body>",
+        "<script>document.body.setAttribute('data-nesting', Array.from(document.querySelectorAll('section.run')).map(s => { const step = s.parentElement.closest('div.step'); const owner = step && step.closest('section.run'); return s.id + '<' + (owner ? owner.id + ':' + step.querySelector('.kind').textContent : 'top'); }).join(';'));</script></body>",
+    );
+    let probe_path = dir.path().join("probe.html");
+    std::fs::write(&probe_path, probe).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+        ])
+        .args([
+            "--disable-background-networking",
+            "--disable-component-update",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", probe_path.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let nesting = dom
+        .split("data-nesting=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("the probe did not run: {dom}"))
+        .replace("&lt;", "<");
+    let events =
+        rlm::trajectory::parse_trajectory(&std::fs::read_to_string(&log).unwrap()).unwrap();
+    let ids: Vec<String> = events
+        .iter()
+        .filter(|e| matches!(e, rlm::trajectory::TrajectoryEvent::RunStart { .. }))
+        .map(|e| e.at().run_id.clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(
+        nesting,
+        format!(
+            "{root}<top;{child}<{root}:Sub-query",
+            root = ids[0],
+            child = ids[1]
+        )
+    );
+    assert!(
+        dom.contains("child computed 42"),
+        "the child's steps are on the page"
+    );
+}

@@ -513,3 +513,99 @@ fn child_runs_honour_the_concurrency_limit_and_the_budget() {
     assert_eq!(children, 2, "no child run starts once the budget is spent");
     assert_eq!(wait_no_descendants(5), 0);
 }
+
+/// The observer sees the whole tree live: sub-calls and child runs of any depth, with ids
+/// that link them (a UI can draw the tree from the events alone).
+#[test]
+fn run_events_describe_the_tree_of_runs() {
+    use rlm::RunEvent;
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        let first = first_user(req);
+        if is_root(req) {
+            match turns(req) {
+                0 => code("s = llm_query('ROOTSUB one')\na = rlm_query('CHILD: go')\nprint(s, a)"),
+                _ => code("FINAL(a)"),
+            }
+        } else if first.starts_with("Question: CHILD") {
+            match turns(req) {
+                0 => code("x = llm_query('CHILDSUB two')\nprint(x)"),
+                _ => code("FINAL('child ' + x)"),
+            }
+        } else {
+            Reply::Text(format!(
+                "answer to {}",
+                first.split_whitespace().next().unwrap()
+            ))
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .max_depth(2)
+        .build()
+        .unwrap();
+    let observed = o.arun_observed("ROOT: tree", None);
+    let r = futures_lite::future::block_on(observed.result);
+    assert_eq!(r.final_answer.as_deref(), Some("child answer to CHILDSUB"));
+    let mut evs = Vec::new();
+    while let Some(e) = observed.events.try_recv() {
+        evs.push(e);
+    }
+    let root = match &evs[0] {
+        RunEvent::Started { run_id, .. } => run_id.clone(),
+        e => panic!("{e:?}"),
+    };
+    assert_eq!(root, r.run_id);
+    let pos = |f: &dyn Fn(&RunEvent) -> bool| evs.iter().position(f).expect("event present");
+    let root_sub = pos(&|e| {
+        matches!(e, RunEvent::SubCallStarted { run_id, depth: 0, function, preview, .. }
+            if *run_id == root && function == "llm_query" && preview == "ROOTSUB one")
+    });
+    let RunEvent::SubCallStarted { call_id: c0, .. } = &evs[root_sub] else {
+        unreachable!()
+    };
+    let root_sub_end = pos(
+        &|e| matches!(e, RunEvent::SubCallFinished { call_id, success: true, depth: 0, .. } if call_id == c0),
+    );
+    let child_start = pos(&|e| {
+        matches!(e, RunEvent::ChildStarted { parent_id, depth: 1, query, .. }
+            if *parent_id == root && query == "CHILD: go")
+    });
+    let RunEvent::ChildStarted { run_id: child, .. } = evs[child_start].clone() else {
+        unreachable!()
+    };
+    let child_turn = pos(
+        &|e| matches!(e, RunEvent::ChildIteration { run_id, depth: 1, iteration: 1, .. } if *run_id == child),
+    );
+    let child_sub = pos(&|e| {
+        matches!(e, RunEvent::SubCallStarted { run_id, depth: 1, preview, .. }
+            if *run_id == child && preview == "CHILDSUB two")
+    });
+    let RunEvent::SubCallStarted { call_id: c1, .. } = &evs[child_sub] else {
+        unreachable!()
+    };
+    assert_ne!(c0, c1, "call ids are unique in the tree");
+    let child_sub_end =
+        pos(&|e| matches!(e, RunEvent::SubCallFinished { call_id, depth: 1, .. } if call_id == c1));
+    let child_end = pos(&|e| {
+        matches!(e, RunEvent::ChildFinished { run_id, parent_id, success: true, .. }
+            if *run_id == child && *parent_id == root)
+    });
+    let parent_step = pos(
+        &|e| matches!(e, RunEvent::Step { step, .. } if step.child_run_id.as_deref() == Some(child.as_str())),
+    );
+    assert!(root_sub < root_sub_end && root_sub_end < child_start);
+    assert!(child_start < child_turn && child_turn < child_sub && child_sub < child_sub_end);
+    assert!(child_sub_end < child_end && child_end < parent_step);
+    assert!(matches!(
+        evs.last(),
+        Some(RunEvent::Finished { success: true, .. })
+    ));
+    // The child's own turns are not reported as the root's.
+    let root_turns = evs
+        .iter()
+        .filter(|e| matches!(e, RunEvent::Iteration { .. }))
+        .count();
+    assert_eq!(root_turns, 2);
+}

@@ -45,6 +45,32 @@ pub(crate) fn show(events: EventStream, quiet: bool) {
                     _ => continue,
                 }
             }
+            RunEvent::ChildStarted { depth, query, .. } => format!(
+                "{}child run (depth {depth}): {}",
+                indent(depth),
+                safe_line(&query.chars().take(60).collect::<String>())
+            ),
+            RunEvent::ChildIteration {
+                depth, iteration, ..
+            } => format!("{}turn {iteration}: asking the model", indent(depth)),
+            RunEvent::SubCallFinished { depth, success, .. } if depth > 0 => format!(
+                "{}sub-query {}",
+                indent(depth),
+                if success { "done" } else { "failed" }
+            ),
+            RunEvent::ChildFinished {
+                depth,
+                success,
+                error,
+                ..
+            } => match error {
+                Some(e) if !success => format!(
+                    "{}child run stopped: {}",
+                    indent(depth),
+                    safe_line(&e.chars().take(80).collect::<String>())
+                ),
+                _ => format!("{}child run done", indent(depth)),
+            },
             RunEvent::Finished { success, .. } => {
                 if tty {
                     let _ = write!(err, "\r\x1b[K");
@@ -72,4 +98,9 @@ pub(crate) fn show(events: EventStream, quiet: bool) {
             let _ = writeln!(err, "{line}{stats}");
         }
     }
+}
+
+/// Two spaces per level of the tree of runs.
+fn indent(depth: u32) -> String {
+    "  ".repeat(depth as usize)
 }

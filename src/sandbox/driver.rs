@@ -71,7 +71,6 @@ fn compile_with(python: &Path) -> Option<Vec<u8>> {
 
 /// Names the REPL defines for the model's code. The system prompt names exactly these (a
 /// test checks both against the real REPL).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const REPL_FUNCTIONS: &[&str] = &[
     "FINAL",
     "final",

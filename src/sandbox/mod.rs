@@ -21,7 +21,7 @@ mod capture;
 mod cgroup;
 #[cfg(feature = "docker")]
 mod docker;
-mod driver;
+pub(crate) mod driver;
 mod engine;
 mod pipes;
 mod pool;

@@ -101,6 +101,14 @@ pub enum HostCall {
         /// One context per prompt (all `None` when the code gave none).
         contexts: Vec<Option<Context>>,
     },
+    /// A host tool: the name the code called (checked against the run's tools by the host)
+    /// and its arguments, a JSON object as text (checked against the tool's schema).
+    Tool {
+        /// The tool's name.
+        name: String,
+        /// The arguments.
+        args: String,
+    },
 }
 
 impl HostCall {
@@ -111,6 +119,7 @@ impl HostCall {
             HostCall::LlmQueryBatched { .. } => "llm_query_batched",
             HostCall::RlmQuery { .. } => "rlm_query",
             HostCall::RlmQueryBatched { .. } => "rlm_query_batched",
+            HostCall::Tool { .. } => "tool",
         }
     }
 }
@@ -167,6 +176,13 @@ pub(crate) fn decode_call(name: &str, args: &serde_json::Value) -> Result<HostCa
             };
             Ok(HostCall::RlmQueryBatched { prompts, contexts })
         }
+        "tool" => match args.get("args") {
+            Some(a @ serde_json::Value::Object(_)) => Ok(HostCall::Tool {
+                name: str_arg(args, "name", name)?,
+                args: a.to_string(),
+            }),
+            _ => Err("tool: args must be a dict".into()),
+        },
         other => Err(format!("unknown host function {other:?}")),
     }
 }
@@ -376,6 +392,8 @@ mod tests {
                 json!({"prompts": ["a"], "contexts": [null, null]}),
             ),
             ("os_system", json!({"cmd": "ls"})),
+            ("tool", json!({"name": "t", "args": [1]})),
+            ("tool", json!({"name": 5, "args": {}})),
         ] {
             assert!(decode_call(name, &args).is_err(), "{name} {args}");
         }

@@ -711,6 +711,54 @@ def rlm_query_batched(prompts, contexts=None):
     return _host_call("rlm_query_batched", {"prompts": prompts, "contexts": contexts})
 
 
+def _tool_function(name, params, doc):
+    """A Python function for the host tool `name`: positional arguments in `params` order,
+    or keywords; it returns the tool's text (a failure is a string starting with 'Error:')."""
+
+    def tool(*args, **kwargs):
+        if len(args) > len(params):
+            raise TypeError("%s() takes at most %d positional argument(s)" % (name, len(params)))
+        call = dict(zip(params, args))
+        for k, v in kwargs.items():
+            if k in call:
+                raise TypeError("%s() got multiple values for argument %r" % (name, k))
+            call[k] = v
+        return _host_call("tool", {"name": name, "args": call})
+
+    tool.__name__ = tool.__qualname__ = name
+    tool.__doc__ = doc
+    return tool
+
+
+def _add_context(index, docs, is_list):
+    """A session's context number `index` (called by the host): its documents written to
+    private files under /tmp and mapped like any context; binds ctx_<index> and
+    context_<index>, and ctx and context to it."""
+    handles = []
+    for j, text in enumerate(docs):
+        path = "/tmp/.rlm_context_%d_%d" % (index, j)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        handles.append(ContextHandle("context_%d_%d" % (index, j), os.open(path, os.O_RDONLY)))
+        os.unlink(path)
+    if is_list:
+        c, t = ContextList(handles), [h.read(0, h.size) for h in handles]
+    else:
+        c, t = handles[0], handles[0].read(0, handles[0].size)
+    for name, v in (("ctx_%d" % index, c), ("context_%d" % index, t), ("ctx", c), ("context", t)):
+        _RESERVED[name] = v
+        _G[name] = v
+
+
+def _define_tools(text):
+    """Defines the host tools the host registered for this run (called by the host, once
+    per REPL)."""
+    for t in _loads(text):
+        f = _tool_function(t["name"], list(t["params"]), t.get("doc") or "")
+        _RESERVED[t["name"]] = f
+        _G[t["name"]] = f
+
+
 _G = {"__name__": "__main__", "__builtins__": __builtins__}
 _RESERVED = {}
 
