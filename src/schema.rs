@@ -114,6 +114,22 @@ impl Schema {
         self.check_value(answer).map(|v| v.to_string())
     }
 
+    /// Validates a JSON value as it is (no other reading of it); every error, with its
+    /// path from `at`.
+    pub(crate) fn validate_json(
+        &self,
+        v: &Value,
+        at: &str,
+    ) -> std::result::Result<(), Vec<String>> {
+        let mut errors = Vec::new();
+        validate(&self.root, v, at, &mut errors);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+
     pub(crate) fn check_value(&self, answer: &str) -> std::result::Result<Value, Vec<String>> {
         let t = answer.trim();
         let candidates = [

@@ -4,8 +4,8 @@
 //! arguments (an object schema; its `properties` give the Python parameters, in order). The
 //! REPL defines one Python function per tool; a call sends the tool's name and its arguments
 //! as JSON to the host, which refuses names that were not registered for that run, checks the
-//! arguments against the schema (types, `required`, `enum`, `additionalProperties: false`,
-//! array `items`), and only then calls the function, on the host, under the run's budget and
+//! arguments against the schema (the JSON Schema subset of [`crate::Schema`], the same as
+//! typed answers), and only then calls the function, on the host, under the run's budget and
 //! the tool's timeout. The function's text comes back to the code as a `str`; a failure
 //! (an `Err`, a panic, a timeout, bad arguments) as a `str` starting with `Error:`.
 //!
@@ -47,7 +47,7 @@ type Handler = Arc<dyn Fn(String) -> BoxFuture<'static, ToolResult> + Send + Syn
 pub struct Tool {
     name: String,
     description: String,
-    schema: Value,
+    schema: crate::schema::Schema,
     params: Vec<String>,
     timeout: Option<Duration>,
     handler: Handler,
@@ -136,7 +136,14 @@ impl Tool {
                 format!("bad argument schema: {m}"),
             )
         })?;
-        let schema: Value = serde_json::from_str(schema).expect("checked by object_params");
+        // The same JSON Schema subset as typed answers (unsupported keywords refused here,
+        // so nothing is silently left unchecked).
+        let schema = crate::schema::Schema::parse(schema).map_err(|e| {
+            Error::config(
+                format!("tool {name:?}"),
+                format!("bad argument schema: {e}"),
+            )
+        })?;
         Ok(Tool {
             name,
             description,
@@ -167,7 +174,7 @@ impl Tool {
 
     /// The arguments' JSON Schema, as compact JSON text.
     pub fn schema(&self) -> String {
-        self.schema.to_string()
+        self.schema.as_json().to_string()
     }
 
     /// The Python parameters, in the order of the schema's `properties`.
@@ -183,7 +190,9 @@ impl Tool {
     pub(crate) fn check_args(&self, args: &str) -> std::result::Result<String, String> {
         let v: Value =
             serde_json::from_str(args).map_err(|e| format!("arguments are not JSON: {e}"))?;
-        validate(&self.schema, &v, "arguments")?;
+        self.schema
+            .validate_json(&v, "arguments")
+            .map_err(|errors| errors.join("; "))?;
         Ok(v.to_string())
     }
 
@@ -277,81 +286,6 @@ impl<'de> serde::Deserialize<'de> for OrderedKeys {
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-/// Checks `v` against the JSON Schema subset tools use: `type` (a name or a list of names),
-/// `enum`, `properties`, `required`, `additionalProperties: false`, `items`.
-pub(crate) fn validate(schema: &Value, v: &Value, at: &str) -> std::result::Result<(), String> {
-    if let Some(t) = schema.get("type") {
-        let names: Vec<&str> = match t {
-            Value::String(s) => vec![s.as_str()],
-            Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
-            _ => vec![],
-        };
-        if !names.is_empty() && !names.iter().any(|n| is_type(n, v)) {
-            return Err(format!(
-                "{at} must be {}, not {}",
-                names.join(" or "),
-                type_of(v)
-            ));
-        }
-    }
-    if let Some(Value::Array(options)) = schema.get("enum")
-        && !options.contains(v)
-    {
-        let list: Vec<String> = options.iter().map(Value::to_string).collect();
-        return Err(format!("{at} must be one of {}", list.join(", ")));
-    }
-    if let Value::Object(obj) = v {
-        let props = schema.get("properties").and_then(Value::as_object);
-        if let Some(Value::Array(req)) = schema.get("required") {
-            for r in req.iter().filter_map(Value::as_str) {
-                if !obj.contains_key(r) {
-                    return Err(format!("{at}: missing required argument {r:?}"));
-                }
-            }
-        }
-        for (k, x) in obj {
-            match props.and_then(|p| p.get(k)) {
-                Some(s) => validate(s, x, &format!("{at}.{k}"))?,
-                None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
-                    return Err(format!("{at}: unexpected argument {k:?}"));
-                }
-                None => {}
-            }
-        }
-    }
-    if let (Value::Array(items), Some(s)) = (v, schema.get("items")) {
-        for (i, x) in items.iter().enumerate() {
-            validate(s, x, &format!("{at}[{i}]"))?;
-        }
-    }
-    Ok(())
-}
-
-fn is_type(name: &str, v: &Value) -> bool {
-    match name {
-        "object" => v.is_object(),
-        "array" => v.is_array(),
-        "string" => v.is_string(),
-        "integer" => v.is_i64() || v.is_u64(),
-        "number" => v.is_number(),
-        "boolean" => v.is_boolean(),
-        "null" => v.is_null(),
-        _ => true,
-    }
-}
-
-fn type_of(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_f64() => "number",
-        Value::Number(_) => "integer",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 
@@ -460,19 +394,22 @@ mod tests {
                 .is_ok()
         );
         for (bad, says) in [
-            (json!({}), "missing required argument \"n\""),
-            (json!({"n": "3"}), "arguments.n must be integer, not string"),
-            (json!({"n": 1.5}), "must be integer, not number"),
+            (json!({}), "missing required property \"n\""),
+            (
+                json!({"n": "3"}),
+                "arguments.n: expected integer, got string",
+            ),
+            (json!({"n": 1.5}), "expected integer, got number"),
             (
                 json!({"n": 1, "tags": ["x", 2]}),
-                "arguments.tags[1] must be string",
+                "arguments.tags[1]: expected string",
             ),
             (json!({"n": 1, "mode": "c"}), "must be one of"),
             (
                 json!({"n": 1, "extra": true}),
-                "unexpected argument \"extra\"",
+                "unexpected property \"extra\"",
             ),
-            (json!([1]), "must be object"),
+            (json!([1]), "expected object"),
         ] {
             let e = t.check_args(&bad.to_string()).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

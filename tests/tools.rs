@@ -50,9 +50,9 @@ fn tools_are_called_checked_and_fail_as_error_strings() {
             for needle in [
                 "'5'",
                 "'9'",
-                "Error: add: arguments.a must be integer, not string",
-                "Error: add: arguments: unexpected argument \"c\"",
-                "Error: add: arguments: missing required argument \"b\"",
+                "Error: add: arguments.a: expected integer, got string",
+                "Error: add: arguments: unexpected property \"c\"",
+                "Error: add: arguments: missing required property \"b\"",
                 "'value of alpha'",
                 "Error: fails: no such record",
                 "Error: slow: timed out",
