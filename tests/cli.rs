@@ -4,6 +4,7 @@ mod support;
 
 use std::process::Command;
 
+use serde_json::Value;
 use support::{LlmServer, Reply, turns};
 
 /// The binary with a clean environment: no inherited `RLM_*` settings or provider keys,
@@ -944,4 +945,79 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
         dom.contains("child computed 42"),
         "the child's steps are on the page"
     );
+}
+
+#[test]
+fn schema_and_sub_model_flags() {
+    let server = LlmServer::start(|req, _| {
+        if req["model"] == "sub-x" {
+            return Reply::Text("7".into());
+        }
+        match turns(req) {
+            0 => Reply::Text("```python\na = llm_query('a number, please')\nprint(a)\n```".into()),
+            _ => Reply::Text("```python\nFINAL({'n': int(a)})\n```".into()),
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("answer.json");
+    std::fs::write(
+        &schema,
+        r#"{"type":"object","properties":{"n":{"type":"integer"}},"required":["n"]}"#,
+    )
+    .unwrap();
+    let out = rlm()
+        .args([
+            "run",
+            "--base-url",
+            &server.base_url(),
+            "--model",
+            "root-x",
+            "--sub-model",
+            "sub-x",
+            "--schema",
+            schema.to_str().unwrap(),
+            "--json",
+            "give",
+            "a",
+            "number",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["answer_json"], r#"{"n":7}"#, "{v}");
+    let models: Vec<String> = server
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r["model"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(models.contains(&"sub-x".to_string()), "{models:?}");
+    assert_eq!(
+        models.iter().filter(|m| *m == "root-x").count(),
+        2,
+        "{models:?}"
+    );
+
+    // A schema the validator cannot check fully is refused up front, naming the file.
+    std::fs::write(&schema, r#"{"type":"string","pattern":"^a"}"#).unwrap();
+    let out = rlm()
+        .args([
+            "run",
+            "--base-url",
+            &server.base_url(),
+            "--schema",
+            schema.to_str().unwrap(),
+            "q",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("pattern"), "{err}");
 }
