@@ -35,9 +35,9 @@ pub(crate) fn help() -> String {
     );
     s.push_str(LINE_COMMANDS);
     s.push_str(
-        "\nAnswers go to stdout, one per question. On a terminal there is a prompt (`> `) and\n\
-         progress on stderr; with piped input only the answers are printed (errors go to\n\
-         stderr), so a chat can be scripted.\n\n\
+        "\nAnswers go to stdout, one per question (with piped input, an empty line for a question without one). On a\n\
+         terminal there is a prompt (`> `) and progress on stderr; with piped input only the\n\
+         answers are printed (errors go to stderr), so a chat can be scripted.\n\n\
          Ctrl-C cancels the question in progress and the chat goes on, but the REPL is lost:\n\
          the next question starts a fresh one (variables and contexts are gone, the\n\
          conversation stays). Ctrl-C at the prompt, or a second Ctrl-C before the first took\n\
@@ -241,7 +241,7 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         let _ = shown.join();
         signals::forget();
         let cancelled = signals::take_interrupt();
-        print_result(&result, json, cancelled);
+        print_result(&result, json, interactive, cancelled);
         if let Some(sig) = signals::received() {
             return stopped(sig);
         }
@@ -254,19 +254,19 @@ fn stopped(sig: i32) -> ExitCode {
     ExitCode::from((128 + sig) as u8)
 }
 
-/// The answer on stdout (or the whole result as one JSON line); what went wrong on stderr.
-fn print_result(result: &RunResult, json: bool, cancelled: bool) {
+/// The answer on stdout (or the whole result as one JSON line; with piped input, an empty
+/// line when there is no answer); what went wrong on stderr.
+fn print_result(result: &RunResult, json: bool, interactive: bool, cancelled: bool) {
     if json {
         println!(
             "{}",
             serde_json::to_string(result).expect("results serialize")
         );
-    } else {
+    } else if let Some(answer) = &result.final_answer {
+        println!("{}", term::safe(answer));
+    } else if !interactive {
         // An empty line for a question without an answer: one entry per question.
-        println!(
-            "{}",
-            term::safe(result.final_answer.as_deref().unwrap_or(""))
-        );
+        println!();
     }
     let _ = std::io::stdout().flush();
     if result.success {
