@@ -35,9 +35,10 @@ pub(crate) fn help() -> String {
     );
     s.push_str(LINE_COMMANDS);
     s.push_str(
-        "\nAnswers go to stdout, one per question (with piped input, an empty line for a question without one). On a\n\
-         terminal there is a prompt (`> `) and progress on stderr; with piped input only the\n\
-         answers are printed (errors go to stderr), so a chat can be scripted.\n\n\
+        "\nAnswers go to stdout, one per question. On a terminal there is a prompt (`> `) and\n\
+         progress on stderr; with piped input only the answers are printed, one per question\n\
+         (an empty line for a question without one; errors go to stderr), so a chat can be\n\
+         scripted.\n\n\
          Ctrl-C cancels the question in progress and the chat goes on, but the REPL is lost:\n\
          the next question starts a fresh one (variables and contexts are gone, the\n\
          conversation stays). Ctrl-C at the prompt, or a second Ctrl-C before the first took\n\
