@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 #[cfg(feature = "serve")]
 use cli::serve;
-use cli::{Command, demo, egress, eval, help, run, sandbox, setup, term, view};
+use cli::{Command, chat, demo, egress, eval, help, run, sandbox, setup, term, view};
 
 /// Every subcommand: the one place the CLI's commands and their help are listed.
 const COMMANDS: &[Command] = &[
@@ -16,6 +16,12 @@ const COMMANDS: &[Command] = &[
         summary: run::SUMMARY,
         help: run::help,
         main: run::main,
+    },
+    Command {
+        name: "chat",
+        summary: chat::SUMMARY,
+        help: chat::help,
+        main: chat::main,
     },
     Command {
         name: "sandbox",

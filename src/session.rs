@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::{Context, LoadedContext};
 use crate::error::{Error, Result};
+use crate::events::EventStream;
 use crate::llm::{Message, Role};
+use crate::orchestrator::{CancelHandle, ObservedRun};
 use crate::result::RunResult;
 use crate::run::{self, Shared};
 use crate::sandbox::{HostCalls, SandboxSession};
@@ -169,6 +171,24 @@ impl Session {
         self.call(query.into(), Some(context.into()))
     }
 
+    /// Like [`arun_with_context`](Self::arun_with_context) (or [`arun`](Self::arun) when
+    /// `context` is `None`), plus the call's [`RunEvent`](crate::RunEvent)s while it happens
+    /// and a [`CancelHandle`](crate::CancelHandle). Cancelling the call loses the REPL, as
+    /// dropping it does: the next call starts a fresh one.
+    pub fn arun_observed(
+        &self,
+        query: impl Into<String>,
+        context: Option<Context>,
+    ) -> ObservedRun<impl Future<Output = RunResult> + Send + 'static> {
+        let (tx, rx) = async_channel::unbounded();
+        let (cancel, signal) = CancelHandle::new();
+        ObservedRun {
+            events: EventStream::new(rx),
+            result: self.call_with(query.into(), context, Some(tx), Some(signal)),
+            cancel,
+        }
+    }
+
     /// Blocking [`arun`](Self::arun).
     pub fn run(&self, query: impl Into<String>) -> RunResult {
         crate::runtime::block_on(self.arun(query))
@@ -188,6 +208,16 @@ impl Session {
         query: String,
         context: Option<Context>,
     ) -> impl Future<Output = RunResult> + Send + 'static {
+        self.call_with(query, context, None, None)
+    }
+
+    fn call_with(
+        &self,
+        query: String,
+        context: Option<Context>,
+        events: Option<async_channel::Sender<crate::RunEvent>>,
+        cancel: Option<async_channel::Receiver<()>>,
+    ) -> impl Future<Output = RunResult> + Send + 'static {
         let (shared, chat) = (self.shared.clone(), self.chat.clone());
         let busy = chat.busy.swap(true, Ordering::AcqRel);
         let guard = (!busy).then(|| Busy(chat.clone()));
@@ -197,7 +227,7 @@ impl Session {
                     message: "another call of this session is still running; await it first, or open another session".into(),
                 });
             };
-            run::execute_in(shared, Some(chat), query, context, None, None).await
+            run::execute_in(shared, Some(chat), query, context, events, cancel).await
         }
     }
 }

@@ -1021,3 +1021,157 @@ fn schema_and_sub_model_flags() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("pattern"), "{err}");
 }
+
+/// Code the scripted model runs for a chat question, chosen by the question (the last message
+/// of the first request of each question holds it).
+fn chat_server() -> LlmServer {
+    LlmServer::start(|req, _| {
+        let last = support::last_message(req);
+        let code = if last.contains("first question") {
+            "found = ctx.read(0, len(ctx)).split()[-1]\nFINAL(found)"
+        } else if last.contains("second question") {
+            "FINAL('code ' + found)"
+        } else if last.contains("third question") {
+            "FINAL(ctx_1.read(0, len(ctx_1)).split()[-1] + ' ' + ctx_0.read(0, len(ctx_0)).split()[-1])"
+        } else if last.contains("slow question") {
+            "found = 1\nimport time\ntime.sleep(60)\nFINAL('slept')"
+        } else if last.contains("fresh question") {
+            "FINAL('fresh ' + str('found' in globals()))"
+        } else {
+            "FINAL('unexpected')"
+        };
+        Reply::Text(format!("```python\n{code}\n```"))
+    })
+}
+
+/// `rlm chat` with piped input: one session for every line (a variable set by the first
+/// question is read by the second), the --context file is `ctx`, a `:context` line makes
+/// `ctx_1`, bad lines are reported and skipped, one answer per question, nothing left behind.
+#[test]
+fn chat_keeps_one_session_across_lines() {
+    let server = chat_server();
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (dir.path().join("one.txt"), dir.path().join("two.txt"));
+    std::fs::write(&one, "the code is 4242\n").unwrap();
+    std::fs::write(&two, "the other code is 7777\n").unwrap();
+    let input = format!(
+        "first question?\n\nsecond question?\n:context {}\n:context {}/missing.txt\n:bogus\nthird question?\n:quit\nnever asked\n",
+        two.display(),
+        dir.path().display()
+    );
+    let out = rlm_stdin(
+        &["chat", "--base-url", &server.base_url(), "--context"]
+            .into_iter()
+            .chain([one.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+        &input,
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "4242\ncode 4242\n7777 4242\n",
+        "{err}\n{}",
+        server
+            .all_requests()
+            .chars()
+            .rev()
+            .take(3000)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>()
+    );
+    assert!(
+        err.contains("missing.txt") && err.contains(":bogus"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("turn 1"),
+        "no progress with piped input: {err}"
+    );
+    assert!(!server.all_requests().contains("never asked"));
+    assert_eq!(support::wait_no_descendants(10), 0, "processes left behind");
+}
+
+/// Bad input: exit 2 with an error naming what is wrong.
+#[test]
+fn chat_rejects_bad_input() {
+    let out = rlm_stdin(&["chat", "--context", "/nonexistent/ctx.txt"], "", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ctx.txt"));
+    let out = rlm_stdin(&["chat", "--bogus"], "", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bogus"));
+    let out = rlm_stdin(&["chat", "what", "is", "it"], "", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stdin"));
+}
+
+/// SIGINT during a question cancels it (an empty answer line) and the chat goes on with a
+/// fresh REPL; SIGTERM ends the chat with 128 + 15; neither leaves a process behind.
+#[test]
+fn chat_sigint_cancels_a_question_and_sigterm_ends() {
+    use std::io::Write;
+    let server = chat_server();
+    let spawn = || {
+        rlm()
+            .args(["chat", "--base-url", &server.base_url()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let kill = |sig: &str, pid: u32| {
+        let st = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // Waits until the slow question's code has run for a while in the sandbox.
+    let wait_slow = |before: usize| {
+        let t = std::time::Instant::now();
+        while server.count() <= before {
+            assert!(
+                t.elapsed().as_secs() < 60,
+                "the question never reached the model"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+
+    let mut child = spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"slow question\n").unwrap();
+    wait_slow(0);
+    let t = std::time::Instant::now();
+    kill("-INT", child.id());
+    stdin.write_all(b"fresh question\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(t.elapsed().as_secs() < 30, "the cancel took too long");
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "\nfresh False\n",
+        "{err}"
+    );
+    assert!(err.contains("cancelled"), "{err}");
+    assert_eq!(support::wait_no_descendants(10), 0, "processes left behind");
+
+    let mut child = spawn();
+    let mut stdin = child.stdin.take().unwrap();
+    let before = server.count();
+    stdin.write_all(b"slow question\n").unwrap();
+    wait_slow(before);
+    kill("-TERM", child.id());
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(143), "{out:?}");
+    assert_eq!(support::wait_no_descendants(10), 0, "processes left behind");
+}

@@ -121,3 +121,51 @@ fn concurrent_calls_are_rejected_and_dropping_the_session_kills_its_sandbox() {
     drop(s);
     assert_eq!(wait_no_descendants(10), 0, "dropping the session kills it");
 }
+
+/// `Session::arun_observed`: the call's events arrive, and cancelling it loses the REPL (the
+/// next call starts a fresh one) while the session stays usable.
+#[test]
+fn an_observed_call_streams_events_and_cancelling_it_loses_the_repl() {
+    let _g = serial();
+    let server = LlmServer::start(|req, _| {
+        let last = last_message(req);
+        if last.contains("Question: SLOW") {
+            code("x = 7\nimport time\ntime.sleep(60)")
+        } else if last.contains("Question: SET") {
+            code("x = 5\nFINAL(x)")
+        } else {
+            code("FINAL('x' in globals())")
+        }
+    });
+    let o = Orchestrator::builder()
+        .base_url(server.base_url())
+        .model("gpt-4o-mini")
+        .build()
+        .unwrap();
+    let s = o.session();
+    let run = s.arun_observed("SET", None);
+    let r = futures_lite::future::block_on(run.result);
+    assert_eq!(r.final_answer.as_deref(), Some("5"), "{:?}", r.error);
+    let mut seen = Vec::new();
+    while let Some(ev) = run.events.try_recv() {
+        seen.push(ev);
+    }
+    assert!(matches!(seen.first(), Some(rlm::RunEvent::Started { .. })));
+    assert!(matches!(seen.last(), Some(rlm::RunEvent::Finished { .. })));
+
+    let run = s.arun_observed("SLOW", None);
+    let cancel = run.cancel.clone();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        cancel.cancel();
+    });
+    let started = std::time::Instant::now();
+    let r = futures_lite::future::block_on(run.result);
+    t.join().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(matches!(r.failure, Some(Error::Cancelled)), "{:?}", r.error);
+    let r = s.run("CHECK");
+    assert_eq!(r.final_answer.as_deref(), Some("False"), "{:?}", r.error);
+    drop(s);
+    assert_eq!(wait_no_descendants(10), 0);
+}

@@ -6,6 +6,7 @@
 
 use std::io::{Read, Seek};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -167,6 +168,9 @@ impl LocalServer {
                 "1",
             ])
             .args(["--alias", MODEL_NAME])
+            // A process group of its own: Ctrl-C at the terminal goes to rlm (which may only
+            // cancel a question, in `rlm chat`), not to the server.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log.try_clone().map_err(|e| e.to_string())?)

@@ -1,6 +1,7 @@
 //! The `rlm` command line: one module per subcommand, the progress renderer, and the small
 //! helpers they share (argument parsing, errors, terminal-safe output).
 
+pub(crate) mod chat;
 pub(crate) mod demo;
 pub(crate) mod egress;
 pub(crate) mod eval;
