@@ -61,6 +61,9 @@
 //!   prompt shows (the handlers run from `run`'s host-call dispatch);
 //! - `session`: what a [`Session`] keeps between its calls (REPL, contexts, conversation) and
 //!   the one-call-at-a-time rule;
+//! - `routing`: which model (root, the sub-model of a depth, an allowed one) and which client
+//!   answer a call; `schema`: the JSON Schema subset that checks typed answers and tool
+//!   arguments;
 //! - `result`, `events`, `error`: plain data (`events` also covers child runs and sub-calls
 //!   of the whole tree);
 //! - `eval::{suite, score, generate, report}`: evaluation suites (JSON Lines), answer
