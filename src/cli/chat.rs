@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use rlm::{Context, Orchestrator, RunResult, TrajectoryLog};
+use rlm::{Context, RunResult};
 
-use super::{Args, local_model, progress, signals, term, usage_error};
+use super::{Args, progress, signals, term, usage_error};
 
 pub(crate) const SUMMARY: &str =
     "ask questions one after the other on one session (REPL variables and contexts carry over)";
@@ -153,21 +153,9 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
     let interactive = std::io::stdin().is_terminal();
     let json = a.has("--json");
     let quiet = a.has("--quiet") || a.has("-q") || !interactive;
-    let mut builder = Orchestrator::builder().env();
-    for (flag, v) in &a.values {
-        if !OWN_VALUES.contains(&flag.as_str()) {
-            builder = builder.setting(flag, v.clone());
-        }
-    }
-    if let Some(p) = a.value("--log") {
-        match TrajectoryLog::create(p) {
-            Ok(l) => builder = builder.trajectory(l),
-            Err(e) => return err(e.to_string()),
-        }
-    }
     // Keeps the local server (if this chat started one) alive until the chat ends; declared
     // before the session, so the session (and its sandbox) goes first.
-    let (orch, _local) = match local_model::build(builder, quiet) {
+    let (orch, _local) = match super::orchestrator_from_flags(&a, OWN_VALUES, quiet) {
         Ok(x) => x,
         Err(e) => return err(e),
     };

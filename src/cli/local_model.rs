@@ -240,6 +240,7 @@ impl Drop for LocalServer {
 
 /// Builds the orchestrator; when no provider is configured, first points the builder at the
 /// local model (see [`configure`]). The server, if one was started, must outlive the runs.
+/// Builds `builder`, starting the local model first when no provider is configured.
 pub fn build(
     builder: rlm::OrchestratorBuilder,
     quiet: bool,

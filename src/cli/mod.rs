@@ -97,6 +97,27 @@ impl Args {
     }
 }
 
+/// The orchestrator of `rlm run` and `rlm chat`: the environment, then every flag in
+/// `a.values` but the command's own ones (`own`) as a setting, `--log FILE` as the
+/// trajectory, and the local model when no provider is configured.
+pub(crate) fn orchestrator_from_flags(
+    a: &Args,
+    own: &[&str],
+    quiet: bool,
+) -> Result<(rlm::Orchestrator, Option<local_model::LocalServer>), String> {
+    // Flags are settings given by name: the same parser and checks as the environment.
+    let mut builder = rlm::Orchestrator::builder().env();
+    for (flag, v) in &a.values {
+        if !own.contains(&flag.as_str()) {
+            builder = builder.setting(flag, v.clone());
+        }
+    }
+    if let Some(p) = a.value("--log") {
+        builder = builder.trajectory(rlm::TrajectoryLog::create(p).map_err(|e| e.to_string())?);
+    }
+    local_model::build(builder, quiet)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

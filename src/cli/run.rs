@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use rlm::{Context, Orchestrator, TrajectoryLog};
+use rlm::Context;
 
-use super::{Args, local_model, progress, signals, term, usage_error};
+use super::{Args, progress, signals, term, usage_error};
 
 pub(crate) const SUMMARY: &str =
     "answer QUERY with a model that writes sandboxed Python, optionally over context files";
@@ -65,21 +65,8 @@ pub(crate) fn main(args: &[String]) -> ExitCode {
         .map(|(_, v)| PathBuf::from(v))
         .collect();
     let (json, quiet) = (a.has("--json"), a.has("--quiet") || a.has("-q"));
-    // Flags are settings given by name: the same parser and checks as the environment.
-    let mut builder = Orchestrator::builder().env();
-    for (flag, v) in &a.values {
-        if !OWN_VALUES.contains(&flag.as_str()) {
-            builder = builder.setting(flag, v.clone());
-        }
-    }
-    if let Some(p) = a.value("--log") {
-        match TrajectoryLog::create(p) {
-            Ok(l) => builder = builder.trajectory(l),
-            Err(e) => return err(e.to_string()),
-        }
-    }
     // Keeps the local server (if this run started one) alive until the end of the run.
-    let (orch, _local) = match local_model::build(builder, quiet) {
+    let (orch, _local) = match super::orchestrator_from_flags(&a, OWN_VALUES, quiet) {
         Ok(x) => x,
         Err(e) => return err(e),
     };
