@@ -492,6 +492,10 @@ pub struct Config {
     /// The model's context window in tokens (`None`: 16384 for a local or small model, else
     /// 128000); older turns are shortened to keep the conversation within it.
     pub context_window: Option<u64>,
+    /// History compaction: when the root conversation reaches this fraction of the context
+    /// window, its older turns are summarised by one LLM call (`None`: off, older turns
+    /// are only shortened). Default 0.8.
+    pub compact_at: Option<f64>,
     /// Which local model the `rlm` command starts when no provider is configured (`1.5b` or
     /// `0.5b`); the library itself does not use it.
     pub local_model: String,
@@ -527,6 +531,7 @@ impl Config {
             local_model: "1.5b".into(),
             require_evidence: true,
             context_window: None,
+            compact_at: Some(0.8),
             custom_instructions: None,
             reveal_secrets: false,
             answer_schema: None,

@@ -210,6 +210,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 
 mod agent;
 mod budget;
+mod compaction;
 mod config;
 mod context;
 mod egress;

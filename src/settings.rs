@@ -397,6 +397,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
         }
     ),
     setting!(
+        "RLM_COMPACT_AT",
+        "compact_at",
+        None,
+        "0.8",
+        "history compaction: when the root conversation reaches this fraction of the context window, older turns are summarised by one LLM call and the full history stays in the REPL as `history` (`off`: older turns are only shortened)",
+        |c, v| {
+            c.compact_at = crate::compaction::parse_fraction(v)?;
+            Ok(())
+        }
+    ),
+    setting!(
         "RLM_LOCAL_MODEL",
         "local_model",
         Some("--local-model"),

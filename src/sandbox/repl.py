@@ -759,8 +759,19 @@ def _define_tools(text):
         _G[t["name"]] = f
 
 
+def _extend_history(text):
+    """Appends messages of the conversation (called by the host when it compacts the history;
+    all of them were already sent to the model) and binds `history` to a fresh copy: a list of
+    {'role', 'content'} dicts, oldest first. Changing the copy changes nothing else."""
+    _HISTORY.extend(_loads(text))
+    h = [{"role": m["role"], "content": m["content"]} for m in _HISTORY]
+    _RESERVED["history"] = h
+    _G["history"] = h
+
+
 _G = {"__name__": "__main__", "__builtins__": __builtins__}
 _RESERVED = {}
+_HISTORY = []
 
 
 def _install_open(handles):
