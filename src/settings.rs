@@ -382,7 +382,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "context_window",
         None,
         "auto",
-        "the model's context window in tokens; older turns are shortened to stay within it (`auto`: 16384 for a local server or a small model, else 128000)",
+        "the model's context window in tokens; older turns are shortened to stay within it (`auto`: 200000 for Claude, about 1M for Gemini 1.5/2.x and GPT-4.1, 16384 for a local server or a small model, else 128000)",
         |c, v| {
             c.context_window = if v.eq_ignore_ascii_case("auto") {
                 None
