@@ -25,6 +25,13 @@ pub(crate) enum Action {
     Answer(String),
     /// The run ends without an answer.
     Stop(Stop),
+    /// The conversation reached the compaction threshold: the driver asks for a summary of
+    /// `turns` (the older messages, after `question`) and hands it to
+    /// [`Agent::on_compacted`].
+    Compact {
+        question: String,
+        turns: Vec<Message>,
+    },
 }
 
 /// Why a run stopped without an answer.
@@ -100,6 +107,17 @@ pub(crate) struct Agent {
     /// How many characters of conversation the model's window holds (older observations
     /// are shortened beyond it).
     max_chars: usize,
+    /// Where this call's first user message (the question) is in `messages`.
+    question_at: usize,
+    /// Every message of the conversation ever sent (or about to be), none shortened,
+    /// dropped or compacted: what the REPL shows as `history`.
+    log: Vec<Message>,
+    /// How much of `log` the REPL has been given.
+    log_sent: usize,
+    /// History compaction: the window in tokens and the fraction of it that triggers it.
+    compact: Option<(u64, f64)>,
+    /// The messages an [`Action::Compact`] asked to summarise.
+    pending: Option<std::ops::Range<usize>>,
 }
 
 impl Agent {
@@ -110,8 +128,10 @@ impl Agent {
         max_iterations: u32,
         max_no_code: u32,
     ) -> Self {
+        let messages = vec![Message::system(system), Message::user(first_user)];
         Agent {
-            messages: vec![Message::system(system), Message::user(first_user)],
+            log: messages.clone(),
+            messages,
             max_iterations: max_iterations.max(1),
             max_no_code: max_no_code.max(1),
             iteration: 0,
@@ -131,6 +151,10 @@ impl Agent {
             answered_with: None,
             require_evidence: true,
             max_chars: usize::MAX,
+            question_at: 1,
+            log_sent: 0,
+            compact: None,
+            pending: None,
         }
     }
 
@@ -139,6 +163,8 @@ impl Agent {
     pub(crate) fn with_earlier(mut self, earlier: &[Message]) -> Self {
         let at = 1.min(self.messages.len());
         self.messages.splice(at..at, earlier.iter().cloned());
+        self.log.splice(at..at, earlier.iter().cloned());
+        self.question_at += earlier.len();
         self
     }
 
@@ -148,6 +174,59 @@ impl Agent {
     pub(crate) fn window_chars(mut self, chars: usize) -> Self {
         self.max_chars = chars.max(4000);
         self
+    }
+
+    /// Compacts the history when the conversation reaches `fraction` of a `window` of
+    /// tokens (`None`: never; old turns are only shortened, see
+    /// [`window_chars`](Self::window_chars)).
+    pub(crate) fn compact_at(mut self, window: u64, fraction: Option<f64>) -> Self {
+        self.compact = fraction.map(|f| (window, f));
+        self
+    }
+
+    /// Every message of the conversation so far that the REPL was not given yet (see
+    /// [`history_sent`](Self::history_sent)).
+    pub(crate) fn history_unsent(&self) -> &[Message] {
+        &self.log[self.log_sent.min(self.log.len())..]
+    }
+
+    /// The REPL now holds the whole history.
+    pub(crate) fn history_sent(&mut self) {
+        self.log_sent = self.log.len();
+    }
+
+    /// How many messages the REPL should hold already.
+    pub(crate) fn history_held(&self) -> usize {
+        self.log_sent.min(self.log.len())
+    }
+
+    /// Every message sent so far (what a restarted REPL gets again).
+    pub(crate) fn history_all(&self) -> &[Message] {
+        &self.log
+    }
+
+    /// The summary of the turns an [`Action::Compact`] named (`None`: the call failed or
+    /// was not allowed): they are replaced by one message holding it, or, without one,
+    /// shortened as before. Then the next turn starts.
+    pub(crate) fn on_compacted(&mut self, summary: Option<String>) -> Action {
+        if let (Some(range), Some(summary)) = (self.pending.take(), summary)
+            && range.end <= self.messages.len()
+        {
+            let n = range.len();
+            self.messages.splice(
+                range,
+                [Message::assistant(prompt::compacted_turns(n, &summary))],
+            );
+            // Indices into the conversation moved.
+            self.previous_at = None;
+        }
+        self.fit();
+        self.next_turn()
+    }
+
+    fn push(&mut self, m: Message) {
+        self.log.push(m.clone());
+        self.messages.push(m);
     }
 
     /// Shortens old turns until the conversation fits [`window_chars`](Self::window_chars).
@@ -226,15 +305,14 @@ impl Agent {
             self.previous_code = blocks.clone();
             self.previous_at = Some(self.messages.len());
         }
-        self.messages.push(Message::assistant(reply));
+        self.push(Message::assistant(reply));
         if blocks.is_empty() {
             // A final answer is taken from prose only when the reply has no code: code must
             // run first.
             if let Some(answer) = final_from_text(reply) {
                 if self.guessed(&answer, reply, "") {
                     self.refused_final = true;
-                    self.messages
-                        .push(Message::user(prompt::unsupported_final(&answer)));
+                    self.push(Message::user(prompt::unsupported_final(&answer)));
                     return self.next_turn();
                 }
                 return Action::Answer(answer);
@@ -245,7 +323,7 @@ impl Agent {
                     replies: self.no_code,
                 });
             }
-            self.messages.push(Message::user(prompt::no_code_nudge()));
+            self.push(Message::user(prompt::no_code_nudge()));
             return self.next_turn();
         }
         self.no_code = 0;
@@ -267,7 +345,7 @@ impl Agent {
                 self.end_of_reply()
             }
             None => {
-                self.messages.push(Message::user(text));
+                self.push(Message::user(text));
                 self.next_turn()
             }
         }
@@ -330,7 +408,19 @@ impl Agent {
             prompt::next_turn(self.iteration + 1, self.max_iterations)
         };
         let body = format!("{}\n\n{next}", self.observations.join("\n\n"));
-        self.messages.push(Message::user(body.trim_end()));
+        self.push(Message::user(body.trim_end()));
+        if self.iteration < self.max_iterations
+            && let Some((window, fraction)) = self.compact
+            && let Some(range) =
+                crate::compaction::plan(&self.messages, self.question_at, window, fraction)
+        {
+            let turns = self.messages[range.clone()].to_vec();
+            self.pending = Some(range);
+            return Action::Compact {
+                question: self.messages[self.question_at].content.clone(),
+                turns,
+            };
+        }
         self.fit();
         self.next_turn()
     }
@@ -703,6 +793,74 @@ mod tests {
                 .contains("left out to fit the context window")
         );
         assert!(users[1].content.starts_with("turn 0"));
+    }
+
+    /// Over the threshold, the older turns are handed out for a summary, which then
+    /// replaces them as one reply; the log keeps every message. Without a summary the old
+    /// shortening applies.
+    #[test]
+    fn older_turns_are_compacted_into_a_summary() {
+        let mut a = agent(20).window_chars(30_000).compact_at(10_000, Some(0.8));
+        a.start();
+        let mut compacted = None;
+        for i in 0..8 {
+            a.on_reply(&code(&format!("print({i})")));
+            match a.on_block(ran(&format!("turn {i} {}", "x".repeat(5_000)))) {
+                Action::Compact { question, turns } => {
+                    assert_eq!(question, "Question: q");
+                    assert!(turns[0].content.contains("print(0)"), "{:?}", turns[0]);
+                    compacted = Some(turns.len());
+                    assert_eq!(
+                        a.on_compacted(Some("x is 0, printed 0".into())),
+                        Action::Ask { temperature: None }
+                    );
+                    break;
+                }
+                Action::Ask { .. } => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        let n = compacted.expect("a compaction");
+        let m = a.messages();
+        assert_eq!(m[1].content, "Question: q");
+        assert_eq!(m[2].role, Role::Assistant);
+        assert!(m[2].content.contains("x is 0, printed 0") && m[2].content.contains("`history`"));
+        assert_eq!(m[3].role, Role::User);
+        assert!(crate::compaction::estimated_tokens(m) < 8_000);
+        // The log holds everything, the compacted turns included.
+        assert_eq!(a.history_unsent().len(), m.len() + n - 1);
+        a.history_sent();
+        assert!(a.history_unsent().is_empty());
+
+        // The summary call failed: old turns are shortened instead.
+        let mut a = agent(20).window_chars(30_000).compact_at(10_000, Some(0.8));
+        a.start();
+        for i in 0..8 {
+            a.on_reply(&code(&format!("print({i})")));
+            if let Action::Compact { .. } =
+                a.on_block(ran(&format!("turn {i} {}", "x".repeat(9_000))))
+            {
+                a.on_compacted(None);
+            }
+        }
+        let total: usize = a.messages().iter().map(|m| m.content.len()).sum();
+        assert!(total <= 30_000, "{total}");
+        assert!(
+            a.messages()[3]
+                .content
+                .contains("left out to fit the context window")
+        );
+
+        // Off: never asked.
+        let mut a = agent(20).window_chars(30_000).compact_at(10_000, None);
+        a.start();
+        for i in 0..8 {
+            a.on_reply(&code(&format!("print({i})")));
+            assert!(matches!(
+                a.on_block(ran(&"x".repeat(9_000))),
+                Action::Ask { .. }
+            ));
+        }
     }
 
     #[test]

@@ -159,11 +159,38 @@ impl PromptMode {
 /// The context window (tokens) assumed for `model` at `base_url` when none is configured:
 /// 16384 for a local server or a small model, 128000 otherwise.
 pub(crate) fn default_context_window(model: &str, base_url: &str) -> u64 {
+    if !is_local_url(base_url)
+        && let Some(tokens) = known_context_window(model)
+    {
+        return tokens;
+    }
     if is_small_model(model) || is_local_url(base_url) {
         16_384
     } else {
         128_000
     }
+}
+
+/// The context windows of known hosted model families, in tokens (history compaction and
+/// shortening start from them).
+fn known_context_window(model: &str) -> Option<u64> {
+    let m = model.to_ascii_lowercase();
+    let m = m.rsplit('/').next().unwrap_or(&m);
+    const TABLE: &[(&str, u64)] = &[
+        ("gpt-4.1", 1_047_576),
+        ("gpt-4-32k", 32_768),
+        ("gpt-3.5-turbo", 16_385),
+        ("claude", 200_000),
+        ("gemini-1.5", 1_048_576),
+        ("gemini-2", 1_048_576),
+    ];
+    if m == "gpt-4" || m.starts_with("gpt-4-0") {
+        return Some(8_192);
+    }
+    TABLE
+        .iter()
+        .find(|(prefix, _)| m.starts_with(prefix))
+        .map(|&(_, tokens)| tokens)
 }
 
 /// A model name that states a parameter count of at most 14 billion (`qwen2.5-coder-1.5b`,
@@ -492,6 +519,10 @@ pub struct Config {
     /// The model's context window in tokens (`None`: 16384 for a local or small model, else
     /// 128000); older turns are shortened to keep the conversation within it.
     pub context_window: Option<u64>,
+    /// History compaction: when the root conversation reaches this fraction of the context
+    /// window, its older turns are summarised by one LLM call (`None`: off, older turns
+    /// are only shortened). Default 0.8.
+    pub compact_at: Option<f64>,
     /// Which local model the `rlm` command starts when no provider is configured (`1.5b` or
     /// `0.5b`); the library itself does not use it.
     pub local_model: String,
@@ -527,6 +558,7 @@ impl Config {
             local_model: "1.5b".into(),
             require_evidence: true,
             context_window: None,
+            compact_at: Some(0.8),
             custom_instructions: None,
             reveal_secrets: false,
             answer_schema: None,
@@ -569,6 +601,23 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn known_models_have_their_context_windows() {
+        let w = |m| default_context_window(m, "https://api.example.com/v1");
+        assert_eq!(w("claude-sonnet-4-5"), 200_000);
+        assert_eq!(w("gemini-2.5-flash"), 1_048_576);
+        assert_eq!(w("openai/gpt-4.1-mini"), 1_047_576);
+        assert_eq!(w("gpt-4"), 8_192);
+        assert_eq!(w("gpt-4o-mini"), 128_000);
+        assert_eq!(w("qwen2.5-coder-1.5b"), 16_384);
+        // A local server: its own (small) default.
+        assert_eq!(
+            default_context_window("claude-x", "http://127.0.0.1:8080/v1"),
+            16_384
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -118,7 +118,10 @@
 //!    REPL's protocol pipe, are decoded into typed host calls and answered by the host while
 //!    the block waits; `rlm_query` starts a child run (depth + 1) in the same tree. A host
 //!    tool call names a tool: the host answers only tools registered for that run, with
-//!    arguments its schema accepts.
+//!    arguments its schema accepts. When the root conversation reaches `RLM_COMPACT_AT` of
+//!    the context window, one LLM call summarises its older turns, which the summary
+//!    replaces; the REPL keeps its state and is handed the full history as `history` by a
+//!    cell of the host (`compaction.rs` decides, `agent.rs` applies, `run.rs` calls).
 //! 5. The run ends on `FINAL(...)`/`FINAL_VAR(...)` in the REPL (or a `FINAL(...)` stdout
 //!    line, or a final answer stated in a reply *without* code), on a limit, or when
 //!    cancelled. The session is killed (SIGKILL before the result is returned; reaping it
@@ -213,6 +216,7 @@ pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T
 
 mod agent;
 mod budget;
+mod compaction;
 mod config;
 mod context;
 mod egress;

@@ -226,6 +226,24 @@ pub(crate) fn capped_final(value: &str) -> String {
     )
 }
 
+/// The system prompt of the call that summarises older turns (history compaction).
+pub(crate) const COMPACTION_SYSTEM: &str = "You summarise the earlier turns of an agent that answers a question by writing Python in a persistent REPL. Write a compact summary the agent can continue from: what it tried, what each attempt printed that matters (exact numbers, names, ids, file or record positions, and the names of REPL variables that hold results), what failed and why, and what is still to do. Keep every exact value that may be part of the answer. Do not answer the question yourself and do not write code blocks. Plain text, at most 400 words.";
+
+/// The request of the summary call: the question and the turns to summarise.
+pub(crate) fn compaction_request(question: &str, transcript: &str) -> String {
+    format!(
+        "The question the agent works on:\n{question}\n\nThe earlier turns to summarise:\n\n{transcript}\n\nWrite the summary now."
+    )
+}
+
+/// The message that replaces `turns` summarised messages of the conversation.
+pub(crate) fn compacted_turns(turns: usize, summary: &str) -> String {
+    format!(
+        "[History compaction: {turns} earlier messages of this conversation were replaced by this summary to save room in the context window. The REPL kept its state: every variable is still defined. The full earlier messages are in the REPL variable `history` (a list of {{'role', 'content'}} dicts, oldest first), e.g. print(history[-3]['content'][:2000]).]\n\nSummary of my earlier turns:\n{}",
+        summary.trim()
+    )
+}
+
 /// An old turn cut to its start and end to fit the model's context window.
 pub(crate) fn shortened(text: &str) -> String {
     let cut = |i: usize, up: bool| {

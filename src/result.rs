@@ -25,6 +25,9 @@ pub enum StepKind {
     /// A host tool called by code in the REPL (input: the arguments as JSON; output: what
     /// the code got back).
     ToolCall,
+    /// History compaction: one LLM call that summarised older turns of the root
+    /// conversation (input: how many messages; output: the summary).
+    Compaction,
 }
 
 /// A redaction made by the egress filter: which rule fired and where (byte offsets into the

@@ -612,6 +612,15 @@ impl Run {
             let index = first + usize::from(loaded.is_some());
             user = format!("{}{user}", prompt::session_note(index, loaded.is_some()));
         }
+        let tokens = cfg.context_window.unwrap_or_else(|| {
+            crate::config::default_context_window(&self.model_name(), self.base_url())
+        });
+        // History compaction: the root run only (child runs are short).
+        let compact_at = cfg.compact_at.filter(|_| self.depth == 0);
+        // Older turns are shortened beyond 70% of the window (about 3 characters per token,
+        // and room for the reply), or, with compaction on, only beyond its threshold: a
+        // fallback when a summary cannot be had.
+        let fit_percent = compact_at.map_or(70, |f| ((f * 100.0) as usize + 5).max(70));
         let mut agent = Agent::new(
             system,
             user,
@@ -620,14 +629,8 @@ impl Run {
         )
         .with_earlier(&earlier)
         .require_evidence(loaded.is_some() && cfg.require_evidence)
-        .window_chars({
-            let model = self.model_name();
-            let tokens = cfg
-                .context_window
-                .unwrap_or_else(|| crate::config::default_context_window(&model, self.base_url()));
-            // About 3 characters per token, and room for the reply.
-            (tokens as usize).saturating_mul(3) * 7 / 10
-        });
+        .window_chars((tokens as usize).saturating_mul(3) / 100 * fit_percent)
+        .compact_at(tokens, compact_at);
         // The sandbox starts while the first LLM call is in flight: that call needs no
         // sandbox, and the run's first request goes out without waiting for a process start.
         // The first error ends both (a start abandoned half-way is killed and reaped).
@@ -710,6 +713,20 @@ impl Run {
                     Ok(()) => return self.finish(answer).await,
                     Err(text) => agent.reject_answer(text),
                 },
+                Action::Compact { question, turns } => {
+                    let summary = self.summarise(&question, &turns).await;
+                    let unsent = agent.history_unsent().to_vec();
+                    // A REPL restarted since the last compaction lost what it held: it
+                    // refuses the tail, and gets the whole history again.
+                    if self
+                        .give_history(session, &unsent, agent.history_held())
+                        .await
+                        || self.give_history(session, agent.history_all(), 0).await
+                    {
+                        agent.history_sent();
+                    }
+                    agent.on_compacted(summary)
+                }
                 Action::Stop(stop @ Stop::NoCode { .. }) => {
                     return Err(Error::NoCode {
                         message: stop.message(),
@@ -723,6 +740,49 @@ impl Run {
                 }
             };
         }
+    }
+
+    /// History compaction: one LLM call (under the budget, through the egress filter like
+    /// any) summarises `turns`; `None` when it fails or is not allowed.
+    async fn summarise(&self, question: &str, turns: &[Message]) -> Option<String> {
+        let cfg = self.cfg();
+        let tokens = cfg.context_window.unwrap_or_else(|| {
+            crate::config::default_context_window(&self.model_name(), self.base_url())
+        });
+        // The request stays well within the window (about 3 characters per token).
+        let max_chars = (tokens as usize).saturating_mul(3) / 2;
+        let transcript = crate::compaction::transcript(turns, max_chars);
+        let request = prompt::compaction_request(question, &transcript);
+        let messages = vec![
+            Message::system(prompt::COMPACTION_SYSTEM),
+            Message::user(request),
+        ];
+        let route = routing::for_run(cfg, self.depth);
+        let input = format!("{} earlier messages", turns.len());
+        let reply = self
+            .call_llm(messages, route, None, StepKind::Compaction, input)
+            .await
+            .ok()?;
+        let reply = reply.trim();
+        (!reply.is_empty()).then(|| reply.to_string())
+    }
+
+    /// Appends `messages` (all already sent to the model) to the REPL's `history` (a cell of
+    /// the host's own, not a step). False when the REPL did not take them.
+    async fn give_history(
+        &self,
+        session: &mut dyn SandboxSession,
+        messages: &[Message],
+        held: usize,
+    ) -> bool {
+        if messages.is_empty() && held > 0 {
+            return true;
+        }
+        let json = serde_json::to_string(messages).expect("messages serialize");
+        let literal = serde_json::to_string(&json).expect("a string");
+        let code =
+            format!("__import__('sys').modules['__main__']._extend_history({literal}, {held})");
+        matches!(session.execute(&code, self).await, Ok(r) if r.success())
     }
 
     /// With an answer schema (root run only): keeps the validated value, or returns what

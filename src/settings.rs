@@ -382,7 +382,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "context_window",
         None,
         "auto",
-        "the model's context window in tokens; older turns are shortened to stay within it (`auto`: 16384 for a local server or a small model, else 128000)",
+        "the model's context window in tokens; older turns are shortened to stay within it (`auto`: 200000 for Claude, about 1M for Gemini 1.5/2.x and GPT-4.1, 16384 for a local server or a small model, else 128000)",
         |c, v| {
             c.context_window = if v.eq_ignore_ascii_case("auto") {
                 None
@@ -393,6 +393,17 @@ pub(crate) const SETTINGS: &[Setting] = &[
                 }
                 Some(n)
             };
+            Ok(())
+        }
+    ),
+    setting!(
+        "RLM_COMPACT_AT",
+        "compact_at",
+        None,
+        "0.8",
+        "history compaction: when the root conversation reaches this fraction of the context window, older turns are summarised by one LLM call and the full history stays in the REPL as `history` (`off`: older turns are only shortened)",
+        |c, v| {
+            c.compact_at = crate::compaction::parse_fraction(v)?;
             Ok(())
         }
     ),

@@ -154,6 +154,7 @@ fn render_step(html: &mut String, s: &Step, runs: &HashMap<&str, RunView<'_>>) {
         StepKind::FinalAnswer => "Final answer",
         StepKind::PartialAnswer => "Partial answer (not final)",
         StepKind::ToolCall => "Tool call",
+        StepKind::Compaction => "History compaction",
     };
     let mut meta = format!(
         "iteration {} · {:.0} ms",

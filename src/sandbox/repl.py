@@ -759,8 +759,23 @@ def _define_tools(text):
         _G[t["name"]] = f
 
 
+def _extend_history(text, held=0):
+    """Appends messages of the conversation (called by the host when it compacts the history;
+    all of them were already sent to the model) and binds `history` to a fresh copy: a list of
+    {'role', 'content'} dicts, oldest first. Changing the copy changes nothing else. `held`:
+    how many messages the host believes this REPL holds already; a REPL that holds others (it
+    was restarted and lost them) refuses, and the host sends the whole history again."""
+    if len(_HISTORY) != held:
+        raise RuntimeError("history holds %d messages, not %d" % (len(_HISTORY), held))
+    _HISTORY.extend(_loads(text))
+    h = [{"role": m["role"], "content": m["content"]} for m in _HISTORY]
+    _RESERVED["history"] = h
+    _G["history"] = h
+
+
 _G = {"__name__": "__main__", "__builtins__": __builtins__}
 _RESERVED = {}
+_HISTORY = []
 
 
 def _install_open(handles):
