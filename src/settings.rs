@@ -858,14 +858,17 @@ pub(crate) fn resolve(lookup: impl Fn(&str) -> Option<Sourced>) -> Result<Config
     Ok(c)
 }
 
-/// The key given to the builder for the sub-model (never read from a flag or a variable of
-/// its own: the sub-provider's variable holds it).
+/// The key given to the builder for the sub-model.
 pub(crate) const SUB_API_KEY: &str = "sub_api_key";
+
+/// The environment variable holding the sub-model's key for a server of its own.
+pub(crate) const SUB_API_KEY_VAR: &str = "RLM_SUB_API_KEY";
 
 /// Completes the sub-model's connection from what was given: the provider (default: the
 /// root's), the URL (the root's for the same provider, else the provider's public one) and
-/// the key (the builder's `sub_api_key`, else the root's for the same provider and URL, else
-/// the sub-provider's own variable).
+/// the key (the builder's `sub_api_key` or `RLM_SUB_API_KEY`, else the root's for the same
+/// provider and URL, else the sub-provider's own variable, but only for that provider's own
+/// public endpoint: a key is never sent to a server it was not given for).
 fn resolve_sub(c: &mut Config, get: &impl Fn(&str) -> Option<Sourced>) -> Result<()> {
     let (provider, url) = c.sub_given.clone();
     let Some(sub) = c.sub.as_mut() else {
@@ -892,10 +895,13 @@ fn resolve_sub(c: &mut Config, get: &impl Fn(&str) -> Option<Sourced>) -> Result
     };
     llm.model = sub.models[0].clone();
     let same_endpoint = llm.provider == c.llm.provider && llm.base_url == c.llm.base_url;
-    llm.api_key = match get(SUB_API_KEY) {
+    let own_endpoint = llm.base_url.trim_end_matches('/')
+        == llm.provider.default_base_url().trim_end_matches('/');
+    llm.api_key = match get(SUB_API_KEY).or_else(|| get(SUB_API_KEY_VAR)) {
         Some(k) => Some(k.value.trim().to_string()),
         None if same_endpoint => c.llm.api_key.clone(),
-        None => get(llm.provider.key_var()).map(|k| k.value.trim().to_string()),
+        None if own_endpoint => get(llm.provider.key_var()).map(|k| k.value.trim().to_string()),
+        None => None,
     };
     sub.llm = llm;
     Ok(())
@@ -1150,7 +1156,8 @@ mod tests {
         assert_eq!(sub.llm.base_url, Provider::Gemini.default_base_url());
         assert_eq!(sub.llm.api_key, None, "never another provider's key");
         assert!(!format!("{:?}", c.llm).contains("ant-k"));
-        // Same provider, another server: the provider's own variable (not a builder key).
+        // Same provider, another server: never the provider's key (it is the root's, or
+        // someone else's); only a key given for that server.
         let c = env(&[
             ("OPENAI_API_KEY", "root-k"),
             ("RLM_SUB_MODEL", "m"),
@@ -1161,11 +1168,24 @@ mod tests {
             c.sub.as_ref().unwrap().llm.base_url,
             "http://127.0.0.1:9/v1"
         );
-        assert_eq!(
-            c.sub.unwrap().llm.api_key.as_deref(),
-            Some("root-k"),
-            "the provider's own variable"
-        );
+        assert_eq!(c.sub.unwrap().llm.api_key, None, "no key for another server");
+        let c = env(&[
+            ("OPENAI_API_KEY", "root-k"),
+            ("RLM_SUB_MODEL", "m"),
+            ("RLM_SUB_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("RLM_SUB_API_KEY", "sub-k"),
+        ])
+        .unwrap();
+        assert_eq!(c.sub.unwrap().llm.api_key.as_deref(), Some("sub-k"));
+        // Another provider at its public endpoint: that provider's own variable.
+        let c = env(&[
+            ("OPENAI_API_KEY", "root-k"),
+            ("ANTHROPIC_API_KEY", "ant-k"),
+            ("RLM_SUB_MODEL", "m"),
+            ("RLM_SUB_PROVIDER", "anthropic"),
+        ])
+        .unwrap();
+        assert_eq!(c.sub.unwrap().llm.api_key.as_deref(), Some("ant-k"));
         for (k, v) in [
             ("RLM_SUB_PROVIDER", "gemini"),
             ("RLM_SUB_BASE_URL", "http://x/v1"),
