@@ -268,7 +268,25 @@ pub(crate) async fn execute_in(
     {
         result.partial_answer = Some(tree.secrets.reveal(a));
     }
+    if tree.shared.config.reveal_secrets
+        && let Some(j) = &result.answer_json
+        && let Ok(mut v) = serde_json::from_str::<serde_json::Value>(j)
+    {
+        // String by string, so the JSON stays valid whatever the secrets hold.
+        reveal_strings(&mut v, &|s: &str| tree.secrets.reveal(s));
+        result.answer_json = Some(v.to_string());
+    }
     result
+}
+
+/// Replaces every string in `v` by `f` of it.
+fn reveal_strings(v: &mut serde_json::Value, f: &dyn Fn(&str) -> String) {
+    match v {
+        serde_json::Value::String(s) => *s = f(s),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| reveal_strings(x, f)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| reveal_strings(x, f)),
+        _ => {}
+    }
 }
 
 impl Run {
@@ -474,11 +492,12 @@ impl Run {
 
     /// The final answer goes to the user, who owns the context, so context echo is allowed;
     /// secrets are still removed.
-    async fn finish(&self, answer: String) -> Result<String> {
-        let started = self.start.elapsed();
-        let f = self
-            .filter_out(&answer, "final_answer", Direction::ToSubLlm)
-            .await?;
+    /// Records the final answer `f` (already through the egress filter) and, with an answer
+    /// schema, its validated value.
+    fn finish(&self, f: Filtered, json: Option<String>, started: Duration) -> Result<String> {
+        if json.is_some() {
+            *lock(&self.answer_json) = json;
+        }
         let mut step = self.step(
             StepKind::FinalAnswer,
             String::new(),
@@ -709,10 +728,18 @@ impl Run {
                     let result = self.run_block(session, code, index, of).await?;
                     agent.on_block(result)
                 }
-                Action::Answer(answer) => match self.check_answer(&answer) {
-                    Ok(()) => return self.finish(answer).await,
-                    Err(text) => agent.reject_answer(text),
-                },
+                Action::Answer(answer) => {
+                    // Filtered first: the schema checks, and `answer_json` carries, only what
+                    // may leave.
+                    let started = self.start.elapsed();
+                    let f = self
+                        .filter_out(&answer, "final_answer", Direction::ToSubLlm)
+                        .await?;
+                    match self.check_answer(&f.text) {
+                        Ok(json) => return self.finish(f, json, started),
+                        Err(text) => agent.reject_answer(text),
+                    }
+                }
                 Action::Compact { question, turns } => {
                     let summary = self.summarise(&question, &turns).await;
                     let unsent = agent.history_unsent().to_vec();
@@ -787,20 +814,17 @@ impl Run {
 
     /// With an answer schema (root run only): keeps the validated value, or returns what
     /// the model is told about an invalid answer.
-    fn check_answer(&self, answer: &str) -> std::result::Result<(), String> {
+    fn check_answer(&self, answer: &str) -> std::result::Result<Option<String>, String> {
         let Some(schema) = self
             .cfg()
             .answer_schema
             .as_ref()
             .filter(|_| self.depth == 0)
         else {
-            return Ok(());
+            return Ok(None);
         };
         match schema.check_value(answer) {
-            Ok(v) => {
-                *lock(&self.answer_json) = Some(v.to_string());
-                Ok(())
-            }
+            Ok(v) => Ok(Some(v.to_string())),
             Err(errors) => {
                 let mut step = self.step(
                     StepKind::FinalAnswer,
@@ -809,7 +833,8 @@ impl Run {
                     self.start.elapsed(),
                 );
                 step.success = false;
-                step.error = Some(format!("answer schema: {}", errors.join("; ")));
+                let shown: Vec<&str> = errors.iter().take(20).map(String::as_str).collect();
+                step.error = Some(format!("answer schema: {}", shown.join("; ")));
                 self.push_step(step);
                 Err(prompt::invalid_answer(&errors, schema.as_json()))
             }

@@ -895,8 +895,8 @@ fn resolve_sub(c: &mut Config, get: &impl Fn(&str) -> Option<Sourced>) -> Result
     };
     llm.model = sub.models[0].clone();
     let same_endpoint = llm.provider == c.llm.provider && llm.base_url == c.llm.base_url;
-    let own_endpoint = llm.base_url.trim_end_matches('/')
-        == llm.provider.default_base_url().trim_end_matches('/');
+    let own_endpoint =
+        llm.base_url.trim_end_matches('/') == llm.provider.default_base_url().trim_end_matches('/');
     llm.api_key = match get(SUB_API_KEY).or_else(|| get(SUB_API_KEY_VAR)) {
         Some(k) => Some(k.value.trim().to_string()),
         None if same_endpoint => c.llm.api_key.clone(),
@@ -1168,7 +1168,11 @@ mod tests {
             c.sub.as_ref().unwrap().llm.base_url,
             "http://127.0.0.1:9/v1"
         );
-        assert_eq!(c.sub.unwrap().llm.api_key, None, "no key for another server");
+        assert_eq!(
+            c.sub.unwrap().llm.api_key,
+            None,
+            "no key for another server"
+        );
         let c = env(&[
             ("OPENAI_API_KEY", "root-k"),
             ("RLM_SUB_MODEL", "m"),

@@ -528,3 +528,31 @@ fn repeated_code_is_flagged_dropped_from_history_and_resampled() {
         "earlier identical attempts are dropped from the history"
     );
 }
+
+#[test]
+fn a_typed_answer_passes_the_egress_filter_before_it_is_validated_and_kept() {
+    let llm = ScriptedLlm::replies([
+        "```python\nkey = 'AKIA' + 'IOSFODNN7EXAMPLE'\nFINAL({'user': 'ann', 'key': key})\n```",
+    ]);
+    let schema = rlm::Schema::parse(
+        r#"{"type":"object","properties":{"user":{"type":"string"},"key":{"type":"string"}},"required":["user","key"]}"#,
+    )
+    .unwrap();
+    let r = Orchestrator::builder()
+        .llm(llm)
+        .answer_schema(schema)
+        .build()
+        .unwrap()
+        .run("Who is it?");
+    let json = r.answer_json.clone().expect("a validated answer");
+    assert!(json.contains("\"user\":\"ann\""), "{json}");
+    assert!(!json.contains("IOSFODNN7EXAMPLE"), "{json}");
+    assert!(
+        !r.final_answer
+            .unwrap_or_default()
+            .contains("IOSFODNN7EXAMPLE")
+    );
+    for s in r.steps.iter().filter(|s| s.kind == StepKind::FinalAnswer) {
+        assert!(!s.output.contains("IOSFODNN7EXAMPLE"), "{s:?}");
+    }
+}
