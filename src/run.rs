@@ -482,16 +482,31 @@ impl Run {
         dir: Direction,
     ) -> Result<Filtered> {
         let f = self.filter();
+        let known = self.tree.known();
+        // The egress filter, then the exact values that must never leave (API keys,
+        // secret-looking environment variables, the context's secrets): tool results and
+        // anything else the host hands on are covered, not only requests to a provider.
+        let both = move |t: &[u8]| {
+            f.filter_dir(t, source, dir).map(|mut out| {
+                let (text, hits) = known.redact(&out.text);
+                if !hits.is_empty() {
+                    out.text = text;
+                    out.findings.extend(
+                        hits.into_iter()
+                            .map(|(s, e)| Finding::new("known_secret", s, e)),
+                    );
+                }
+                out
+            })
+        };
         if text.len() > OFFLOAD_BYTES {
             let owned = text.to_string();
-            runtime::unblock(move || f.filter_dir(owned.as_bytes(), source, dir)).await
+            runtime::unblock(move || both(owned.as_bytes())).await
         } else {
-            f.filter_dir(text.as_bytes(), source, dir)
+            both(text.as_bytes())
         }
     }
 
-    /// The final answer goes to the user, who owns the context, so context echo is allowed;
-    /// secrets are still removed.
     /// Records the final answer `f` (already through the egress filter) and, with an answer
     /// schema, its validated value.
     fn finish(&self, f: Filtered, json: Option<String>, started: Duration) -> Result<String> {
@@ -805,7 +820,19 @@ impl Run {
         if messages.is_empty() && held > 0 {
             return true;
         }
-        let json = serde_json::to_string(messages).expect("messages serialize");
+        // What the model was sent, as it was sent (known values redacted, secrets masked);
+        // the system prompt (custom instructions, tool descriptions) stays on the host.
+        let sent: Vec<Message> = messages
+            .iter()
+            .map(|m| match m.role {
+                crate::llm::Role::System => Message::system("(the system prompt)"),
+                _ => Message {
+                    role: m.role,
+                    content: self.tree.guard(&m.content).0,
+                },
+            })
+            .collect();
+        let json = serde_json::to_string(&sent).expect("messages serialize");
         let literal = serde_json::to_string(&json).expect("a string");
         let code =
             format!("__import__('sys').modules['__main__']._extend_history({literal}, {held})");
@@ -1088,9 +1115,19 @@ impl HostCalls for Run {
     /// leaks end the run.
     fn call(&self, call: HostCall) -> BoxFuture<'_, HostReply> {
         Box::pin(async move {
-            if let Err(e) = self.context_unchanged() {
-                let reply = format!("Error: {e}");
-                lock(&self.fatal).get_or_insert(e);
+            // After an error that ends the run (a leak, a limit, a changed context), the rest
+            // of the cell gets nothing more from the host.
+            let stop = match self.context_unchanged() {
+                Err(e) => {
+                    let reply = format!("Error: {e}");
+                    lock(&self.fatal).get_or_insert(e);
+                    Some(reply)
+                }
+                Ok(()) => lock(&self.fatal)
+                    .as_ref()
+                    .map(|e| format!("Error: the run is ending: {e}")),
+            };
+            if let Some(reply) = stop {
                 return match call {
                     HostCall::LlmQueryBatched { prompts, .. } => {
                         HostReply::Texts(vec![reply; prompts.len()])
@@ -1194,11 +1231,15 @@ impl Run {
         let call_id = self.sub_call_started(&name, &shown);
         let limit = tool.limit().unwrap_or(self.cfg().sandbox.execution_timeout);
         let outcome = match runtime::timeout(Some(limit), tool.call(args)).await {
-            Some(Ok(text)) => self
-                .filter_out(&text, "tool", Direction::ToSubLlm)
-                .await
-                .map(|f| (f.text, f.findings))
-                .map_err(|e| e.to_string()),
+            Some(Ok(text)) => match self.filter_out(&text, "tool", Direction::ToSubLlm).await {
+                Ok(f) => Ok((f.text, f.findings)),
+                Err(e) => {
+                    // A leak (with `raise_on_leak`) ends the run, as from any sub-call.
+                    let m = e.to_string();
+                    lock(&self.fatal).get_or_insert(e);
+                    Err(m)
+                }
+            },
             Some(Err(e)) => Err(e),
             None => Err(format!("timed out after {:.1}s", limit.as_secs_f64())),
         };

@@ -25,7 +25,21 @@ use crate::error::{Error, Result};
 /// `Error: <message>`).
 pub type ToolResult = std::result::Result<String, String>;
 
-type Handler = Arc<dyn Fn(String) -> BoxFuture<'static, ToolResult> + Send + Sync>;
+type Handler = Arc<dyn Fn(String, Running) -> BoxFuture<'static, ToolResult> + Send + Sync>;
+
+/// Calls of one tool that may be running at once, counting those abandoned at their timeout
+/// whose thread still runs: code looping over a hanging tool cannot fill the blocking pool
+/// every run shares.
+pub(crate) const MAX_RUNNING: usize = 64;
+
+/// Counts one running call of a tool until dropped (by the thread or future doing the work).
+pub(crate) struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 /// A Rust function the model's code can call from the REPL. Cheap to clone.
 ///
@@ -51,6 +65,7 @@ pub struct Tool {
     params: Vec<String>,
     timeout: Option<Duration>,
     handler: Handler,
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Tool {
@@ -84,10 +99,12 @@ impl Tool {
             name.into(),
             description.into(),
             schema,
-            Arc::new(move |args: String| {
+            Arc::new(move |args: String, running: Running| {
                 let f = f.clone();
                 Box::pin(async move {
                     crate::runtime::unblock(move || {
+                        // Counted until the function returns, even after a timeout.
+                        let _running = running;
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&args)))
                             .unwrap_or_else(|_| Err("the tool panicked".into()))
                     })
@@ -116,9 +133,10 @@ impl Tool {
             name.into(),
             description.into(),
             schema,
-            Arc::new(move |args: String| {
+            Arc::new(move |args: String, running: Running| {
                 let fut = f(args);
                 Box::pin(async move {
+                    let _running = running;
                     std::panic::AssertUnwindSafe(fut)
                         .catch_unwind()
                         .await
@@ -151,6 +169,7 @@ impl Tool {
             params,
             timeout: None,
             handler,
+            running: Arc::default(),
         })
     }
 
@@ -198,7 +217,14 @@ impl Tool {
 
     /// Runs the tool on checked arguments.
     pub(crate) fn call(&self, args: String) -> BoxFuture<'static, ToolResult> {
-        (self.handler)(args)
+        use std::sync::atomic::Ordering;
+        if self.running.fetch_add(1, Ordering::SeqCst) >= MAX_RUNNING {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            return Box::pin(std::future::ready(Err(format!(
+                "{MAX_RUNNING} calls of this tool are still running (some past their timeout); try again later"
+            ))));
+        }
+        (self.handler)(args, Running(self.running.clone()))
     }
 }
 
@@ -414,6 +440,32 @@ mod tests {
             let e = t.check_args(&bad.to_string()).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn calls_still_running_are_capped_per_tool() {
+        let gate = Arc::new(std::sync::Barrier::new(MAX_RUNNING + 1));
+        let g = gate.clone();
+        let t = Tool::new("slow", "Waits.", r#"{"type":"object"}"#, move |_| {
+            g.wait();
+            Ok("done".into())
+        })
+        .unwrap();
+        // MAX_RUNNING calls in progress, each waiting at the gate on its own thread.
+        let running: Vec<_> = (0..MAX_RUNNING)
+            .map(|_| {
+                let call = t.call("{}".into());
+                std::thread::spawn(move || futures_lite::future::block_on(call))
+            })
+            .collect();
+        let refused = futures_lite::future::block_on(t.call("{}".into()));
+        assert!(refused.unwrap_err().contains("still running"));
+        gate.wait();
+        for r in running {
+            assert_eq!(r.join().unwrap().unwrap(), "done");
+        }
+        // The count went down with them.
+        assert_eq!(t.running.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[test]

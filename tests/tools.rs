@@ -245,3 +245,33 @@ fn bad_tool_registrations_fail_the_build() {
         .is_err()
     );
 }
+
+#[test]
+fn a_tool_result_never_carries_the_api_key_into_the_repl() {
+    const KEY: &str = "correcthorsebatterystaple";
+    let o = Orchestrator::builder()
+        .llm(rlm::llm::ScriptedLlm::replies([
+            "```python\nt = whoami()\nprint(t)\n```",
+            "```python\nFINAL(t)\n```",
+        ]))
+        .api_key(KEY)
+        .setting("require_evidence", "0")
+        .tool(
+            Tool::new(
+                "whoami",
+                "The caller's token.",
+                r#"{"type": "object"}"#,
+                |_| Ok(format!("hello {KEY}")),
+            )
+            .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let r = o.run("Who am I?");
+    let answer = r.final_answer.clone().unwrap_or_default();
+    assert!(answer.starts_with("hello "), "{answer} {:?}", r.error);
+    assert!(!answer.contains(KEY), "{answer}");
+    for s in &r.steps {
+        assert!(!s.output.contains(KEY), "{s:?}");
+    }
+}
