@@ -234,7 +234,6 @@ impl Orchestrator {
 /// environment (read only after [`env`](Self::env)), which wins over the defaults; each value
 /// is validated once, in [`build`](Self::build), and errors name where the bad value came
 /// from.
-#[derive(Debug)]
 #[must_use]
 pub struct OrchestratorBuilder {
     explicit: BTreeMap<&'static str, Sourced>,
@@ -246,6 +245,33 @@ pub struct OrchestratorBuilder {
     prices: PriceTable,
     trajectory: Option<Arc<TrajectoryLog>>,
     tools: Toolbox,
+}
+
+/// Settings by name with where they came from; the API keys' values are never shown.
+impl std::fmt::Debug for OrchestratorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings: BTreeMap<&str, String> = self
+            .explicit
+            .iter()
+            .map(|(k, v)| {
+                let shown = if *k == settings::API_KEY || *k == settings::SUB_API_KEY {
+                    "[set]".to_string()
+                } else {
+                    v.value.clone()
+                };
+                (*k, format!("{shown} ({})", v.origin))
+            })
+            .collect();
+        f.debug_struct("OrchestratorBuilder")
+            .field("settings", &settings)
+            .field("errors", &self.errors)
+            .field("use_env", &self.use_env)
+            .field("custom_llm", &self.llm.is_some())
+            .field("custom_sub_llm", &self.sub_llm.is_some())
+            .field("custom_sandbox", &self.sandbox.is_some())
+            .field("tools", &self.tools)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OrchestratorBuilder {

@@ -692,7 +692,13 @@ impl Run {
             first += 1;
         }
         let outcome = self.agent_loop(&mut agent, action, &mut *session).await;
-        if let Some(chat) = &self.chat {
+        // A session keeps its REPL for the next call, unless this one ended on a leak or a
+        // changed context: that REPL may hold what no check has seen, and is killed.
+        let tainted = matches!(
+            &outcome,
+            Err(Error::DataLeak { .. } | Error::Context { .. })
+        );
+        if let Some(chat) = self.chat.as_ref().filter(|_| !tainted) {
             chat.keep(session, agent.messages(), first, outcome.as_ref().ok());
             return outcome;
         }

@@ -556,3 +556,15 @@ fn a_typed_answer_passes_the_egress_filter_before_it_is_validated_and_kept() {
         assert!(!s.output.contains("IOSFODNN7EXAMPLE"), "{s:?}");
     }
 }
+
+#[test]
+fn a_builders_debug_output_never_shows_the_keys() {
+    let b = Orchestrator::builder()
+        .api_key("sk-root-secret-0001")
+        .sub_api_key("sk-sub-secret-0002")
+        .model("m");
+    let shown = format!("{b:?}");
+    assert!(shown.contains("\"m (") || shown.contains("m ("), "{shown}");
+    assert!(!shown.contains("sk-root-secret-0001"), "{shown}");
+    assert!(!shown.contains("sk-sub-secret-0002"), "{shown}");
+}
