@@ -205,7 +205,7 @@ pub(crate) const SETTINGS: &[Setting] = &[
         "sub_provider",
         Some("--sub-provider"),
         "the root's",
-        "wire format of the sub-model (`openai`, `anthropic`, `gemini`); its key is read from that provider's variable only",
+        "wire format of the sub-model (`openai`, `anthropic`, `gemini`); its key: RLM_SUB_API_KEY, else that provider's variable at its public URL only",
         |c, v| {
             c.sub_given.0 = Some(Provider::parse(v).ok_or_else(|| {
                 format!("unknown provider {v:?}; use \"openai\", \"anthropic\" or \"gemini\"")
