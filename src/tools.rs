@@ -444,6 +444,9 @@ mod tests {
 
     #[test]
     fn calls_still_running_are_capped_per_tool() {
+        let _one = crate::runtime::MANY_THREADS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let gate = Arc::new(std::sync::Barrier::new(MAX_RUNNING + 1));
         let g = gate.clone();
         let t = Tool::new("slow", "Waits.", r#"{"type":"object"}"#, move |_| {
