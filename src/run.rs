@@ -56,8 +56,9 @@ struct Tree {
     /// Child runs in flight at once, per depth of the run that starts them (one limiter per
     /// level, so a child waiting for its own children never holds the permit they need).
     children: Vec<Limiter>,
-    /// The secrets of every context of the tree, and their placeholders.
-    secrets: SecretTable,
+    /// The secrets of every context of the tree, and their placeholders (a session's, shared
+    /// by all its calls, so a placeholder always means one value).
+    secrets: Arc<SecretTable>,
     /// The matcher of known values, rebuilt when the table grows: (table size, matcher).
     known: Mutex<(usize, Arc<KnownSecrets>)>,
     /// The last sub-call id given out (for [`RunEvent::SubCallStarted`]).
@@ -202,7 +203,7 @@ pub(crate) async fn execute_in(
             .map(|_| Limiter::new(limits.max_concurrent_subcalls))
             .collect(),
         ledger: Ledger::new(limits.clone(), shared.prices.clone()),
-        secrets: SecretTable::default(),
+        secrets: chat.as_ref().map(|c| c.secrets.clone()).unwrap_or_default(),
         known: Mutex::new((usize::MAX, Arc::new(KnownSecrets::new(&[])))),
         calls: AtomicU64::new(0),
         shared,

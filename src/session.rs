@@ -33,6 +33,9 @@ struct Kept {
 pub(crate) struct Chat {
     kept: Mutex<Kept>,
     busy: AtomicBool,
+    /// The secrets of every context of the session and their placeholders: one table for
+    /// all calls, so `[SECRET:kind#1]` of an earlier context never means another value.
+    pub(crate) secrets: Arc<crate::mask::SecretTable>,
 }
 
 impl Chat {

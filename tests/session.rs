@@ -169,3 +169,25 @@ fn an_observed_call_streams_events_and_cancelling_it_loses_the_repl() {
     drop(s);
     assert_eq!(wait_no_descendants(10), 0);
 }
+
+#[test]
+fn placeholders_mean_one_value_across_a_sessions_calls() {
+    let llm = rlm::llm::ScriptedLlm::replies([
+        "```python\nFINAL(context.split()[-1])\n```",
+        "```python\nFINAL(context_0.split()[-1] + ' ' + context_1.split()[-1])\n```",
+    ]);
+    let session = Orchestrator::builder()
+        .llm(llm)
+        .setting("require_evidence", "0")
+        .build()
+        .unwrap()
+        .session();
+    let a = session.run_with_context("first", Context::text("key AKIAIOSFODNN7EXAMPLE"));
+    let first = a.final_answer.clone().unwrap_or_default();
+    assert!(first.starts_with("[SECRET:"), "{first} {:?}", a.error);
+    let b = session.run_with_context("second", Context::text("key AKIAI44QH8DHBEXAMPLE"));
+    let both = b.final_answer.clone().unwrap_or_default();
+    let (p0, p1) = both.split_once(' ').expect("two placeholders");
+    assert_eq!(p0, first, "the earlier context keeps its placeholder");
+    assert_ne!(p0, p1, "another secret gets another placeholder: {both}");
+}
