@@ -203,8 +203,7 @@
 //!   reported per step through [`RunEvent`]s instead.
 //! - Secrecy from code *inside* the sandbox: per-cell tokens stop frames from other cells,
 //!   not code that reads the driver's memory (the host enforces every limit itself).
-//! - In the service: no per-token ownership of async ids (any valid token can read or
-//!   cancel a run whose id it knows), no deadline on a slow client's request head (open
+//! - In the service: no deadline on a slow client's request head (open
 //!   connections are capped instead), and a context file is checked by path and then opened
 //!   by path (someone who can write under the context root could swap a directory for a
 //!   symlink in between).

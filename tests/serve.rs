@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use support::{LlmServer, Reply, first_user, turns, wait_no_descendants};
 
 const TOKEN: &str = "test-token-0123456789abcdef";
+/// Another client's token, in the same token file.
+const OTHER: &str = "other-token-9876543210fedcba";
 
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -59,7 +61,7 @@ impl Serve {
         std::os::unix::fs::symlink(dir.path().join("outside.txt"), root.join("escape.txt"))
             .unwrap();
         let tokens = dir.path().join("tokens");
-        std::fs::write(&tokens, format!("# rotated weekly\n{TOKEN}\n")).unwrap();
+        std::fs::write(&tokens, format!("# rotated weekly\n{TOKEN}\n{OTHER}\n")).unwrap();
         let mut c = Command::new(env!("CARGO_BIN_EXE_rlm"));
         c.env_clear();
         for k in ["PATH", "HOME", "TMPDIR"] {
@@ -346,6 +348,13 @@ fn async_run_get_and_delete_kill_the_sandbox() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(support::descendants().len() >= 2, "a sandbox started");
+    assert_eq!(
+        send("GET", &run_url, Some(TOKEN), None).json()["status"],
+        "running"
+    );
+    // Another client's token neither sees nor cancels it.
+    assert_eq!(send("GET", &run_url, Some(OTHER), None).status, 404);
+    assert_eq!(send("DELETE", &run_url, Some(OTHER), None).status, 404);
     assert_eq!(
         send("GET", &run_url, Some(TOKEN), None).json()["status"],
         "running"

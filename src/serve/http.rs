@@ -81,29 +81,37 @@ fn error(mut conn: C, e: &ApiError, note: &mut Note) -> C {
     json_response(conn, e.status, e.to_json())
 }
 
-/// True when the request carries one of the server's tokens (or the server has none).
-/// Compared in constant time per token.
-fn authorized(state: &State, conn: &C) -> bool {
+/// Who the request is: `Some(Some(i))` with the server's token number `i`, `Some(None)` on a
+/// server without tokens, `None` without a valid token. Every token is compared, each in
+/// constant time.
+fn authorized(state: &State, conn: &C) -> Option<Option<usize>> {
     if state.cfg.tokens.is_empty() {
-        return true;
+        return Some(None);
     }
-    let Some(given) = conn
+    let given = conn
         .request_headers()
         .get_str(Header::Authorization)
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
+        .and_then(|v| v.strip_prefix("Bearer "))?;
     let given = given.trim().as_bytes();
-    state.cfg.tokens.iter().fold(false, |ok, t| {
-        let t = t.as_bytes();
-        let same_len = t.len() == given.len();
-        let diff = t
-            .iter()
-            .zip(given.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        ok | (same_len && diff == 0)
-    })
+    state
+        .cfg
+        .tokens
+        .iter()
+        .enumerate()
+        .fold(None, |found, (i, t)| {
+            let t = t.as_bytes();
+            let same_len = t.len() == given.len();
+            let diff = t
+                .iter()
+                .zip(given.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if same_len && diff == 0 {
+                Some(i)
+            } else {
+                found
+            }
+        })
+        .map(Some)
 }
 
 /// Refuses what a web page could send: a request with an `Origin` header (browsers add it to
@@ -174,10 +182,10 @@ async fn route(state: &Arc<State>, mut conn: C, method: Method, path: &str, note
     if let Some(e) = not_from_a_program(state, &conn) {
         return error(conn, &e, note);
     }
-    if !authorized(state, &conn) {
+    let Some(owner) = authorized(state, &conn) else {
         let e = ApiError::new(401, "unauthorized", "a valid bearer token is required");
         return error(conn, &e, note);
-    }
+    };
     if path == "/v1/runs"
         && !conn
             .request_headers()
@@ -203,17 +211,27 @@ async fn route(state: &Arc<State>, mut conn: C, method: Method, path: &str, note
             conn.set_response_body(state.metrics.render());
             conn
         }
-        "/v1/runs" => post_run(state, conn, note).await,
+        "/v1/runs" => post_run(state, conn, owner, note).await,
         p => {
             let id = &p["/v1/runs/".len()..];
             note.run_id = Some(access::short_id(id));
-            async_run(state, conn, method, id, note)
+            async_run(state, conn, method, id, owner, note)
         }
     }
 }
 
-fn async_run(state: &State, conn: C, method: Method, id: &str, note: &mut Note) -> C {
-    let found = if method == Method::Delete {
+fn async_run(
+    state: &State,
+    conn: C,
+    method: Method,
+    id: &str,
+    owner: Option<usize>,
+    note: &mut Note,
+) -> C {
+    // A run started with another token is, for this one, a run that does not exist.
+    let found = if !state.jobs.belongs_to(id, owner) {
+        None
+    } else if method == Method::Delete {
         state.jobs.cancel(id)
     } else {
         state.jobs.get(id)
@@ -298,7 +316,7 @@ async fn context(state: &State, spec: ContextSpec) -> Result<Option<Context>, Ap
     })
 }
 
-async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
+async fn post_run(state: &Arc<State>, mut conn: C, owner: Option<usize>, note: &mut Note) -> C {
     let body = match conn.request_body().await.read_bytes().await {
         Ok(b) => b,
         Err(trillium_http::Error::ReceivedBodyTooLong(max)) => {
@@ -399,7 +417,7 @@ async fn post_run(state: &Arc<State>, mut conn: C, note: &mut Note) -> C {
             conn
         }
         Mode::Async => {
-            let id = state.jobs.add(prepared.cancel.clone());
+            let id = state.jobs.add_for(prepared.cancel.clone(), owner);
             note.run_id = Some(access::short_id(&id));
             let st = state.clone();
             let id2 = id.clone();

@@ -21,6 +21,8 @@ pub(crate) enum JobState {
 struct Job {
     cancel: Arc<RunCancel>,
     state: JobState,
+    /// The token that started it (its index in the token file), when the server has tokens.
+    owner: Option<usize>,
 }
 
 #[derive(Debug, Default)]
@@ -65,16 +67,29 @@ impl Jobs {
     }
 
     /// Registers a new run; its id.
+    #[cfg(test)]
     pub(crate) fn add(&self, cancel: Arc<RunCancel>) -> String {
+        self.add_for(cancel, None)
+    }
+
+    /// Registers a new run started by the token `owner`; its id.
+    pub(crate) fn add_for(&self, cancel: Arc<RunCancel>, owner: Option<usize>) -> String {
         let id = new_id();
         self.lock().jobs.insert(
             id.clone(),
             Job {
                 cancel,
                 state: JobState::Running,
+                owner,
             },
         );
         id
+    }
+
+    /// True when `id` is a run `owner` may read or cancel: one it started (any run, on a
+    /// server without tokens). Unknown ids are `true` here and answered 404 by the caller.
+    pub(crate) fn belongs_to(&self, id: &str, owner: Option<usize>) -> bool {
+        self.lock().jobs.get(id).is_none_or(|j| j.owner == owner)
     }
 
     /// Records the result of `id`, then forgets results past their time or count.
