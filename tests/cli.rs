@@ -9,6 +9,13 @@ use support::{LlmServer, Reply, turns};
 
 /// The binary with a clean environment: no inherited `RLM_*` settings or provider keys,
 /// only what a shell needs (and the model cache, for the real-model tier).
+/// The tests of this file take turns: several count the processes and directories this test
+/// binary left, which another test's running `rlm` would add to.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn rlm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rlm"));
     c.env_clear();
@@ -43,6 +50,7 @@ fn rlm_stdin(args: &[&str], input: &str, env: &[(&str, &str)]) -> std::process::
 
 #[test]
 fn run_prints_answer_progress_and_json() {
+    let _serial = serial();
     let server = LlmServer::start(|req, _| match turns(req) {
         0 => Reply::Text(
             "```python\nn = ctx.search('needle (\\\\d+)')[0]['match']\nprint(n)\n```".into(),
@@ -139,6 +147,7 @@ fn run_prints_answer_progress_and_json() {
 
 #[test]
 fn exit_codes() {
+    let _serial = serial();
     let server = LlmServer::start(|_, _| Reply::Text("I cannot say.".into()));
     let out = rlm()
         .args([
@@ -212,6 +221,7 @@ fn exit_codes() {
 /// a key (and a remote URL) the error names X's variable.
 #[test]
 fn provider_flag_reads_that_providers_key() {
+    let _serial = serial();
     let server = LlmServer::start(|_, _| Reply::Text("FINAL(ok)".into()));
     for (provider, var, header, value) in [
         (
@@ -269,6 +279,7 @@ fn provider_flag_reads_that_providers_key() {
 /// uid, the per-uid process limit would).
 #[test]
 fn two_rlm_processes_lease_different_uids() {
+    let _serial = serial();
     if !std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
@@ -371,6 +382,7 @@ fn two_rlm_processes_lease_different_uids() {
 
 #[test]
 fn egress_scan_filters_stdin() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path().join("ctx.txt");
     let ctx_text: String = (0..200)
@@ -421,6 +433,7 @@ fn egress_scan_filters_stdin() {
 /// would turn it into a regular file), and a directory refused; no temporary file is left.
 #[test]
 fn egress_mask_writes_where_told_and_never_replaces_special_files() {
+    let _serial = serial();
     use std::os::unix::fs::FileTypeExt;
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path().join("ctx.txt");
@@ -505,6 +518,7 @@ fn egress_mask_writes_where_told_and_never_replaces_special_files() {
 /// temporary file left.
 #[test]
 fn egress_mask_stopped_by_sigterm_leaves_nothing() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let ctx = dir.path().join("big.txt");
     {
@@ -552,6 +566,7 @@ fn egress_mask_stopped_by_sigterm_leaves_nothing() {
 /// leaves a live process's directory alone.
 #[test]
 fn directories_of_a_killed_rlm_are_swept_by_the_next() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let ctx = tmp.path().join("ctx.txt");
     std::fs::write(&ctx, "key AKIAIOSFODNN7EXAMPLE\nthe answer is 42\n").unwrap();
@@ -629,6 +644,7 @@ fn directories_of_a_killed_rlm_are_swept_by_the_next() {
 
 #[test]
 fn sandbox_exec_and_check() {
+    let _serial = serial();
     let run = rlm_stdin;
     let out = run(
         &["sandbox", "exec", "--json"],
@@ -701,6 +717,7 @@ fn sandbox_exec_and_check() {
 /// Chromium is absent, unless RLM_REQUIRE_CHROMIUM=1 (CI installs it and sets that).
 #[test]
 fn view_renders_a_real_trajectory_in_chromium() {
+    let _serial = serial();
     let server = LlmServer::start(|req, _| {
         let first = support::first_user(req);
         if first.starts_with("Question: ROOT") {
@@ -829,6 +846,7 @@ fn view_renders_a_real_trajectory_in_chromium() {
 /// by a script that walks the parsed page (skipped as above when Chromium is absent).
 #[test]
 fn child_runs_are_indented_in_progress_and_nested_in_view() {
+    let _serial = serial();
     let server = LlmServer::start(|req, _| {
         let first = support::first_user(req);
         if first.starts_with("Question: ROOT") {
@@ -949,6 +967,7 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
 
 #[test]
 fn schema_and_sub_model_flags() {
+    let _serial = serial();
     let server = LlmServer::start(|req, _| {
         if req["model"] == "sub-x" {
             return Reply::Text("7".into());
@@ -1049,6 +1068,7 @@ fn chat_server() -> LlmServer {
 /// `ctx_1`, bad lines are reported and skipped, one answer per question, nothing left behind.
 #[test]
 fn chat_keeps_one_session_across_lines() {
+    let _serial = serial();
     let server = chat_server();
     let dir = tempfile::tempdir().unwrap();
     let (one, two) = (dir.path().join("one.txt"), dir.path().join("two.txt"));
@@ -1098,6 +1118,7 @@ fn chat_keeps_one_session_across_lines() {
 /// Bad input: exit 2 with an error naming what is wrong.
 #[test]
 fn chat_rejects_bad_input() {
+    let _serial = serial();
     let out = rlm_stdin(&["chat", "--context", "/nonexistent/ctx.txt"], "", &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ctx.txt"));
@@ -1113,6 +1134,7 @@ fn chat_rejects_bad_input() {
 /// fresh REPL; SIGTERM ends the chat with 128 + 15; neither leaves a process behind.
 #[test]
 fn chat_sigint_cancels_a_question_and_sigterm_ends() {
+    let _serial = serial();
     use std::io::Write;
     let server = chat_server();
     let spawn = || {
