@@ -62,6 +62,21 @@ pub struct CancelHandle {
     tx: async_channel::Sender<()>,
 }
 
+impl<F> ObservedRun<F> {
+    /// A run's events channel and cancel signal, handed to `make`, which returns the run.
+    pub(crate) fn start(
+        make: impl FnOnce(async_channel::Sender<crate::RunEvent>, async_channel::Receiver<()>) -> F,
+    ) -> ObservedRun<F> {
+        let (tx, rx) = async_channel::unbounded();
+        let (cancel, signal) = CancelHandle::new();
+        ObservedRun {
+            events: EventStream::new(rx),
+            result: make(tx, signal),
+            cancel,
+        }
+    }
+}
+
 impl CancelHandle {
     /// A handle and the signal the run waits on.
     pub(crate) fn new() -> (CancelHandle, async_channel::Receiver<()>) {
@@ -188,19 +203,10 @@ impl Orchestrator {
         query: impl Into<String>,
         context: Option<Context>,
     ) -> ObservedRun<impl Future<Output = RunResult> + Send + 'static> {
-        let (tx, rx) = async_channel::unbounded();
-        let (cancel, signal) = CancelHandle::new();
-        ObservedRun {
-            events: EventStream::new(rx),
-            result: run::execute(
-                self.shared.clone(),
-                query.into(),
-                context,
-                Some(tx),
-                Some(signal),
-            ),
-            cancel,
-        }
+        let (shared, query) = (self.shared.clone(), query.into());
+        ObservedRun::start(|events, cancel| {
+            run::execute(shared, query, context, Some(events), Some(cancel))
+        })
     }
 
     /// A session: several questions, one after the other, to one REPL that keeps its

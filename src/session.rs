@@ -13,9 +13,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::context::{Context, LoadedContext};
 use crate::error::{Error, Result};
-use crate::events::EventStream;
 use crate::llm::{Message, Role};
-use crate::orchestrator::{CancelHandle, ObservedRun};
+use crate::orchestrator::ObservedRun;
 use crate::result::RunResult;
 use crate::run::{self, Shared};
 use crate::sandbox::{HostCalls, SandboxSession};
@@ -183,13 +182,9 @@ impl Session {
         query: impl Into<String>,
         context: Option<Context>,
     ) -> ObservedRun<impl Future<Output = RunResult> + Send + 'static> {
-        let (tx, rx) = async_channel::unbounded();
-        let (cancel, signal) = CancelHandle::new();
-        ObservedRun {
-            events: EventStream::new(rx),
-            result: self.call_with(query.into(), context, Some(tx), Some(signal)),
-            cancel,
-        }
+        ObservedRun::start(|events, cancel| {
+            self.call_with(query.into(), context, Some(events), Some(cancel))
+        })
     }
 
     /// Blocking [`arun`](Self::arun).
