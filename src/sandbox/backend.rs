@@ -26,7 +26,7 @@ pub(crate) struct ReadyInfo {
 }
 
 /// A backend: how a REPL process is started, checked and stopped. The methods block (they
-/// fork, exec and wait); the session engine calls them on the blocking pool.
+/// start processes and wait); the session engine calls them on the blocking pool.
 pub(crate) trait Backend: Send + Sync + fmt::Debug + 'static {
     /// Which backend this is.
     fn kind(&self) -> SandboxKind;

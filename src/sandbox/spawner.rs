@@ -1,6 +1,6 @@
-//! Where sandbox processes are forked: dedicated threads that never exit.
+//! Where sandbox processes are started: dedicated threads that never exit.
 //!
-//! `PR_SET_PDEATHSIG` (and bwrap's `--die-with-parent`) fire when the *thread* that forked the
+//! `PR_SET_PDEATHSIG` (and bwrap's `--die-with-parent`) fire when the *thread* that started the
 //! child exits, so a short-lived pool thread would kill healthy sandboxes; these threads live
 //! as long as the process. There are [`SPAWNERS`] of them: a child spends most of its time
 //! between its start and exec moving itself into its cgroups (the kernel waits for an RCU

@@ -4,14 +4,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::State;
 use super::api::ApiError;
 use crate::context::Context;
 use crate::events::RunEvent;
 use crate::orchestrator::{CancelHandle, Orchestrator};
-use crate::result::{RunResult, Usage};
+use crate::result::RunResult;
 
 /// Cancels one run, including before it started (while it waits for a slot).
 #[derive(Debug)]
@@ -226,7 +226,7 @@ pub(crate) async fn execute(
     guard.slot = got;
     state.metrics.queue_wait(waited.elapsed());
     if p.cancel.is_requested() || !got {
-        let r = cancelled_result();
+        let r = RunResult::failed(crate::Error::Cancelled);
         state.metrics.run_finished(&r);
         return r;
     }
@@ -244,25 +244,6 @@ pub(crate) async fn execute(
     state.metrics.run_finished(&result);
     drop(guard);
     result
-}
-
-/// The result of a run cancelled before it started.
-fn cancelled_result() -> RunResult {
-    let e = crate::Error::Cancelled;
-    RunResult {
-        final_answer: None,
-        success: false,
-        iterations: 0,
-        steps: Vec::new(),
-        usage: Usage::default(),
-        error: Some(e.to_string()),
-        run_id: String::new(),
-        failure: Some(e),
-        duration: Duration::ZERO,
-        sandbox: None,
-        answer_json: None,
-        partial_answer: None,
-    }
 }
 
 /// A cancel handle attached to no run, for tests of the modules that keep them.
