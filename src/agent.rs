@@ -118,6 +118,10 @@ pub(crate) struct Agent {
     compact: Option<(u64, f64)>,
     /// The messages an [`Action::Compact`] asked to summarise.
     pending: Option<std::ops::Range<usize>>,
+    /// Blocks of one reply that run; later ones are dropped (see [`max_blocks`](Self::max_blocks)).
+    max_blocks: usize,
+    /// The note on dropped blocks, shown with the observations of the reply.
+    dropped_note: Option<String>,
 }
 
 impl Agent {
@@ -155,6 +159,8 @@ impl Agent {
             log_sent: 0,
             compact: None,
             pending: None,
+            max_blocks: usize::MAX,
+            dropped_note: None,
         }
     }
 
@@ -181,6 +187,14 @@ impl Agent {
     /// [`window_chars`](Self::window_chars)).
     pub(crate) fn compact_at(mut self, window: u64, fraction: Option<f64>) -> Self {
         self.compact = fraction.map(|f| (window, f));
+        self
+    }
+
+    /// Runs at most `n` code blocks of a reply: a small model that writes dozens of blocks
+    /// in one reply (a runaway) has only the first `n` run and kept in the conversation,
+    /// and is told so.
+    pub(crate) fn max_blocks(mut self, n: usize) -> Self {
+        self.max_blocks = n.max(1);
         self
     }
 
@@ -305,7 +319,19 @@ impl Agent {
             self.previous_code = blocks.clone();
             self.previous_at = Some(self.messages.len());
         }
-        self.push(Message::assistant(reply));
+        let mut blocks = blocks;
+        self.dropped_note = None;
+        if blocks.len() > self.max_blocks {
+            self.dropped_note = Some(prompt::dropped_blocks(self.max_blocks, blocks.len()));
+            blocks.truncate(self.max_blocks);
+            let kept: Vec<String> = blocks
+                .iter()
+                .map(|b| format!("```python\n{b}\n```"))
+                .collect();
+            self.push(Message::assistant(kept.join("\n\n")));
+        } else {
+            self.push(Message::assistant(reply));
+        }
         if blocks.is_empty() {
             // A final answer is taken from prose only when the reply has no code: code must
             // run first.
@@ -370,11 +396,17 @@ impl Agent {
                 // Computed from a search result that holds only some of the matches, or typed
                 // in right after one was printed.
                 Some(prompt::capped_final(&answer))
-            } else {
+            } else if let Some(words) = self.ungrounded(&result.absent) {
                 // Words that are nowhere in the data, the question or an earlier output:
                 // most likely parsed out of the wrong place.
-                self.ungrounded(&result.absent)
-                    .map(|words| prompt::ungrounded_final(&answer, &words))
+                Some(prompt::ungrounded_final(&answer, &words))
+            } else if let Some(kind) = self.wrong_kind(&answer) {
+                // A number for "which services", no number for "how many".
+                Some(prompt::wrong_kind_final(&answer, kind))
+            } else {
+                // A question about meaning answered without asking a helper model.
+                self.unjudged()
+                    .map(|word| prompt::unjudged_final(&answer, word))
             };
             self.queue.clear();
             if let Some(text) = refusal {
@@ -407,6 +439,9 @@ impl Agent {
         } else {
             prompt::next_turn(self.iteration + 1, self.max_iterations)
         };
+        if let Some(note) = self.dropped_note.take() {
+            self.observations.push(note);
+        }
         let body = format!("{}\n\n{next}", self.observations.join("\n\n"));
         self.push(Message::user(body.trim_end()));
         if self.iteration < self.max_iterations
@@ -448,6 +483,42 @@ impl Agent {
             .chain([this_block])
             .collect();
         !shown_in(a, &outputs)
+    }
+
+    /// The word that makes the question one about meaning, when no code of the run asked a
+    /// helper model (`llm_query`, `rlm_query` and their batched forms); once per run.
+    fn unjudged(&self) -> Option<&'static str> {
+        if self.refused_final || !self.require_evidence {
+            return None;
+        }
+        let asked = self
+            .history
+            .iter()
+            .flatten()
+            .any(|code| code.contains("llm_query") || code.contains("rlm_query"));
+        if asked {
+            return None;
+        }
+        crate::answer_kind::judgement_word(self.question())
+    }
+
+    /// This call's question, as the user asked it.
+    fn question(&self) -> &str {
+        let first = self
+            .messages
+            .get(self.question_at)
+            .map_or("", |m| m.content.as_str());
+        let question = first.split_once("Question: ").map_or(first, |(_, q)| q);
+        question.split("\n\n").next().unwrap_or(question)
+    }
+
+    /// The kind of answer the question asks for, when `answer` is not of it (checked once
+    /// per run, like the other refusals; see [`crate::answer_kind`]).
+    fn wrong_kind(&self, answer: &str) -> Option<crate::answer_kind::Kind> {
+        if self.refused_final || !self.require_evidence {
+            return None;
+        }
+        crate::answer_kind::mismatch(self.question(), answer)
     }
 
     /// The words of the answer found nowhere: not in the context (`absent`, from the
@@ -606,6 +677,50 @@ mod tests {
             final_answer: Some(answer.into()),
             absent: Vec::new(),
         }
+    }
+
+    /// A number for "which ones", no number for "how many", and a meaning question answered
+    /// without a helper model are each refused once; the same answer again is taken.
+    #[test]
+    fn answers_of_the_wrong_kind_are_refused_once() {
+        let ask = |q: &str, block: &str, answer: &str| {
+            let mut a = Agent::new("sys".into(), format!("Question: {q}\n\nLook first."), 6, 3);
+            a.start();
+            a.on_reply(&code(block));
+            let first = a.on_block(finished("[final answer recorded]", answer));
+            let text = a.messages().last().unwrap().content.clone();
+            a.on_reply(&code(block));
+            let second = a.on_block(finished("[final answer recorded]", answer));
+            (first, text, second)
+        };
+        let (first, text, second) = ask(
+            "Name the three services with the most ERROR lines.",
+            "n = ctx.count('ERROR')\nFINAL(n)",
+            "1517",
+        );
+        assert_eq!(first, Action::Ask { temperature: None });
+        assert!(text.contains("asks which ones"), "{text}");
+        assert_eq!(second, Action::Answer("1517".into()));
+        let (first, text, _) = ask(
+            "How many of the reviews of the Breeze fan are negative?",
+            "n = len([h for h in ctx.search('Breeze') if 'bad' in h['text']])\nFINAL(n)",
+            "4",
+        );
+        assert_eq!(first, Action::Ask { temperature: None });
+        assert!(text.contains("about meaning (\"negative\")"), "{text}");
+        // Asked a helper model: taken at once.
+        let (first, ..) = ask(
+            "How many of the reviews of the Breeze fan are negative?",
+            "a = llm_query_batched(ps)\nFINAL(sum(x.startswith('yes') for x in a))",
+            "4",
+        );
+        assert_eq!(first, Action::Answer("4".into()));
+        let (first, ..) = ask(
+            "Which service logged the most ERROR lines?",
+            "FINAL(c.most_common(1)[0][0])",
+            "billing",
+        );
+        assert_eq!(first, Action::Answer("billing".into()));
     }
 
     /// A value typed into FINAL that no output showed is refused once with a request for
@@ -892,6 +1007,41 @@ mod tests {
             last.content.starts_with("first\n\nsecond\n\nTurn 2/5"),
             "{}",
             last.content
+        );
+    }
+
+    #[test]
+    fn a_runaway_reply_runs_only_its_first_blocks_and_is_told() {
+        let mut a = agent(5).max_blocks(2);
+        a.start();
+        let reply: Vec<String> = (0..9).map(|i| code(&format!("print({i})"))).collect();
+        assert_eq!(
+            a.on_reply(&reply.join("\n")),
+            Action::Run {
+                code: "print(0)".into(),
+                index: 1,
+                of: 2
+            }
+        );
+        assert!(matches!(
+            a.on_block(ran("0")),
+            Action::Run {
+                index: 2,
+                of: 2,
+                ..
+            }
+        ));
+        assert_eq!(a.on_block(ran("1")), Action::Ask { temperature: None });
+        let n = a.messages().len();
+        let kept = &a.messages()[n - 2];
+        assert_eq!(kept.role, Role::Assistant);
+        assert!(kept.content.contains("print(1)") && !kept.content.contains("print(2)"));
+        assert!(
+            a.messages()[n - 1]
+                .content
+                .contains("Only the first 2 of the 9 code blocks"),
+            "{}",
+            a.messages()[n - 1].content
         );
     }
 

@@ -214,6 +214,7 @@
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 mod agent;
+mod answer_kind;
 mod budget;
 mod compaction;
 mod config;

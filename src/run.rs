@@ -600,12 +600,7 @@ impl Run {
             (None, Some(lc)) => SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes),
             _ => SessionSpec::default(),
         };
-        // One look at the documents' starts serves the description and the record check.
-        let summaries = loaded.map(|lc| lc.summaries(400));
-        let desc = summaries
-            .as_ref()
-            .zip(loaded)
-            .map(|(d, lc)| crate::prompt::describe_context(d, lc.is_list));
+        let desc = loaded.map(|lc| crate::prompt::describe_context(&lc.summaries(400), lc.is_list));
         self.log(TrajectoryEvent::RunStart {
             at: self.at(),
             query: query.to_string(),
@@ -615,18 +610,15 @@ impl Run {
             context: loaded
                 .map(|lc| format!("{} document(s), {} bytes", lc.docs.len(), lc.total_bytes())),
         });
+        let mode = cfg.prompt_mode.resolve(&self.model_name(), self.base_url());
         let system = system_prompt(&PromptInput {
-            mode: cfg.prompt_mode.resolve(&self.model_name(), self.base_url()),
+            mode,
             context: desc.as_deref(),
             inline: spec.inline || (self.chat.is_some() && loaded.is_some()),
             is_list: spec.is_list,
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
             recursion: self.depth + 1 < cfg.limits.max_depth,
-            records: summaries.as_ref().is_some_and(|docs| {
-                docs.iter()
-                    .any(|d| crate::prompt::record_format(&d.preview).is_some())
-            }),
         });
         let mut system = system;
         if let Some(schema) = cfg.answer_schema.as_ref().filter(|_| self.depth == 0) {
@@ -665,7 +657,14 @@ impl Run {
         .with_earlier(&earlier)
         .require_evidence(loaded.is_some() && cfg.require_evidence)
         .window_chars((tokens as usize).saturating_mul(3) / 100 * fit_percent)
-        .compact_at(tokens, compact_at);
+        .compact_at(tokens, compact_at)
+        .max_blocks(if mode == crate::config::PromptMode::Frontier {
+            usize::MAX
+        } else {
+            // The compact prompt asks for one block per reply; a second one is often the
+            // FINAL after the computation.
+            2
+        });
         // The sandbox starts while the first LLM call is in flight: that call needs no
         // sandbox, and the run's first request goes out without waiting for a process start.
         // The first error ends both (a start abandoned half-way is killed and reaped).

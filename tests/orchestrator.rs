@@ -76,6 +76,33 @@ fn final_in_prose_next_to_code_is_not_trusted() {
     assert_eq!(r.final_answer.as_deref(), Some("45"), "{:?}", r.error);
 }
 
+/// Answers read as a person would write them: a computed float without float noise, a
+/// whole float without '.0', several values given to FINAL as one list.
+#[test]
+fn final_values_are_written_plainly() {
+    for (code, want) in [
+        ("FINAL(sum([0.1, 0.2, 25602.31]))", "25602.61"),
+        ("FINAL(27 / 1)", "27"),
+        (
+            "FINAL('profile', 'search', 'gateway')",
+            "['profile', 'search', 'gateway']",
+        ),
+        ("FINAL(1e20)", "1e+20"),
+    ] {
+        let r = Orchestrator::builder()
+            .llm(ScriptedLlm::replies([format!("```python\n{code}\n```")]))
+            .build()
+            .unwrap()
+            .run("compute");
+        assert_eq!(
+            r.final_answer.as_deref(),
+            Some(want),
+            "{code}: {:?}",
+            r.error
+        );
+    }
+}
+
 #[test]
 fn text_final_without_code_and_stdout_convention() {
     let r = Orchestrator::builder()

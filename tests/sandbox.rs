@@ -741,6 +741,45 @@ fn records_hits_with_fields_and_search_totals() {
     assert!(out.contains("the fields id, name, dept, salary"), "{out}");
     assert!(out.contains("{\"n\": 1} b [('a', 2)]"), "{out}");
 
+    // Without max_results a search holds every match (hits built as they are read); printed,
+    // it shows the first 20 and says how many there are.
+    let r = exec(
+        &mut s,
+        "all_sales = ctx.search('Sales')\n\
+         print(len(all_sales), all_sales.total, sum(h['salary'] for h in all_sales), all_sales[-1]['id'], len(all_sales[140:]))\n\
+         print(all_sales)",
+    );
+    assert!(r.stderr.is_empty(), "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("150 150 {sales} 00298 10")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("the first 20 of 150 hits shown") && !r.stdout.contains("'00040'"),
+        "{}",
+        r.stdout
+    );
+
+    // A NameError says what the code probably meant: an assignment that never ran, a
+    // method of the context handle, a provided name in another case.
+    let r = exec(
+        &mut s,
+        "for h in ctx.search('Person 1'):\n    if h['dept'] == 'Marketing':\n        found = h\nprint(found)",
+    );
+    assert!(
+        r.stderr
+            .contains("Your code assigns found, but that line never ran"),
+        "{r:?}"
+    );
+    let r = exec(&mut s, "print(count('Sales'))");
+    assert!(
+        r.stderr.contains("count is a method of the context handle"),
+        "{r:?}"
+    );
+    let r = exec(&mut s, "print(Ctx.size)");
+    assert!(r.stderr.contains("Did you mean ctx?"), "{r:?}");
+
     let mut s = session(&jsonl);
     let r = exec(
         &mut s,

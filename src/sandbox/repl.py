@@ -254,37 +254,98 @@ class Hit(dict):
     __str__ = __repr__
 
 
-class SearchResult(list):
-    """The hits of ctx.search: at most max_results of them; `total` is how many matches
-    there are in all."""
+class SearchResult:
+    """The hits of ctx.search, in order: every match unless max_results was given (then at
+    most that many; `total` is how many matches there are in all). Hits are built when they
+    are read, so a search with many matches stays small. Printed, it shows its first hits."""
 
-    total = 0
+    def __init__(self, entries, total, make):
+        self._entries = entries
+        self._make = make
+        self._cache = {}
+        self.total = total
+
+    def __len__(self):
+        return len(self._entries)
+
+    def __bool__(self):
+        return bool(self._entries)
+
+    def _get(self, i):
+        hit = self._cache.get(i)
+        if hit is None:
+            hit = self._make(self._entries[i])
+            if len(self._cache) < 4096:
+                self._cache[i] = hit
+        return hit
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self._get(j) for j in range(*i.indices(len(self._entries)))]
+        n = len(self._entries)
+        if not isinstance(i, int):
+            raise TypeError("search result indices must be integers or slices, not %s" % type(i).__name__)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(
+                "search result index out of range: it holds %d hit%s" % (n, "" if n == 1 else "s")
+            )
+        return self._get(i)
+
+    def __iter__(self):
+        for i in range(len(self._entries)):
+            yield self._get(i)
+
+    def __reversed__(self):
+        for i in range(len(self._entries) - 1, -1, -1):
+            yield self._get(i)
+
+    def __add__(self, other):
+        return list(self) + list(other)
+
+    def __eq__(self, other):
+        return isinstance(other, (list, SearchResult)) and list(self) == list(other)
+
+    __hash__ = None
 
     def __repr__(self):
-        note = ""
-        if self.total > len(self):
-            note = "  # %d of %d matches shown" % (len(self), self.total)
-        return list.__repr__(self) + note
+        n = len(self._entries)
+        shown = [repr(h) for h in self[:_SEARCH_SHOWN]]
+        body = "[" + ",\n ".join(shown) + "]"
+        if n > _SEARCH_SHOWN:
+            body += "  # the first %d of %d hits shown; len() is %d, loop or slice to see others" % (
+                _SEARCH_SHOWN, n, n)
+        if self.total > n:
+            body += "  # %d of %d matches kept (max_results)" % (n, self.total)
+        return body
+
+    __str__ = __repr__
 
 
-# Hits a search returns when no max_results is given (small models drown in long
-# listings; counts come from ctx.count or .total, never from len of a capped result).
-_SEARCH_CAP = 20
+# How many hits printing a search result shows (all of them are in it).
+_SEARCH_SHOWN = 20
 
 
-def _finished(out, total, pattern):
+def _finished(entries, total, pattern, make):
     """A search result with its total, and the notes the model reads: nothing matched, or
-    only some of the matches are in it."""
-    out.total = total
-    if not out and _HINTS.get("empty_search"):
+    only some of the matches are in it (max_results)."""
+    out = SearchResult(entries, total, make)
+    if not entries and _HINTS.get("empty_search"):
         print(_HINTS["empty_search"].replace("{pattern}", repr(pattern)), file=sys.stderr)
-    if total > len(out):
+    if total > len(entries):
         print(
             "[ctx.search(%r): this result holds %d of the %d matches (max_results). To count "
-            "them use ctx.count(pattern); to go through all of them use ctx.search_all(pattern).]"
-            % (pattern, len(out), total)
+            "them use ctx.count(pattern); to go through all of them call ctx.search(pattern) "
+            "without max_results.]"
+            % (pattern, len(entries), total)
         )
     return out
+
+
+def _check_cap(max_results):
+    if max_results is not None and (not isinstance(max_results, int) or max_results < 0):
+        raise ValueError("ctx.search: max_results must be a whole number >= 0, or left out for every match")
 
 
 def _number(v):
@@ -419,21 +480,21 @@ class ContextHandle:
             raise ValueError("ctx.%s: invalid regular expression %r: %s" % (what, pattern, e)) from None
 
     def search(self, pattern, max_results=None, ignore_case=False):
-        """Regex search over the whole context. Returns the first matches (at most
-        max_results, default 20) as hits (dicts with keys offset (byte), line (1-based line number),
+        """Regex search over the whole context. Returns every match (or the first
+        max_results) as hits (dicts with keys offset (byte), line (1-based line number),
         match (the matched text), text (the whole line containing the match, at most 500
         characters), and the record's fields when the data has records); the result's
         `total` is the number of matches in all, and a note is printed when some are not in
         the result."""
-        max_results = _SEARCH_CAP if max_results is None else max_results
+        _check_cap(max_results)
         rx = self._compile("search", pattern, ignore_case)
-        out = SearchResult()
+        entries = []
         total = 0
-        for off, line, match in self._iter(rx, pattern, ignore_case):
+        for m in self._iter(rx, pattern, ignore_case):
             total += 1
-            if len(out) < max_results:
-                out.append(self._hit(off, line, match))
-        return _finished(out, total, pattern)
+            if max_results is None or len(entries) < max_results:
+                entries.append(m)
+        return _finished(entries, total, pattern, lambda m: self._hit(*m))
 
     def search_all(self, pattern, ignore_case=False):
         """Every match, in order, as hits like ctx.search's (an iterator, no limit)."""
@@ -583,19 +644,24 @@ class ContextList(list):
     ctx.search_all work across all of them (each hit names its `doc`)."""
 
     def search(self, pattern, max_results=None, ignore_case=False):
-        max_results = _SEARCH_CAP if max_results is None else max_results
-        out = SearchResult()
+        _check_cap(max_results)
+        entries = []
         total = 0
         for i, h in enumerate(self):
             rx = h._compile("search", pattern, ignore_case)
             for m in h._iter(rx, pattern, ignore_case):
                 total += 1
-                if len(out) < max_results:
-                    hit = h._hit(*m)
-                    hit["doc"] = i
-                    hit["name"] = h.name
-                    out.append(hit)
-        return _finished(out, total, pattern)
+                if max_results is None or len(entries) < max_results:
+                    entries.append((i, m))
+        return _finished(entries, total, pattern, self._hit)
+
+    def _hit(self, entry):
+        i, m = entry
+        h = self[i]
+        hit = h._hit(*m)
+        hit["doc"] = i
+        hit["name"] = h.name
+        return hit
 
     def search_all(self, pattern, ignore_case=False):
         for i, h in enumerate(self):
@@ -637,12 +703,27 @@ class ContextList(list):
         return sum(h.size for h in self)
 
 
-def FINAL(value):
-    """Ends the run with `value` (converted with str) as the answer."""
+def _answer_text(value):
+    """A final answer as text: strings as they are; a float without float noise (a sum of
+    money reads 25602.61, not 25602.609999999997; a whole number without '.0')."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 1e15:
+        if value == int(value):
+            return str(int(value))
+        return format(value, ".12g")
+    return str(value)
+
+
+def FINAL(value, *more):
+    """Ends the run with `value` (converted with str) as the answer; several values
+    (FINAL(a, b, c)) are given as one list."""
     if _thread.get_ident() != _MAIN_THREAD:
         # A thread left running by an earlier block must not end a later one.
         raise RuntimeError(_HINTS.get("final_thread", "FINAL must be called from the block itself"))
-    _STATE["final"] = value if isinstance(value, str) else str(value)
+    if more:
+        value = [value, *more]
+    _STATE["final"] = _answer_text(value)
     print("[final answer recorded]")
 
 
@@ -877,8 +958,18 @@ class _LazyModule(type(sys)):
         return getattr(module, attr)
 
 
-def _name_hint(name):
-    """After a NameError: the provided name the code probably meant."""
+def _name_hint(name, code=""):
+    """After a NameError: the provided name the code probably meant, or, for a name the
+    code assigns, that the assignment never ran."""
+    import re
+
+    if _HINTS.get("unassigned") and re.search(
+        r"(^|[^\w.])%s\s*(=[^=]|,[^\n]*=[^=])|\bfor\s+[^\n]*\b%s\b[^\n]*\bin\b" % (re.escape(name), re.escape(name)),
+        code,
+        re.MULTILINE,
+    ):
+        sys.stderr.write(_HINTS["unassigned"].replace("{name}", name) + "\n")
+        return
     close = [k for k in _RESERVED if k.lower() == name.lower() and k != name]
     if close and _HINTS.get("case"):
         sys.stderr.write(_HINTS["case"].replace("{name}", close[0]) + "\n")
@@ -1014,7 +1105,7 @@ def _main():
             sys.stderr.write("".join(traceback.format_list(tb)))
             sys.stderr.write("".join(traceback.format_exception_only(type(e), e)))
             if isinstance(e, NameError) and getattr(e, "name", None):
-                _name_hint(e.name)
+                _name_hint(e.name, msg["code"])
         _share_sources()
         for k, v in _RESERVED.items():
             if _G.get(k) is not v:
