@@ -234,7 +234,10 @@ async fn run_then(
     run: impl Future<Output = RunResult> + Send + 'static,
     finish: impl FnOnce(Outcome),
 ) {
-    let outcome = AssertUnwindSafe(run).catch_unwind().await.map_err(panic_text);
+    let outcome = AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .map_err(panic_text);
     finish(outcome);
 }
 
@@ -268,7 +271,9 @@ impl NativeOrchestrator {
     ) -> RunHandle {
         let context = context_from(file, files, text, documents);
         self.start(query, context, move |outcome| {
-            let _ = runtime().completions.send_blocking(Completion { done, outcome });
+            let _ = runtime()
+                .completions
+                .send_blocking(Completion { done, outcome });
         })
     }
 
@@ -381,7 +386,11 @@ impl RunHandle {
 /// Runs still going (started and not yet finished).
 #[pyfunction]
 fn live_runs() -> usize {
-    runtime().live.lock().unwrap_or_else(|e| e.into_inner()).len()
+    runtime()
+        .live
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len()
 }
 
 /// Called at interpreter exit: cancels every run still going, stops calling Python, and waits
