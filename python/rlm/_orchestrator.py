@@ -174,7 +174,10 @@ class Orchestrator:
         handle = self._native.submit(query, functools.partial(_deliver, loop, fut), **args)
         try:
             return await fut
-        except asyncio.CancelledError:
+        except BaseException:
+            # The task was cancelled (CancelledError), or its coroutine closed without being
+            # cancelled (GeneratorExit): nobody will take the result, so the run stops and its
+            # sandbox is killed. Cancelling a run that already ended does nothing.
             handle.cancel()
             raise
 
