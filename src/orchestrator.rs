@@ -788,7 +788,8 @@ mod tests {
             .unwrap_err();
         assert!(err.to_string().contains("no_such_thing"), "{err}");
         assert!(
-            err.to_string().ends_with("max_output_bytes, api_key, sub_api_key"),
+            err.to_string()
+                .ends_with("max_output_bytes, api_key, sub_api_key"),
             "the keys the builder also accepts: {err}"
         );
         let c = Orchestrator::builder()
