@@ -148,6 +148,17 @@
 //! reactor for the listener and connections). Connections, streamed and async runs are tasks
 //! on it; their blocking work goes to the pool above. The threads end when `run` returns.
 //!
+//! The Python package (`python/`, its own crate and workspace: pyo3, built with maturin into
+//! an abi3 wheel; module `rlm._native` under the pure-Python package `rlm`) is a client of
+//! this API, not part of the library: `Orchestrator(**settings)` feeds its keyword arguments
+//! to [`OrchestratorBuilder::setting_from`] (after [`OrchestratorBuilder::env`]), and every run
+//! is an [`Orchestrator::arun_observed`] future driven by an `async-executor` on two to four
+//! `rlm-py-exec-N` threads of its own; one `rlm-py-deliver` thread takes the GIL to hand
+//! finished runs to Python, which completes the asyncio future with
+//! `loop.call_soon_threadsafe`. Cancelling the asyncio task fires the run's
+//! [`CancelHandle`]. It starts no tokio and no asyncio loop, runs no Python on those threads,
+//! and exposes neither sessions, events nor Python-defined models, sandboxes or tools.
+//!
 //! ## Threat model
 //! The model's code is hostile (and may be steered by hostile data in the context).
 //!

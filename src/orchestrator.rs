@@ -343,12 +343,14 @@ impl OrchestratorBuilder {
             None => self.errors.push(Error::config(
                 name,
                 format!(
-                    "unknown setting; known settings are {}",
+                    "unknown setting; known settings are {}, {}, {}",
                     settings::SETTINGS
                         .iter()
                         .map(|s| s.key)
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    settings::API_KEY,
+                    settings::SUB_API_KEY
                 ),
             )),
         }
@@ -785,6 +787,11 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("no_such_thing"), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("max_output_bytes, api_key, sub_api_key"),
+            "the keys the builder also accepts: {err}"
+        );
         let c = Orchestrator::builder()
             .provider(Provider::Anthropic)
             .max_depth(3)
