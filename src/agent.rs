@@ -71,6 +71,34 @@ pub(crate) struct BlockResult {
     pub(crate) absent: Vec<String>,
 }
 
+/// Why a final answer was refused (each rule refuses at most once per run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Typed in, never shown by any output.
+    Guessed,
+    /// Taken from a search result that holds only some of the matches.
+    Capped,
+    /// Nothing (0, an empty list) right after a search that matched nothing.
+    Empty,
+    /// Words found nowhere in the data, the question or an output.
+    Ungrounded,
+    /// Not of the kind the question asks for.
+    WrongKind,
+    /// A question about meaning answered without a helper model.
+    Unjudged,
+    /// A whole sentence where a value was asked for.
+    Sentence,
+}
+
+/// Refusals of final answers in one run, at most: the model then has its way.
+const MAX_REFUSALS: usize = 3;
+
+/// An answer that says "nothing": 0, an empty list, None.
+fn is_empty_value(answer: &str) -> bool {
+    let a = answer.trim().trim_matches(['"', '\'', '`']).trim();
+    matches!(a, "0" | "0.0" | "[]" | "{}" | "()" | "None" | "" | "set()")
+}
+
 /// The state of one run's conversation.
 #[derive(Debug)]
 pub(crate) struct Agent {
@@ -98,7 +126,9 @@ pub(crate) struct Agent {
     /// Every observation of the run so far (what the model has been shown).
     seen: Vec<String>,
     /// A final answer without evidence was already refused once.
-    refused_final: bool,
+    /// The refusal rules that refused a final answer in this run: each refuses at most
+    /// once, and at most [`MAX_REFUSALS`] refusals happen in all.
+    refused: Vec<Rule>,
     /// The observation of the block whose final answer is pending (see
     /// [`reject_answer`](Self::reject_answer)).
     answered_with: Option<String>,
@@ -151,7 +181,7 @@ impl Agent {
             observations: Vec::new(),
             current: String::new(),
             seen: Vec::new(),
-            refused_final: false,
+            refused: Vec::new(),
             answered_with: None,
             require_evidence: true,
             max_chars: usize::MAX,
@@ -337,7 +367,7 @@ impl Agent {
             // run first.
             if let Some(answer) = final_from_text(reply) {
                 if self.guessed(&answer, reply, "") {
-                    self.refused_final = true;
+                    self.refused.push(Rule::Guessed);
                     self.push(Message::user(prompt::unsupported_final(&answer)));
                     return self.next_turn();
                 }
@@ -383,9 +413,8 @@ impl Agent {
         if let Some(answer) = result.final_answer {
             let refusal = if self.guessed(&answer, &code, &result.observation) {
                 // Typed in and never shown: the model is asked for the evidence.
-                Some(prompt::unsupported_final(&answer))
-            } else if self.require_evidence
-                && !self.refused_final
+                Some((Rule::Guessed, prompt::unsupported_final(&answer)))
+            } else if self.may_refuse(Rule::Capped)
                 && (result.observation.contains(prompt::CAPPED_MARK)
                     || (self.typed(&answer, &code)
                         && self
@@ -395,23 +424,38 @@ impl Agent {
             {
                 // Computed from a search result that holds only some of the matches, or typed
                 // in right after one was printed.
-                Some(prompt::capped_final(&answer))
+                Some((Rule::Capped, prompt::capped_final(&answer)))
+            } else if self.may_refuse(Rule::Empty)
+                && is_empty_value(&answer)
+                && (result.observation.contains(prompt::EMPTY_SEARCH_MARK)
+                    || self
+                        .seen
+                        .last()
+                        .is_some_and(|o| o.contains(prompt::EMPTY_SEARCH_MARK)))
+            {
+                // Nothing (0, an empty list) from a search that matched nothing: the pattern
+                // was probably wrong, not the data empty.
+                Some((Rule::Empty, prompt::empty_final(&answer)))
             } else if let Some(words) = self.ungrounded(&result.absent) {
                 // Words that are nowhere in the data, the question or an earlier output:
                 // most likely parsed out of the wrong place.
-                Some(prompt::ungrounded_final(&answer, &words))
+                Some((Rule::Ungrounded, prompt::ungrounded_final(&answer, &words)))
+            } else if self.may_refuse(Rule::Sentence)
+                && crate::answer_kind::is_sentence_answer(self.question(), &answer)
+            {
+                // A sentence where a value was asked for.
+                Some((Rule::Sentence, prompt::sentence_final(&answer)))
             } else if let Some(kind) = self.wrong_kind(&answer) {
                 // A number for "which services", no number for "how many".
-                Some(prompt::wrong_kind_final(&answer, kind))
+                Some((Rule::WrongKind, prompt::wrong_kind_final(&answer, kind)))
             } else {
                 // A question about meaning answered without asking a helper model.
                 self.unjudged()
-                    .map(|word| prompt::unjudged_final(&answer, word))
+                    .map(|word| (Rule::Unjudged, prompt::unjudged_final(&answer, word)))
             };
             self.queue.clear();
-            if let Some(text) = refusal {
-                // Once per run.
-                self.refused_final = true;
+            if let Some((rule, text)) = refusal {
+                self.refused.push(rule);
                 self.observations.push(result.observation.clone());
                 self.seen.push(result.observation);
                 self.observations.push(text);
@@ -468,8 +512,13 @@ impl Agent {
         !a.is_empty() && contains_loosely(code, a)
     }
 
+    /// Whether `rule` may still refuse a final answer in this run.
+    fn may_refuse(&self, rule: Rule) -> bool {
+        self.require_evidence && !self.refused.contains(&rule) && self.refused.len() < MAX_REFUSALS
+    }
+
     fn guessed(&self, answer: &str, code: &str, this_block: &str) -> bool {
-        if self.refused_final || !self.require_evidence {
+        if !self.may_refuse(Rule::Guessed) {
             return false;
         }
         let a = answer.trim().trim_matches(['"', '\'', '`']).trim();
@@ -488,7 +537,7 @@ impl Agent {
     /// The word that makes the question one about meaning, when no code of the run asked a
     /// helper model (`llm_query`, `rlm_query` and their batched forms); once per run.
     fn unjudged(&self) -> Option<&'static str> {
-        if self.refused_final || !self.require_evidence {
+        if !self.may_refuse(Rule::Unjudged) {
             return None;
         }
         let asked = self
@@ -515,7 +564,7 @@ impl Agent {
     /// The kind of answer the question asks for, when `answer` is not of it (checked once
     /// per run, like the other refusals; see [`crate::answer_kind`]).
     fn wrong_kind(&self, answer: &str) -> Option<crate::answer_kind::Kind> {
-        if self.refused_final || !self.require_evidence {
+        if !self.may_refuse(Rule::WrongKind) {
             return None;
         }
         crate::answer_kind::mismatch(self.question(), answer)
@@ -525,7 +574,7 @@ impl Agent {
     /// driver), the question, or any earlier output. `None` when the answer is grounded or
     /// the check does not apply.
     fn ungrounded(&self, absent: &[String]) -> Option<Vec<String>> {
-        if self.refused_final || !self.require_evidence || absent.is_empty() {
+        if !self.may_refuse(Rule::Ungrounded) || absent.is_empty() {
             return None;
         }
         let question = self.messages.get(1).map(|m| m.content.as_str());
@@ -715,12 +764,87 @@ mod tests {
             "4",
         );
         assert_eq!(first, Action::Answer("4".into()));
+        let (first, text, second) = ask(
+            "Which product was ordered in order O-187827?",
+            "FINAL(h['text'])",
+            "Granite Labs bought a footrest in order O-187827.",
+        );
+        assert_eq!(first, Action::Ask { temperature: None });
+        assert!(text.contains("whole sentence"), "{text}");
+        assert!(matches!(second, Action::Answer(_)));
         let (first, ..) = ask(
             "Which service logged the most ERROR lines?",
             "FINAL(c.most_common(1)[0][0])",
             "billing",
         );
         assert_eq!(first, Action::Answer("billing".into()));
+    }
+
+    /// Each rule refuses once: a meaning question answered with a word is refused for its
+    /// kind, then, as a number still without a helper model, for that; nothing from a search
+    /// that matched nothing is refused; three refusals at most.
+    #[test]
+    fn each_rule_refuses_once_and_three_at_most() {
+        let mut a = Agent::new(
+            "sys".into(),
+            "Question: How many of the reviews are negative?\n\nGo.".into(),
+            9,
+            3,
+        );
+        a.start();
+        a.on_reply(&code(
+            "n = len(ctx.search('bad'))\nFINAL(ctx.search('bad')[0]['label'])",
+        ));
+        let r = a.on_block(finished("[final answer recorded]", "negative"));
+        assert_eq!(r, Action::Ask { temperature: None });
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("asks for a number")
+        );
+        a.on_reply(&code("FINAL(n)"));
+        let r = a.on_block(finished("[final answer recorded]", "22"));
+        assert_eq!(r, Action::Ask { temperature: None });
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("about meaning")
+        );
+        let empty = format!(
+            "[ctx.search('bad and sad'{} ...]",
+            prompt::EMPTY_SEARCH_MARK
+        );
+        a.on_reply(&code("n = len(ctx.search('bad and sad'))\nFINAL(n)"));
+        let r = a.on_block(finished(&empty, "0"));
+        assert_eq!(r, Action::Ask { temperature: None });
+        assert!(
+            a.messages()
+                .last()
+                .unwrap()
+                .content
+                .contains("found no match")
+        );
+        // Three refusals: the next answer is taken whatever it is.
+        a.on_reply(&code("FINAL('negative')"));
+        assert_eq!(
+            a.on_block(finished("[final answer recorded]", "negative")),
+            Action::Answer("negative".into())
+        );
+        // The REPL's hint carries the mark the rule looks for.
+        let hint = empty_search_hint();
+        assert!(hint.contains(prompt::EMPTY_SEARCH_MARK), "{hint}");
+    }
+
+    fn empty_search_hint() -> String {
+        let (_, text) = prompt::REPL_HINTS
+            .iter()
+            .find(|(k, _)| *k == "empty_search")
+            .unwrap();
+        text.replace("{pattern}", "'x'")
     }
 
     /// A value typed into FINAL that no output showed is refused once with a request for

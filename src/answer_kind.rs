@@ -120,6 +120,30 @@ fn is_bare_number(a: &str) -> bool {
             .all(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | '-' | '+'))
 }
 
+/// True when `answer` is a whole sentence ("Granite Labs bought a footrest in order
+/// O-187827.") to a question that asks for a value (which, what, who, how many, name, list):
+/// the value alone is what a caller can use.
+pub(crate) fn is_sentence_answer(question: &str, answer: &str) -> bool {
+    let q = question.trim_start().to_lowercase();
+    let asks_value = [
+        "which", "what", "who", "how many", "how much", "name", "list", "count",
+    ]
+    .iter()
+    .any(|w| q.starts_with(w));
+    let a = answer.trim();
+    let words = a.split_whitespace().count();
+    asks_value
+        && words >= 6
+        && a.ends_with('.')
+        && a.chars().next().is_some_and(char::is_uppercase)
+        && !q.contains("sentence")
+        && !q.starts_with("what happened")
+        && !q.contains("why")
+        && !q.contains("summar")
+        && !q.contains("explain")
+        && !q.contains("describe")
+}
+
 /// Words that make a question one about meaning: what a text says or feels, which a
 /// helper model judges better than a keyword does.
 const JUDGEMENT_WORDS: &[&str] = &[
@@ -210,6 +234,26 @@ mod tests {
         assert_eq!(mismatch("Which port does the proxy use?", "8080"), None);
         assert_eq!(mismatch("What firmware does D-1 run?", "3.1.4"), None);
         assert_eq!(mismatch("Summarise the log.", "12"), None);
+    }
+
+    #[test]
+    fn sentences_for_values_are_recognised() {
+        assert!(is_sentence_answer(
+            "Which product was ordered in order O-187827?",
+            "Granite Labs bought a footrest in order O-187827."
+        ));
+        assert!(!is_sentence_answer(
+            "Which product was ordered in order O-187827?",
+            "footrest"
+        ));
+        assert!(!is_sentence_answer(
+            "What happened to the server on Monday?",
+            "The disk filled up and the database stopped accepting writes."
+        ));
+        assert!(!is_sentence_answer(
+            "Summarise the incident.",
+            "The disk filled up and the database stopped accepting writes."
+        ));
     }
 
     #[test]

@@ -19,15 +19,13 @@ pub(crate) struct PromptInput<'a> {
     pub(crate) custom: Option<&'a str>,
     /// `rlm_query` starts child runs (otherwise it is a plain sub-LLM call).
     pub(crate) recursion: bool,
+    /// The context holds records (CSV with a header, or JSON lines): see [`record_format`].
+    pub(crate) records: bool,
 }
 
 /// The system prompt. Every function it names is in `sandbox::REPL_FUNCTIONS` (a
 /// test checks this against the real REPL), and every `ctx` method it names exists there.
 /// `p.mode` must be resolved ([`PromptMode::resolve`]); `Auto` reads as `Compact`.
-///
-/// The compact prompt keeps what is the same for every run (functions, methods, examples)
-/// before what changes (the context's description), so a local server's prompt cache
-/// serves that part to the next run.
 pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
     let frontier = p.mode == PromptMode::Frontier;
     let mut s = String::new();
@@ -43,159 +41,43 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
              Variables, imports and functions persist between your code blocks. You see only what your code prints.\n\n",
         );
     }
-    let context = p.context.map(|desc| context_section(p, desc));
-    if frontier {
-        match &context {
-            Some(c) => s.push_str(c),
-            None => s.push_str(NO_CONTEXT),
-        }
-    }
-    functions_section(&mut s, p, frontier);
-    if frontier {
-        s.push_str(
-            "## How to work\n\
-             1. First inspect the data's structure with code (size, a few lines from the start and the middle, the format of its records).\n\
-             2. Decompose the question. Anything exact (finding a record, counting, summing, ranking, joining) is done by code over every record: parse the text (csv, json, regular expressions) and compute. Never count or add up a sample.\n\
-             3. Anything that needs understanding (classifying, summarising, judging) goes to sub-calls: split the data into large chunks (about 100000 characters each), send them with `llm_query_batched` (fat prompts, a few dozen per batch at most), and combine the answers in code. Use `rlm_query` for sub-tasks that themselves need code.\n\
-             4. Never pull the whole context into this conversation: print counts, samples and short excerpts only (long output is cut).\n\
-             5. Check the result (print it, with a little evidence), then call `FINAL(answer)` with the exact answer only: a value, name, number or short phrase, not a sentence.\n",
-        );
-        s.push_str(&format!(
-            "You have at most {} turns; answer before they run out.\n",
-            p.max_iterations
-        ));
-    } else {
-        if context.is_some() {
-            s.push_str(COMPACT_EXAMPLES);
+    match p.context {
+        Some(desc) => {
+            let handle = if p.is_list {
+                "`ctx` is a list of handles, one per document (`ctx[0]`, `ctx[1]`, ...); `ctx.search`, `ctx.count` and `ctx.search_all` also work on the whole list, and then each hit also has `doc` (the document's index) and `name`"
+            } else {
+                "`ctx` is a read-only handle to it"
+            };
+            s.push_str(&format!(
+                "## The context\nThe data to work on is NOT in this conversation; it is in the REPL. {handle}:\n{desc}\n"
+            ));
+            // Per-document methods are on `ctx` itself, or on `ctx[i]` for a list.
+            let h = if p.is_list { "ctx[i]" } else { "ctx" };
+            s.push_str(&format!(
+                "Handle methods (offsets are bytes):\n\
+                 - `{h}.size` (bytes), `{h}.line_count()`\n\
+                 - `{h}.head(n)`, `{h}.tail(n)`, `{h}.read(start, length)` -> str\n\
+                 - `{h}.lines(first, last)` -> str (1-based, inclusive)\n\
+                 - `ctx.search(pattern, max_results=None, ignore_case=False)` -> list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset` (Python regex); every match unless max_results is given; `.total` is the number of matches in all; printing it shows the first 20\n\
+                 - `{h}.chunks(size=100000, overlap=0)` -> iterator of str chunks\n\
+                 - `ctx.count(pattern, ignore_case=False)` -> how many lines match (all of them)\n\
+                 - `ctx.records()` -> every record as a dict, when the data is CSV with a header (numbers converted) or one JSON object per line; search hits then also carry their record's fields\n\
+                 - `ctx.iter_lines()` -> every line as a str; `ctx.search_all(pattern, ignore_case=False)` -> every match (no limit)\n\
+                 Patterns are Python regular expressions.\n",
+            ));
+            if p.inline {
+                s.push_str(if p.is_list {
+                    "The documents are also available as `context`, a list of str.\n"
+                } else {
+                    "The whole text is also available as the string `context`.\n"
+                });
+            } else {
+                s.push_str("The context is too large to load whole into one variable: use `ctx` methods.\n");
+            }
             s.push('\n');
         }
-        s.push_str(
-            "## How to work\n\
-             1. Always reply with exactly one short ```python code block.\n\
-             2. Print what you need to see: counts, a few lines, results. Long output is cut, so never print the whole data.\n\
-             3. Take the example whose question is most like yours and adapt it to the real data. Finding, counting, adding up, ranking and joining are done by code over the data; questions about meaning go to `llm_query_batched`.\n\
-             4. When the printed output shows the answer, call `FINAL(answer)` with the bare answer of the kind asked for (names for \"which\", a number for \"how many\"): a number, a name or a short phrase, not a sentence. Never call FINAL with a value you have not seen printed or computed.\n\
-             5. If code fails, read the error and change the code; never send the same code twice.\n",
-        );
-        s.push_str(&format!("You have at most {} turns.\n\n", p.max_iterations));
-        match &context {
-            Some(c) => s.push_str(c),
-            None => s.push_str(NO_CONTEXT),
-        }
+        None => s.push_str("## The context\nNo context was given; answer from computation.\n\n"),
     }
-    if let Some(c) = p.custom.filter(|c| !c.trim().is_empty()) {
-        s.push_str("\n## Additional instructions\n");
-        s.push_str(c.trim());
-        s.push('\n');
-    }
-    s
-}
-
-const NO_CONTEXT: &str = "## The context\nNo context was given; answer from computation.\n\n";
-
-/// The worked examples of the compact prompt: one per everyday shape of question (find one
-/// thing, count or add up with conditions, most frequent, two steps, meaning). Their names
-/// and values are made up and belong to no task; the model adapts them.
-const COMPACT_EXAMPLES: &str = r#"## Examples
-Each example is a question about some other data and the code that answers it. Find the example whose question is most like yours, and adapt its code: use the names, values and fields of your question and of the real data.
-
-Question: What is the email of the customer Maria Gomez?
-```python
-hits = ctx.search(r"Maria Gomez")
-print(len(hits))
-for h in hits[:5]:
-    print(h["text"])
-```
-
-Question: What refund did Maria Gomez get in March? (several hits: keep those with the other details too)
-```python
-hits = [h for h in ctx.search(r"Maria Gomez") if "refund" in h["text"] and "-03-" in h["text"]]
-print(len(hits), [h["text"] for h in hits[:5]])
-```
-
-Question: How many active users in Oslo are older than 30, and what is their total salary? (every condition, over every record)
-```python
-rows = list(ctx.records())
-print(rows[0])
-sel = [r for r in rows if r["city"] == "Oslo" and r["status"] == "active" and r["age"] > 30]
-print(len(sel), sum(r["salary"] for r in sel))
-```
-
-Question: Which two cities logged the most WARN lines? (count them all, then rank)
-```python
-import re, collections
-c = collections.Counter()
-for line in ctx.iter_lines():
-    m = re.search(r"WARN \[(\w+)\]", line)
-    if m:
-        c[m.group(1)] += 1
-print(c.most_common(2))
-```
-
-Question: Which room did Maria Gomez book last? (the booking lines carry her id, not her name: two steps)
-```python
-print(ctx.search(r"Maria Gomez")[0]["text"])
-```
-and after it printed her id (say C-1042):
-```python
-hits = ctx.search(r"C-1042")
-when = lambda h: re.findall(r"\d{4}-\d\d-\d\d[ T][\d:]+", h["text"])  # the time in the line, if any
-latest = max(hits, key=when)
-print(len(hits), latest["text"])
-```
-
-Question: How many of the support messages report an outage? (meaning, not a keyword: ask the helper model about each one)
-```python
-hits = ctx.search(r"Support")
-answers = llm_query_batched(["Does this message report an outage? Answer yes or no.\n" + h["text"] for h in hits])
-print(len(hits), sum(a.strip().lower().startswith("yes") for a in answers))
-```
-Then call FINAL with the printed result, e.g. FINAL("Oslo, Bergen") or FINAL(42).
-
-"#;
-
-/// The context's section: its description and the handle's methods.
-fn context_section(p: &PromptInput<'_>, desc: &str) -> String {
-    let mut s = String::new();
-    let handle = if p.is_list {
-        "`ctx` is a list of handles, one per document (`ctx[0]`, `ctx[1]`, ...); `ctx.search`, `ctx.count`, `ctx.records()` and `ctx.iter_lines()` also work on the whole list, and then each hit also has `doc` (the document's index) and `name`"
-    } else {
-        "`ctx` is a read-only handle to it"
-    };
-    s.push_str(&format!(
-        "## The context\nThe data to work on is NOT in this conversation; it is in the REPL. {handle}:\n{desc}\n"
-    ));
-    // Per-document methods are on `ctx` itself, or on `ctx[i]` for a list.
-    let h = if p.is_list { "ctx[i]" } else { "ctx" };
-    s.push_str(&format!(
-        "Handle methods (offsets are bytes):\n\
-         - `{h}.size` (bytes), `{h}.line_count()`\n\
-         - `{h}.head(n)`, `{h}.tail(n)`, `{h}.read(start, length)` -> str\n\
-         - `{h}.lines(first, last)` -> str (1-based, inclusive)\n\
-         - `ctx.search(pattern, ignore_case=False)` -> every match, as a list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset`; printing it shows the first 20\n\
-         - `{h}.chunks(size=100000, overlap=0)` -> iterator of str chunks\n\
-         - `ctx.count(pattern, ignore_case=False)` -> how many lines match\n\
-         - `ctx.records()` -> every record as a dict, when the data is CSV with a header (numbers converted) or one JSON object per line; search hits then also carry their record's fields\n\
-         - `ctx.iter_lines()` -> every line as a str\n\
-         Patterns are Python regular expressions.\n",
-    ));
-    if p.inline {
-        s.push_str(if p.is_list {
-            "The documents are also available as `context`, a list of str.\n"
-        } else {
-            "The whole text is also available as the string `context`.\n"
-        });
-    } else {
-        s.push_str(
-            "The context is too large to load whole into one variable: use `ctx` methods.\n",
-        );
-    }
-    s.push('\n');
-    s
-}
-
-/// The functions section: what the REPL provides besides the context.
-fn functions_section(s: &mut String, p: &PromptInput<'_>, frontier: bool) {
     s.push_str(
         "## Functions\n\
          These already exist in the REPL: call them directly; never define, import or reimplement them (there is no network and no API key inside the REPL).\n\
@@ -209,7 +91,7 @@ fn functions_section(s: &mut String, p: &PromptInput<'_>, frontier: bool) {
         );
     } else {
         s.push_str(
-            "- `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters).\n\
+            "- `llm_query(prompt)` -> str: ask a helper language model about a piece of text (keep the prompt under about 20000 characters), e.g. `reply = llm_query(\"Is this review negative? Answer yes or no.\\n\" + text)`.\n\
              - `llm_query_batched(prompts)` -> list of str: many `llm_query` calls at once, answers in the same order.\n",
         );
     }
@@ -223,13 +105,53 @@ fn functions_section(s: &mut String, p: &PromptInput<'_>, frontier: bool) {
         "- `SHOW_VARS()`: list your variables.\n\
          Failed sub-calls return a string starting with `Error:`.\n\n",
     );
+    if frontier {
+        s.push_str(
+            "## How to work\n\
+             1. First inspect the data's structure with code (size, a few lines from the start and the middle, the format of its records).\n\
+             2. Decompose the question. Anything exact (finding a record, counting, summing, ranking, joining) is done by code over every record: parse the text (csv, json, regular expressions) and compute. Search results are capped: never count them.\n\
+             3. Anything that needs understanding (classifying, summarising, judging) goes to sub-calls: split the data into large chunks (about 100000 characters each), send them with `llm_query_batched` (fat prompts, a few dozen per batch at most), and combine the answers in code. Use `rlm_query` for sub-tasks that themselves need code.\n\
+             4. Never pull the whole context into this conversation: print counts, samples and short excerpts only (long output is cut).\n\
+             5. Check the result (print it, with a little evidence), then call `FINAL(answer)` with the exact answer only: a value, name, number or short phrase, not a sentence.\n",
+        );
+        s.push_str(&format!(
+            "You have at most {} turns; answer before they run out.\n",
+            p.max_iterations
+        ));
+    } else {
+        s.push_str(
+            "## How to work\n\
+             1. Always reply with exactly one short ```python code block. Start by looking at the data with code.\n\
+             2. Print what you need to see; output is shortened when long, so print summaries, counts and short excerpts, never the whole context.\n\
+             3. Use `ctx.search` with one distinctive word or value from the question to find the relevant lines, and print their `text`. Search again with what you learned (a name, an id) to find related lines. For questions that need reading everything, loop over `ctx.chunks(...)`, call `llm_query_batched` on the chunks, and combine the answers in code.\n\
+             4. When the printed output shows the answer, call `FINAL(answer)` in a code block. Never guess: do not call FINAL with a value you have not seen printed.\n\
+             5. If code fails, read the error and change the code; never send the same code twice.\n",
+        );
+        s.push_str(&format!("You have at most {} turns.\n", p.max_iterations));
+        if p.context.is_some() {
+            s.push_str(
+                "\nExample (replace KEYWORD by one distinctive word or value taken from the question):\n```python\nfor h in ctx.search(r\"KEYWORD\", max_results=10, ignore_case=True):\n    print(h[\"line\"], h[\"text\"])\n```\n",
+            );
+            if p.records {
+                s.push_str(
+                    "\nThe data is records. To count, add up, compare or rank, go through ALL of them with `ctx.records()` (search results are capped; never count or sum them). Example (use the real field names from the preview):\n```python\nrows = list(ctx.records())\nprint(len(rows), rows[0])\nsel = [r for r in rows if r[\"dept\"] == \"Sales\" and r[\"salary\"] > 50000]\nprint(len(sel), sum(r[\"salary\"] for r in sel))\n```\n",
+                );
+            }
+        }
+    }
+    if let Some(c) = p.custom.filter(|c| !c.trim().is_empty()) {
+        s.push_str("\n## Additional instructions\n");
+        s.push_str(c.trim());
+        s.push('\n');
+    }
+    s
 }
 
 /// The first user message.
 pub(crate) fn first_user_message(query: &str, has_context: bool) -> String {
     if has_context {
         format!(
-            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data the question is about (search for a name, id or value that the question mentions, or print the first records) and print what you find."
+            "Question: {query}\n\nWrite your first ```python block now. Do not answer yet: first look at the data: search the context for one distinctive word or value from the question (a date, a name, an id) and print the matching lines."
         )
     } else {
         format!(
@@ -315,7 +237,7 @@ pub(crate) fn wrong_kind_final(value: &str, kind: crate::answer_kind::Kind) -> S
         }
     };
     format!(
-        "FINAL({v:?}) was not accepted yet: {what}. Read the question again, compute what it asks for from the data (see the examples), print it, then call FINAL again."
+        "FINAL({v:?}) was not accepted yet: {what}. Read the question again, compute what it asks for from the data, print it, then call FINAL again."
     )
 }
 
@@ -324,7 +246,29 @@ pub(crate) fn wrong_kind_final(value: &str, kind: crate::answer_kind::Kind) -> S
 pub(crate) fn unjudged_final(value: &str, word: &str) -> String {
     let v: String = value.chars().take(200).collect();
     format!(
-        "FINAL({v:?}) was not accepted yet: the question is about meaning ({word:?}), and no helper model was asked. A keyword rarely decides that: unless a field of the data states it exactly, ask the helper model about each item with `llm_query_batched` (see the example), count its answers in code, print the result, then call FINAL again. If a field does state it exactly, call FINAL again with the same value."
+        "FINAL({v:?}) was not accepted yet: the question is about meaning ({word:?}), and no helper model was asked. A keyword rarely decides that: unless a field of the data states it exactly, ask the helper model about each item with `llm_query_batched` (one prompt per item, e.g. \"Is this review negative? Answer yes or no.\\n\" + text), count its answers in code, print the result, then call FINAL again. If a field does state it exactly, call FINAL again with the same value."
+    )
+}
+
+/// What the REPL prints when a search matched nothing (the start of the `empty_search`
+/// hint); a final answer of nothing right after it is refused once ([`empty_final`]).
+pub(crate) const EMPTY_SEARCH_MARK: &str = ") found no match";
+
+/// The answer to a `FINAL` of nothing (0, an empty list) right after a search that matched
+/// nothing.
+pub(crate) fn empty_final(value: &str) -> String {
+    let v: String = value.chars().take(200).collect();
+    format!(
+        "FINAL({v:?}) was not accepted yet: it comes from a search that found no match, which usually means the pattern is not written the way the data writes it (a regular expression is matched literally: 'A and B' looks for that exact text). Print a few lines of the data, search for one value at a time, then call FINAL again."
+    )
+}
+
+/// The answer to a `FINAL` that is a sentence where the question asks for a value (asked
+/// once).
+pub(crate) fn sentence_final(value: &str) -> String {
+    let v: String = value.chars().take(200).collect();
+    format!(
+        "FINAL({v:?}) was not accepted yet: the question asks for a value, and this is a whole sentence. Call FINAL again with only the value asked for (a name, a number, an id or a short phrase), taken from what the output showed."
     )
 }
 
@@ -380,7 +324,7 @@ pub(crate) fn shortened(text: &str) -> String {
 /// Appended to the observations of a turn: what to do in turn `next` of `max`.
 pub(crate) fn next_turn(next: u32, max: u32) -> String {
     format!(
-        "Turn {next}/{max}: continue with one ```python block. A count, total, ranking or judgement is computed over every matching line or record, not read off the lines printed so far; call FINAL(answer) once the answer is printed."
+        "Turn {next}/{max}: continue with one ```python block; call FINAL(answer) once the answer is printed."
     )
 }
 
@@ -860,6 +804,7 @@ mod tests {
                     context: Some("- `a.txt`: 3 bytes"),
                     is_list,
                     max_iterations: 3,
+                    records: true,
                     ..Default::default()
                 });
                 for (prefix, one) in [("ctx.", false), ("ctx[i].", true), ("ctx[0].", true)] {

@@ -600,7 +600,12 @@ impl Run {
             (None, Some(lc)) => SessionSpec::for_context(lc, cfg.sandbox.inline_context_bytes),
             _ => SessionSpec::default(),
         };
-        let desc = loaded.map(|lc| crate::prompt::describe_context(&lc.summaries(400), lc.is_list));
+        // One look at the documents' starts serves the description and the record check.
+        let summaries = loaded.map(|lc| lc.summaries(400));
+        let desc = summaries
+            .as_ref()
+            .zip(loaded)
+            .map(|(d, lc)| crate::prompt::describe_context(d, lc.is_list));
         self.log(TrajectoryEvent::RunStart {
             at: self.at(),
             query: query.to_string(),
@@ -619,6 +624,10 @@ impl Run {
             max_iterations: cfg.limits.max_iterations,
             custom: cfg.custom_instructions.as_deref(),
             recursion: self.depth + 1 < cfg.limits.max_depth,
+            records: summaries.as_ref().is_some_and(|docs| {
+                docs.iter()
+                    .any(|d| crate::prompt::record_format(&d.preview).is_some())
+            }),
         });
         let mut system = system;
         if let Some(schema) = cfg.answer_schema.as_ref().filter(|_| self.depth == 0) {

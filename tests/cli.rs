@@ -619,11 +619,27 @@ fn directories_of_a_killed_rlm_are_swept_by_the_next() {
     let alive_dir = format!("rlm-{}-", alive.id());
     first.kill().unwrap();
     first.wait().unwrap();
-    assert!(
-        dirs().iter().any(|d| d.starts_with(&first_dir)),
-        "{:?}",
-        dirs()
-    );
+    let killed: Vec<String> = dirs()
+        .into_iter()
+        .filter(|d| d.starts_with(&first_dir))
+        .collect();
+    assert!(!killed.is_empty(), "{:?}", dirs());
+    // The kernel drops the lock once the last process holding the directory is gone: the
+    // killed run's sandbox (its child) can outlive it by a moment (it dies of the parent
+    // death signal). Only then is the directory ownerless.
+    for d in &killed {
+        let t = std::time::Instant::now();
+        while std::fs::File::open(private.join(d))
+            .map(|f| f.try_lock().is_err())
+            .unwrap_or(false)
+        {
+            assert!(
+                t.elapsed().as_secs() < 10,
+                "the killed run's directory stays locked"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 
     let fast = LlmServer::start(|_, _| Reply::Text("```python\nFINAL('42')\n```".into()));
     let out = run(fast.base_url()).output().unwrap();

@@ -121,6 +121,26 @@ fn server_errors_are_retried() {
     }
 }
 
+/// A server that echoes the key in its error ("invalid api key sk-..."), as some gateways
+/// do: the key is cut out of the error, retried or not.
+#[test]
+fn a_key_echoed_in_an_error_body_is_redacted() {
+    for p in PROVIDERS {
+        for status in [401, 503] {
+            let server = LlmServer::start(move |_, _| {
+                Reply::Status(
+                    status,
+                    format!("invalid api key {KEY} for this project"),
+                    None,
+                )
+            });
+            let e = ask(&client(p, &server, |c| c.max_attempts = 1)).unwrap_err();
+            assert!(e.to_string().contains("[REDACTED]"), "{p:?}: {e}");
+            assert_no_key(&e);
+        }
+    }
+}
+
 #[test]
 fn rate_limits_honour_retry_after() {
     for p in PROVIDERS {

@@ -71,6 +71,9 @@ struct Runtime {
     next_id: AtomicU64,
     /// Set by `shutdown`: the interpreter is exiting, callbacks are no longer called.
     closing: AtomicBool,
+    /// The process that started the threads: a child made by `fork()` has none of them
+    /// (nor the library's own), so runs there are refused instead of hanging.
+    pid: u32,
 }
 
 /// The executor threads: at least two (a run's polling never waits behind another's), at
@@ -109,6 +112,7 @@ fn runtime() -> &'static Runtime {
             live: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             closing: AtomicBool::new(false),
+            pid: std::process::id(),
         }
     })
 }
@@ -202,8 +206,16 @@ impl NativeOrchestrator {
         query: String,
         context: Option<Context>,
         finish: impl FnOnce(Outcome) + Send + 'static,
-    ) -> RunHandle {
+    ) -> PyResult<RunHandle> {
         let rt = runtime();
+        if rt.pid != std::process::id() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "rlm: this process was forked after rlm had started runs in its parent, and a \
+                 forked child has none of rlm's threads; start runs in the parent only, or \
+                 start child processes with the 'spawn' or 'forkserver' method \
+                 (multiprocessing.set_start_method), or before the parent's first run",
+            ));
+        }
         let observed = self.inner.arun_observed(query, context);
         // Progress events are not forwarded to Python: with the stream gone, the run's
         // sends to it fail and are ignored.
@@ -225,7 +237,7 @@ impl NativeOrchestrator {
                 finish(outcome);
             }))
             .detach();
-        RunHandle { id, cancel }
+        Ok(RunHandle { id, cancel })
     }
 }
 
@@ -268,7 +280,7 @@ impl NativeOrchestrator {
         files: Option<Vec<PathBuf>>,
         text: Option<String>,
         documents: Option<Vec<String>>,
-    ) -> RunHandle {
+    ) -> PyResult<RunHandle> {
         let context = context_from(file, files, text, documents);
         self.start(query, context, move |outcome| {
             let _ = runtime()
@@ -294,7 +306,7 @@ impl NativeOrchestrator {
         let (tx, rx) = mpsc::channel::<Outcome>();
         let handle = self.start(query, context, move |outcome| {
             let _ = tx.send(outcome);
-        });
+        })?;
         // The receiver is not `Sync`: it moves into each wait and back out.
         let mut rx = rx;
         let outcome = loop {

@@ -9,7 +9,7 @@ The server answers every request with a reply computed from the *query* of the r
 - ``job J: A * B`` -> ``FINAL(f"J:{A * B}")``;
 - ``sleep`` -> a block that sleeps for a minute (for cancellation);
 - ``context`` -> ``FINAL(str(len(context)))`` (a run over a context);
-- ``slow J`` -> the server waits a second before answering ``FINAL('slow J')``;
+- ``slow J`` -> the server waits two seconds before answering ``FINAL('slow J')``;
 - ``leak`` -> a block printing an AWS access key id (the egress filter's business);
 - ``no final`` -> a block that prints and never answers (for turn limits);
 - anything else -> ``FINAL("unknown query")``.
@@ -70,7 +70,7 @@ def reply_for(query: str) -> str:
         return code("import time\nprint('sleeping', flush=True)\ntime.sleep(60)\nFINAL('woke up')")
     m = re.fullmatch(r"slow (\d+)", q)
     if m:
-        time.sleep(1.0)
+        time.sleep(2.0)
         return code(f"FINAL('slow {m.group(1)}')")
     if q == "leak":
         return code("print('AKIA' + 'IOSFODNN7EXAMPLE')")

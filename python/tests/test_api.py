@@ -226,3 +226,40 @@ def test_contexts(rlm_env, tmp_path):
 def test_answer_schema_gives_a_python_value(rlm_env):
     r = Orchestrator(answer_schema={"type": "string"}).run("What is 2 + 2?")
     assert r.success and r.answer == "4"
+
+
+def test_the_key_never_shows(rlm_env):
+    """A key given as a keyword is in no repr and no configuration error."""
+    key = "sk-test-" + "9" * 32
+    agent = Orchestrator(api_key=key)
+    assert key not in repr(agent)
+    with pytest.raises(ConfigurationError) as e:
+        Orchestrator(api_key=key, max_iterations=0)
+    assert key not in str(e.value) and key not in repr(e.value)
+    r = agent.run("What is 2 + 2?")
+    assert r.final_answer == "4" and key not in repr(r)
+
+
+def test_a_forked_child_is_refused_clearly(rlm_env):
+    """rlm's threads do not survive fork(): a run in a child forked after the parent's
+    first run raises at once instead of hanging."""
+    import os
+
+    agent = Orchestrator()
+    assert agent.run("What is 2 + 2?").final_answer == "4"
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report what happened, then leave without cleanup
+        try:
+            agent.run("What is 2 + 2?")
+            msg = b"ran"
+        except RuntimeError as e:
+            msg = b"refused: " + str(e).encode()
+        except BaseException as e:  # noqa: BLE001
+            msg = b"other: " + repr(e).encode()
+        os.write(write, msg[:500])
+        os._exit(0)
+    os.close(write)
+    got = os.read(read, 600).decode()
+    os.waitpid(pid, 0)
+    assert got.startswith("refused: ") and "forked" in got, got

@@ -6,7 +6,8 @@ use std::fmt::Write;
 
 /// The question the demo asks.
 pub const QUESTION: &str = "One van FAILED its inspection on 2025-06-14. Which van was it, and what was the total cost in EUR \
-     of its REPAIR COMPLETED record? Give both in the final answer, formatted like: VAN-1234, 567 EUR";
+     of its REPAIR COMPLETED record? Find the failed inspection first, then search for that van's repair. Give both \
+     in the final answer, formatted like: VAN-1234, 567 EUR";
 
 /// Parts of a correct answer.
 pub const EXPECTED: [&str; 2] = ["2731", "1840"];

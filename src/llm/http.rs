@@ -129,11 +129,20 @@ impl Inner {
         }
     }
 
+    /// The message of an error response. A server (a gateway, a proxy, a compatible server)
+    /// may echo the request's key in it ("invalid key sk-..."): the key is cut out, so it
+    /// never reaches an error, a log, a result or a trajectory.
     fn error_message(&self, body: &str) -> String {
-        match self.cfg.provider {
+        let m = match self.cfg.provider {
             Provider::OpenAi => openai::error_message(body),
             Provider::Anthropic => anthropic::error_message(body),
             Provider::Gemini => gemini::error_message(body),
+        };
+        match &self.cfg.api_key {
+            Some(k) if k.len() >= 4 && m.contains(k.as_str()) => {
+                m.replace(k.as_str(), "[REDACTED]")
+            }
+            _ => m,
         }
     }
 
