@@ -40,9 +40,13 @@
 //!   resolved (builder/flags > environment > default) and validated once into a [`Config`]
 //!   (`config`: the plain, readable values);
 //! - `agent`: the loop's decisions as a state machine (given a reply or a block's result:
-//!   ask the model, run a block, answer, or stop and why; nudges, repeat detection, and the
-//!   once-per-run refusal of final answers without evidence, computed from a capped search,
-//!   or with words found nowhere);
+//!   ask the model, run a block, answer, or stop and why; nudges, repeat detection, a
+//!   runaway reply cut to its first blocks, and the refusal of final answers (each rule
+//!   once per run, three at most): without evidence, computed from a capped search,
+//!   nothing from a search that matched nothing, words found nowhere, a sentence where a
+//!   value was asked, the wrong kind of answer, a meaning question without a helper model);
+//! - `answer_kind`: what kind of answer a question asks for (a number, names, a value rather
+//!   than a sentence) and whether it is about meaning (sentiment, tone, urgency);
 //! - `budget`: the ledger of a tree of runs (usage and cost per model, limits checked and a
 //!   call reserved before every LLM call);
 //! - `prompt`: every text the model reads (system prompt, context description, turn

@@ -58,7 +58,7 @@ pub(crate) fn system_prompt(p: &PromptInput<'_>) -> String {
                  - `{h}.size` (bytes), `{h}.line_count()`\n\
                  - `{h}.head(n)`, `{h}.tail(n)`, `{h}.read(start, length)` -> str\n\
                  - `{h}.lines(first, last)` -> str (1-based, inclusive)\n\
-                 - `ctx.search(pattern, max_results=None, ignore_case=False)` -> list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset` (Python regex); every match unless max_results is given; `.total` is the number of matches in all; printing it shows the first 20\n\
+                 - `ctx.search(pattern, max_results=20, ignore_case=False)` -> list of dicts: `line` (line number, an int), `text` (that whole line, a str), `match` (the matched part), `offset` (Python regex); `.total` is the number of matches in all\n\
                  - `{h}.chunks(size=100000, overlap=0)` -> iterator of str chunks\n\
                  - `ctx.count(pattern, ignore_case=False)` -> how many lines match (all of them)\n\
                  - `ctx.records()` -> every record as a dict, when the data is CSV with a header (numbers converted) or one JSON object per line; search hits then also carry their record's fields\n\

@@ -255,8 +255,8 @@ class Hit(dict):
 
 
 class SearchResult:
-    """The hits of ctx.search, in order: every match unless max_results was given (then at
-    most that many; `total` is how many matches there are in all). Hits are built when they
+    """The hits of ctx.search, in order: at most max_results of them (`total` is how many
+    matches there are in all). Hits are built when they
     are read, so a search with many matches stays small. Printed, it shows its first hits."""
 
     def __init__(self, entries, total, make):
@@ -323,8 +323,14 @@ class SearchResult:
     __str__ = __repr__
 
 
-# How many hits printing a search result shows (all of them are in it).
+# How many hits printing a search result shows.
 _SEARCH_SHOWN = 20
+
+# Hits a search returns when no max_results is given (small models drown in long
+# listings; counts come from ctx.count or .total, never from len of a capped result, and
+# an answer computed from a capped result is refused once, which sends the model to
+# ctx.records() or ctx.search_all()).
+_SEARCH_CAP = 20
 
 
 def _finished(entries, total, pattern, make):
@@ -336,8 +342,7 @@ def _finished(entries, total, pattern, make):
     if total > len(entries):
         print(
             "[ctx.search(%r): this result holds %d of the %d matches (max_results). To count "
-            "them use ctx.count(pattern); to go through all of them call ctx.search(pattern) "
-            "without max_results.]"
+            "them use ctx.count(pattern); to go through all of them use ctx.search_all(pattern).]"
             % (pattern, len(entries), total)
         )
     return out
@@ -480,13 +485,14 @@ class ContextHandle:
             raise ValueError("ctx.%s: invalid regular expression %r: %s" % (what, pattern, e)) from None
 
     def search(self, pattern, max_results=None, ignore_case=False):
-        """Regex search over the whole context. Returns every match (or the first
-        max_results) as hits (dicts with keys offset (byte), line (1-based line number),
+        """Regex search over the whole context. Returns the first matches (at most
+        max_results, default 20) as hits (dicts with keys offset (byte), line (1-based line number),
         match (the matched text), text (the whole line containing the match, at most 500
         characters), and the record's fields when the data has records); the result's
         `total` is the number of matches in all, and a note is printed when some are not in
         the result."""
         _check_cap(max_results)
+        max_results = _SEARCH_CAP if max_results is None else max_results
         rx = self._compile("search", pattern, ignore_case)
         entries = []
         total = 0
@@ -645,6 +651,7 @@ class ContextList(list):
 
     def search(self, pattern, max_results=None, ignore_case=False):
         _check_cap(max_results)
+        max_results = _SEARCH_CAP if max_results is None else max_results
         entries = []
         total = 0
         for i, h in enumerate(self):
