@@ -74,21 +74,22 @@ pub(crate) fn asked(question: &str) -> Option<Kind> {
         .filter(|w| !w.is_empty())
         .collect();
     let has = |phrase: &[&str]| words.windows(phrase.len()).any(|w| w == phrase);
+    let first = *words.first()?;
+    if matches!(first, "which" | "who" | "name" | "list") {
+        // What is asked for is named right after the question word ("which service has
+        // the highest number of errors" asks for a service; "which year", a number).
+        let head = &words[1..words.len().min(4)];
+        return (!head.iter().any(|w| NUMERIC_NOUNS.contains(w))).then_some(Kind::Names);
+    }
     if has(&["how", "many"])
         || has(&["how", "much"])
         || has(&["number", "of"])
-        || words.first().is_some_and(|w| *w == "count")
+        || first == "count"
         || has(&["the", "total"])
         || has(&["the", "sum"])
         || has(&["the", "average"])
     {
         return Some(Kind::Number);
-    }
-    let first = *words.first()?;
-    if matches!(first, "which" | "who" | "name" | "list")
-        && !words.iter().any(|w| NUMERIC_NOUNS.contains(w))
-    {
-        return Some(Kind::Names);
     }
     None
 }
@@ -231,6 +232,14 @@ mod tests {
             None
         );
         assert_eq!(mismatch("Which year had the most sales?", "2021"), None);
+        assert_eq!(
+            mismatch(
+                "Which service has the highest number of errors in this log?",
+                "1493"
+            ),
+            Some(Kind::Names)
+        );
+        assert_eq!(mismatch("List the ids of the failed jobs.", "17, 23"), None);
         assert_eq!(mismatch("Which port does the proxy use?", "8080"), None);
         assert_eq!(mismatch("What firmware does D-1 run?", "3.1.4"), None);
         assert_eq!(mismatch("Summarise the log.", "12"), None);

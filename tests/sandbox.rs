@@ -751,7 +751,11 @@ fn records_hits_with_fields_and_search_totals() {
     );
     assert!(r.stderr.is_empty(), "{r:?}");
     assert!(r.stdout.contains("20 150 00038 5 150"), "{}", r.stdout);
-    assert!(r.stdout.contains("holds 20 of the 150 matches"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("holds 20 of the 150 matches"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains(&format!("\n{sales}\n")), "{}", r.stdout);
 
     // A NameError says what the code probably meant: an assignment that never ran, a
