@@ -72,7 +72,14 @@ answers() {
     timeout 10 docker --host "unix://$sock" version --format '{{.Server.Version}}' >/dev/null 2>&1
 }
 
-if answers; then
+# A service whose working directory was deleted answers, but cannot run containers.
+cwd_deleted() {
+    local p
+    p=$(cat "$dir/service.pid" 2>/dev/null || true)
+    [ -n "$p" ] && readlink "/proc/$p/cwd" 2>/dev/null | grep -q ' (deleted)$'
+}
+
+if answers && ! cwd_deleted; then
     echo "podman.sh: reusing the service at unix://$sock"
 else
     # A service of ours that no longer answers (checked by its command line: the pid may
@@ -83,9 +90,11 @@ else
     fi
     rm -f "$sock"
     # Detached from the caller: no inherited stdout (the caller's `$(…)` would wait for it),
-    # its own session, its log in $dir.
-    CONTAINERS_CONF=$conf setsid podman system service --time=0 "unix://$sock" \
-        </dev/null >"$dir/service.log" 2>&1 3>&- &
+    # its own session, its log in $dir, and `/` as its working directory (conmon, started
+    # for every container, inherits it: a checkout deleted after a CI run would make every
+    # later `docker run` fail with "409" and "Failed to get working directory").
+    (cd / && CONTAINERS_CONF=$conf exec setsid podman system service --time=0 "unix://$sock" \
+        </dev/null >"$dir/service.log" 2>&1 3>&-) &
     echo $! >"$dir/service.pid"
     for _ in $(seq 1 100); do
         answers && break
