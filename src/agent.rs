@@ -416,11 +416,7 @@ impl Agent {
                 Some((Rule::Guessed, prompt::unsupported_final(&answer)))
             } else if self.may_refuse(Rule::Capped)
                 && (result.observation.contains(prompt::CAPPED_MARK)
-                    || (self.typed(&answer, &code)
-                        && self
-                            .seen
-                            .last()
-                            .is_some_and(|o| o.contains(prompt::CAPPED_MARK))))
+                    || (self.typed(&answer, &code) && self.last_seen_has(prompt::CAPPED_MARK)))
             {
                 // Computed from a search result that holds only some of the matches, or typed
                 // in right after one was printed.
@@ -428,10 +424,7 @@ impl Agent {
             } else if self.may_refuse(Rule::Empty)
                 && is_empty_value(&answer)
                 && (result.observation.contains(prompt::EMPTY_SEARCH_MARK)
-                    || self
-                        .seen
-                        .last()
-                        .is_some_and(|o| o.contains(prompt::EMPTY_SEARCH_MARK)))
+                    || self.last_seen_has(prompt::EMPTY_SEARCH_MARK))
             {
                 // Nothing (0, an empty list) from a search that matched nothing: the pattern
                 // was probably wrong, not the data empty.
@@ -510,6 +503,11 @@ impl Agent {
     fn typed(&self, answer: &str, code: &str) -> bool {
         let a = answer.trim().trim_matches(['"', '\'', '`']).trim();
         !a.is_empty() && contains_loosely(code, a)
+    }
+
+    /// Whether the observation before this block's holds `mark` (a note of the REPL).
+    fn last_seen_has(&self, mark: &str) -> bool {
+        self.seen.last().is_some_and(|o| o.contains(mark))
     }
 
     /// Whether `rule` may still refuse a final answer in this run.

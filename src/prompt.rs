@@ -204,9 +204,14 @@ pub(crate) fn no_code_nudge() -> String {
     "Your reply had no ```python block, so nothing ran. Reply with a ```python block: compute the answer and call FINAL(answer) when it is printed.".into()
 }
 
+/// A refused answer as quoted back to the model: its first 200 characters.
+fn shown(value: &str) -> String {
+    value.chars().take(200).collect()
+}
+
 /// The answer to a `FINAL` whose value no output has shown and no code computed (asked once).
 pub(crate) fn unsupported_final(value: &str) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     format!(
         "FINAL({v:?}) was not accepted yet: no output so far shows that value, and your code typed it in rather than computing it. Print the evidence first (the matching lines, or the value computed from the data), then call FINAL again."
     )
@@ -215,7 +220,7 @@ pub(crate) fn unsupported_final(value: &str) -> String {
 /// The answer to a `FINAL` with words that occur nowhere in the data, the question or an
 /// output (asked once).
 pub(crate) fn ungrounded_final(value: &str, words: &[String]) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     let w: Vec<String> = words.iter().take(5).map(|w| format!("{w:?}")).collect();
     format!(
         "FINAL({v:?}) was not accepted yet: {} {} nowhere in the data, so the code probably took {} from the wrong place. Print the lines that hold the answer, check which part of them is the value asked for, then call FINAL again.",
@@ -227,7 +232,7 @@ pub(crate) fn ungrounded_final(value: &str, words: &[String]) -> String {
 
 /// The answer to a `FINAL` that is not of the kind the question asks for (asked once).
 pub(crate) fn wrong_kind_final(value: &str, kind: crate::answer_kind::Kind) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     let what = match kind {
         crate::answer_kind::Kind::Number => {
             "the question asks for a number (a count or a total), and this answer holds none"
@@ -244,7 +249,7 @@ pub(crate) fn wrong_kind_final(value: &str, kind: crate::answer_kind::Kind) -> S
 /// The answer to a `FINAL` on a question about meaning when no helper model was asked
 /// (asked once).
 pub(crate) fn unjudged_final(value: &str, word: &str) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     format!(
         "FINAL({v:?}) was not accepted yet: the question is about meaning ({word:?}), and no helper model was asked. A keyword rarely decides that: unless a field of the data states it exactly, ask the helper model about each item with `llm_query_batched` (one prompt per item, e.g. \"Is this review negative? Answer yes or no.\\n\" + text), count its answers in code, print the result, then call FINAL again. If a field does state it exactly, call FINAL again with the same value."
     )
@@ -257,7 +262,7 @@ pub(crate) const EMPTY_SEARCH_MARK: &str = ") found no match";
 /// The answer to a `FINAL` of nothing (0, an empty list) right after a search that matched
 /// nothing.
 pub(crate) fn empty_final(value: &str) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     format!(
         "FINAL({v:?}) was not accepted yet: it comes from a search that found no match, which usually means the pattern is not written the way the data writes it (a regular expression is matched literally: 'A and B' looks for that exact text). Print a few lines of the data, search for one value at a time, then call FINAL again."
     )
@@ -266,7 +271,7 @@ pub(crate) fn empty_final(value: &str) -> String {
 /// The answer to a `FINAL` that is a sentence where the question asks for a value (asked
 /// once).
 pub(crate) fn sentence_final(value: &str) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     format!(
         "FINAL({v:?}) was not accepted yet: the question asks for a value, and this is a whole sentence. Call FINAL again with only the value asked for (a name, a number, an id or a short phrase), taken from what the output showed."
     )
@@ -278,7 +283,7 @@ pub(crate) const CAPPED_MARK: &str = "matches (max_results)";
 
 /// The answer to a `FINAL` computed in a block that used a capped search result.
 pub(crate) fn capped_final(value: &str) -> String {
-    let v: String = value.chars().take(200).collect();
+    let v = shown(value);
     format!(
         "FINAL({v:?}) was not accepted yet: it comes from a search result that holds only some of the matches (see the note above), so a count, total or most/least frequent value taken from it is wrong. If the question needs all of them, go through every record or line (`ctx.records()`, `ctx.search_all(pattern)` or `ctx.iter_lines()`), compute and print the result, then call FINAL again. If the answer is one specific line you saw, call FINAL again."
     )

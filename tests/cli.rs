@@ -16,6 +16,23 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// `rlm view LOG -o HTML`, which must succeed; the page it wrote.
+fn view_html(log: &std::path::Path, html: &std::path::Path) -> String {
+    let out = rlm()
+        .arg("view")
+        .arg(log)
+        .arg("-o")
+        .arg(html)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(html).unwrap()
+}
+
 fn rlm() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rlm"));
     c.env_clear();
@@ -769,21 +786,7 @@ fn view_renders_a_real_trajectory_in_chromium() {
         String::from_utf8_lossy(&out.stderr)
     );
     let html_path = dir.path().join("page.html");
-    let out = rlm()
-        .args([
-            "view",
-            log.to_str().unwrap(),
-            "-o",
-            html_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let html = std::fs::read_to_string(&html_path).unwrap();
+    let html = view_html(&log, &html_path);
     assert!(
         !html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"),
         "self-contained"
@@ -905,17 +908,7 @@ fn child_runs_are_indented_in_progress_and_nested_in_view() {
     assert!(child_done < root_turn2, "{stderr}");
 
     let html_path = dir.path().join("page.html");
-    let out = rlm()
-        .args([
-            "view",
-            log.to_str().unwrap(),
-            "-o",
-            html_path.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let html = std::fs::read_to_string(&html_path).unwrap();
+    let html = view_html(&log, &html_path);
     let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())

@@ -76,6 +76,60 @@ fn final_in_prose_next_to_code_is_not_trusted() {
     assert_eq!(r.final_answer.as_deref(), Some("45"), "{:?}", r.error);
 }
 
+/// The refusals of final answers, through a real run in the real sandbox: a number where
+/// names were asked, nothing after a search that matched nothing. Each is sent back once
+/// with the reason, and the model's next answer is taken.
+#[test]
+fn answers_of_the_wrong_kind_are_sent_back_once_in_a_real_run() {
+    let log = "2025-07-01 ERROR [billing] timeout\n2025-07-01 ERROR [auth] denied\n\
+               2025-07-01 ERROR [billing] refused\n2025-07-01 INFO [auth] ok\n";
+    let csv = "id,customer,status,amount\nI-1,Juniper Health,paid,10\nI-2,Juniper Health,open,5\nI-3,Acme,paid,7\n";
+    let rank = "import collections\nc = collections.Counter(l.split('[')[1].split(']')[0] for l in ctx.iter_lines() if 'ERROR' in l)";
+    for (question, data, first, reason, second, want) in [
+        (
+            "Which service logged the most ERROR lines?",
+            log,
+            "FINAL(ctx.count('ERROR'))".to_string(),
+            "asks which ones",
+            format!("{rank}\nFINAL(c.most_common(1)[0][0])"),
+            "billing",
+        ),
+        (
+            "How many paid invoices does Juniper Health have?",
+            csv,
+            "FINAL(len(ctx.search('Juniper Health and paid')))".to_string(),
+            "found no match",
+            "FINAL(len([r for r in ctx.records() if r['customer'] == 'Juniper Health' and r['status'] == 'paid']))".to_string(),
+            "1",
+        ),
+    ] {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let log_of = seen.clone();
+        let llm = ScriptedLlm::new(move |req| {
+            let last = req.messages.last().unwrap().content.clone();
+            let mut seen = log_of.lock().unwrap();
+            seen.push(last);
+            Ok(format!(
+                "```python\n{}\n```",
+                if seen.len() == 1 { &first } else { &second }
+            ))
+        });
+        let r = Orchestrator::builder()
+            .llm(llm)
+            .build()
+            .unwrap()
+            .run_with_context(question, Context::text(data));
+        assert_eq!(r.final_answer.as_deref(), Some(want), "{question}: {:?}", r.error);
+        assert_eq!(r.iterations, 2, "{question}: {:?}", seen.lock().unwrap());
+        let seen = seen.lock().unwrap();
+        assert!(
+            seen[1].contains("was not accepted yet") && seen[1].contains(reason),
+            "{question}: {}",
+            seen[1]
+        );
+    }
+}
+
 /// Answers read as a person would write them: a computed float without float noise, a
 /// whole float without '.0', several values given to FINAL as one list.
 #[test]

@@ -39,25 +39,6 @@ from .core import (
 from ._orchestrator import known_settings
 from ._native import __version__
 
-__all__ = [
-    "Orchestrator",
-    "OrchestratorResult",
-    "RunResult",
-    "Step",
-    "Usage",
-    "known_settings",
-    "RLMError",
-    "ConfigurationError",
-    "LLMError",
-    "SandboxError",
-    "ContextError",
-    "BudgetExceededError",
-    "BudgetError",
-    "RLMTimeoutError",
-    "NoCodeError",
-    "RunCancelledError",
-    "SecurityViolationError",
-    "DataLeakageError",
-    "LeakError",
-    "__version__",
-]
+from . import core as _core
+
+__all__ = [*_core.__all__, "known_settings", "__version__"]

@@ -19,23 +19,14 @@ from .exceptions import (
 from .._result import OrchestratorResult, RunResult, Step, Usage  # noqa: E402
 from .._orchestrator import Orchestrator  # noqa: E402
 
+from . import exceptions as _exceptions  # noqa: E402
+
+# The exceptions' names come from their module's own list (its helper excepted).
 __all__ = [
     "Orchestrator",
     "OrchestratorResult",
     "RunResult",
     "Step",
     "Usage",
-    "RLMError",
-    "ConfigurationError",
-    "LLMError",
-    "SandboxError",
-    "ContextError",
-    "BudgetExceededError",
-    "BudgetError",
-    "RLMTimeoutError",
-    "NoCodeError",
-    "RunCancelledError",
-    "SecurityViolationError",
-    "DataLeakageError",
-    "LeakError",
+    *(n for n in _exceptions.__all__ if n != "error_from_json"),
 ]
